@@ -36,6 +36,9 @@ setup(
     entry_points={
         'console_scripts': [
             'ovirt-hosted-engine-setup = ovirt_hosted_engine_setup.cli:setup_main',
+            'ovirt-hosted-engine-hostd = ovirt_hosted_engine_setup.hostd.daemon:main',
+            'ovirt-hosted-engine-rpc = ovirt_hosted_engine_setup.api.rpc_cli:main',
+            'hosted-engine-lab = ovirt_hosted_engine_setup.lab.cli:main',
         ],
     },
     python_requires='>=3.9',
