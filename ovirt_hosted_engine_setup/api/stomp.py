@@ -217,3 +217,60 @@ class Parser:
                 name, value = unescape(name), unescape(value)
             headers.setdefault(name, value)   # the first of repeated headers wins
         return command, headers, len(head)
+
+
+class Transport:
+    """Frames over a (TLS) socket shared by a reading thread and sending threads.
+
+    OpenSSL connections must not be used from two threads at once, so reads
+    and writes take the same lock; the reader waits with select() outside it.
+    """
+
+    def __init__(self, sock, max_frame=DEFAULT_MAX_FRAME, io_timeout=10.0):
+        import threading
+        import time
+        self._time = time
+        self.sock = sock
+        self.sock.settimeout(io_timeout)
+        self.lock = threading.Lock()
+        self.parser = Parser(max_frame)
+        self.last_received = time.monotonic()
+
+    def send(self, frame):
+        data = frame if isinstance(frame, (bytes, bytearray)) else encode(frame)
+        with self.lock:
+            self.sock.sendall(data)
+
+    def receive(self, timeout):
+        """Frames received within timeout seconds ([] if none).
+
+        Raises EOFError when the peer closed, FrameError on a malformed frame,
+        OSError on a broken connection.
+        """
+        import select
+        import socket
+        import ssl
+        pending = getattr(self.sock, 'pending', None)
+        if not (pending and pending()):
+            r, _, _ = select.select([self.sock], [], [], timeout)
+            if not r:
+                return []
+        with self.lock:
+            try:
+                data = self.sock.recv(65536)
+            except (ssl.SSLWantReadError, socket.timeout):
+                return []
+        if not data:
+            raise EOFError('connection closed by peer')
+        self.last_received = self._time.monotonic()
+        return self.parser.feed(data)
+
+    def close(self):
+        try:
+            self.sock.shutdown(2)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
