@@ -1,0 +1,80 @@
+"""Storage domain metadata (dom_md/metadata) and volume metadata (<vol>.meta).
+
+Domain metadata: UTF-8 KEY=VALUE lines sorted by key, last line
+_SHA_CKSUM=<sha1 hex of the sorted KEY=VALUE lines concatenated without
+separators>. Volume metadata: sorted KEY=VALUE lines, then EOF, at most 512 bytes.
+"""
+import hashlib
+
+from ..api_base import VdsmError
+
+CHECKSUM_KEY = '_SHA_CKSUM'
+VOLUME_META_MAX = 512
+
+DOMAIN_TYPES = {1: 'NFS', 2: 'FCP', 3: 'ISCSI', 4: 'LOCALFS', 5: 'CIFS', 6: 'POSIXFS',
+                7: 'GLUSTERFS'}
+DOMAIN_CLASSES = {1: 'Data', 2: 'Iso', 3: 'Backup'}
+VOLUME_FORMATS = {4: 'COW', 5: 'RAW'}
+ALLOCATIONS = {1: 'PREALLOCATED', 2: 'SPARSE'}
+
+
+def checksum(fields):
+    h = hashlib.sha1()
+    for key in sorted(fields):
+        h.update(('%s=%s' % (key, fields[key])).encode('utf-8'))
+    return h.hexdigest()
+
+
+def format_domain(fields):
+    """Bytes of a domain metadata file for fields (without the checksum)."""
+    fields = {k: v for k, v in fields.items() if k != CHECKSUM_KEY}
+    lines = ['%s=%s' % (k, fields[k]) for k in sorted(fields)]
+    lines.append('%s=%s' % (CHECKSUM_KEY, checksum(fields)))
+    return ('\n'.join(lines) + '\n').encode('utf-8')
+
+
+def _parse_lines(text):
+    fields = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line == 'EOF':
+            continue
+        if '=' not in line:
+            continue
+        key, value = line.split('=', 1)
+        fields[key] = value
+    return fields
+
+
+def parse_domain(data, sd_uuid=''):
+    """Fields of a domain metadata file; VdsmError 752 if the checksum is wrong."""
+    try:
+        text = data.rstrip(b'\0').decode('utf-8')
+    except UnicodeDecodeError:
+        raise VdsmError(752, 'metadata of storage domain %s is not UTF-8: the domain is damaged'
+                        % sd_uuid)
+    fields = _parse_lines(text)
+    stored = fields.pop(CHECKSUM_KEY, None)
+    if stored is None:
+        raise VdsmError(752, 'metadata of storage domain %s has no %s line: the domain is '
+                        'damaged' % (sd_uuid, CHECKSUM_KEY))
+    actual = checksum(fields)
+    if stored != actual:
+        raise VdsmError(752, 'metadata checksum of storage domain %s is broken (stored %s, '
+                        'computed %s): the metadata was changed outside the host agent'
+                        % (sd_uuid, stored, actual))
+    return fields
+
+
+def format_volume(fields):
+    lines = ['%s=%s' % (k, fields[k]) for k in sorted(fields)]
+    lines.append('EOF')
+    data = ('\n'.join(lines) + '\n').encode('utf-8')
+    if len(data) > VOLUME_META_MAX:
+        raise VdsmError(1000, 'volume metadata would take %d bytes, more than %d: use a '
+                        'shorter description' % (len(data), VOLUME_META_MAX))
+    return data
+
+
+def parse_volume(data):
+    return _parse_lines(data.rstrip(b'\0').decode('utf-8', 'replace'))

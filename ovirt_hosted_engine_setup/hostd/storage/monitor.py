@@ -1,0 +1,132 @@
+"""Domain monitoring: one thread per monitored storage domain.
+
+At start the monitor asks sanlock to join the domain's lockspace (named by the
+domain UUID, on dom_md/ids) with the host id; joining is asynchronous (about
+2 x the lockspace I/O timeout). Every interval it reads the domain metadata
+with direct I/O, measures the delay, validates the checksum, and asks sanlock
+whether the host id is acquired.
+"""
+import logging
+import os
+import threading
+import time
+
+from .. import sanlock_util
+from ..api_base import VdsmError
+from . import metadata
+from .fileutil import read_direct
+
+log = logging.getLogger(__name__)
+
+
+class DomainMonitor:
+    def __init__(self, sd_uuid, host_id, find_domain, interval=10.0, io_timeout=0):
+        self.sd_uuid = sd_uuid
+        self.host_id = int(host_id)
+        self._find_domain = find_domain  # sd_uuid -> domain directory (raises VdsmError)
+        self.interval = interval
+        self.io_timeout = io_timeout
+        self._stop = threading.Event()
+        self._checked = threading.Event()
+        self._lock = threading.Lock()
+        self.ids_path = None
+        self.joined = False
+        self.join_error = None
+        self.status = {'valid': False, 'delay': '0', 'acquired': False, 'lastCheckTime': None,
+                       'code': 0, 'version': -1, 'message': 'not checked yet'}
+        self._thread = threading.Thread(target=self._loop, name='monitor-%s' % sd_uuid[:8],
+                                        daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(30)
+
+    def wait_checked(self, timeout):
+        return self._checked.wait(timeout)
+
+    def _join(self, sd_dir):
+        ids = os.path.join(sd_dir, 'dom_md', 'ids')
+        self.ids_path = ids
+        try:
+            sanlock_util.add_lockspace(self.sd_uuid, self.host_id, ids,
+                                       iotimeout=self.io_timeout, wait=False)
+            self.joined = True
+            self.join_error = None
+        except sanlock_util.SanlockException as e:
+            self.join_error = 'cannot join lockspace %s with host id %d: %s' % (
+                self.sd_uuid, self.host_id, sanlock_util.describe(e))
+            log.warning('%s', self.join_error)
+
+    def check(self):
+        status = {'valid': False, 'acquired': False, 'code': 0, 'message': 'OK'}
+        delay = 0.0
+        version = -1
+        try:
+            sd_dir = self._find_domain(self.sd_uuid)
+            data, delay = read_direct(os.path.join(sd_dir, 'dom_md', 'metadata'))
+            fields = metadata.parse_domain(data, self.sd_uuid)
+            version = int(fields.get('VERSION', -1))
+            status['valid'] = True
+            if not self.joined:
+                self._join(sd_dir)
+            if self.joined:
+                acquired = sanlock_util.inq_lockspace(self.sd_uuid, self.host_id,
+                                                      self.ids_path)
+                status['acquired'] = bool(acquired)
+                if acquired is False:
+                    # Not held and not in transition: the join failed or was lost; retry.
+                    self._join(sd_dir)
+            if self.join_error:
+                status['code'] = 661
+                status['message'] = self.join_error
+        except VdsmError as e:
+            status.update(code=e.code, message=e.message)
+        except OSError as e:
+            status.update(code=100, message='cannot read metadata of domain %s: %s'
+                          % (self.sd_uuid, e))
+        except sanlock_util.SanlockException as e:
+            status.update(valid=True, code=661, message=sanlock_util.describe(e))
+        status['delay'] = '%.6f' % delay
+        status['version'] = version
+        status['lastCheckTime'] = time.monotonic()
+        with self._lock:
+            if status['code'] and status['code'] != self.status.get('code'):
+                log.warning('domain %s: %s', self.sd_uuid, status['message'])
+            self.status = status
+        self._checked.set()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # the monitor must keep running
+                log.exception('monitor of domain %s failed a check', self.sd_uuid)
+            # Check often until the host id is acquired, then at the interval.
+            wait = self.interval if self.status.get('acquired') else min(self.interval, 1.0)
+            self._stop.wait(wait)
+
+    def leave(self):
+        """Leave the lockspace (unless a process still holds a lease in it)."""
+        if not self.ids_path:
+            return True
+        try:
+            left = sanlock_util.rem_lockspace(self.sd_uuid, self.host_id, self.ids_path)
+        except sanlock_util.SanlockException as e:
+            log.warning('cannot leave lockspace %s: %s', self.sd_uuid, sanlock_util.describe(e))
+            return False
+        if not left:
+            log.warning('lockspace %s kept: a process (a VM) still holds a lease in it',
+                        self.sd_uuid)
+        return left
+
+    def report(self):
+        with self._lock:
+            s = dict(self.status)
+        last = s.pop('lastCheckTime')
+        s['lastCheck'] = '%.1f' % (time.monotonic() - last) if last is not None else '-1.0'
+        s['actual'] = last is not None
+        return s
