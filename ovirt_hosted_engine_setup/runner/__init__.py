@@ -6,7 +6,7 @@ make changes through transactions.
 """
 from .constants import BaseEnv, CoreEnv, DialogEnv, ExitCodes, Priority, Stages  # noqa: F401
 from .errors import AbortError, ConfigError, PluginLoadError, RunnerError  # noqa: F401
-from .event import event  # noqa: F401
+from .events import event  # noqa: F401
 from .keys import EnvKey, keys_of  # noqa: F401
 from .plugin import PluginBase  # noqa: F401
 from .transaction import FileTransaction, Transaction, TransactionElement  # noqa: F401

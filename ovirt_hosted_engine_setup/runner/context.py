@@ -4,7 +4,7 @@ import os
 import signal
 import sys
 
-from . import config, event, loader, typed
+from . import config, events, loader, typed
 from . import log as runlog
 from .constants import (STAGE_BY_ID, STAGES, BaseEnv, CoreEnv, DialogEnv, ExitCodes,
                         Stages)
@@ -317,7 +317,7 @@ class Context:
             logger.warning('%s', w)
         try:
             self.plugins = loader.load_groups(self.groups, self.plugin_path, self)
-            self.sequence = event.order(event.collect(self.plugins))
+            self.sequence = events.order(events.collect(self.plugins))
         except PluginLoadError as e:
             logger.debug('plugin load failed', exc_info=e)
             return self._early_error(str(e), ExitCodes.INITIALIZATION_ERROR)

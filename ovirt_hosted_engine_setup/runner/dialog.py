@@ -112,14 +112,13 @@ class Dialog:
         return self._ask(name, note, valid_values, case_sensitive, default, hidden,
                          validator, allow_empty)
 
-    def query_password(self, name, note, validator=None):
+    def query_password(self, name, note, confirm_note, validator=None):
         """Ask for a new secret (hidden) twice when typed: both entries must match."""
         while True:
             first = self.query_string(name, note, hidden=True, validator=validator)
             if not self.last_answer_typed:
                 return first
-            second = self.query_string(name + '_CONFIRM',
-                                       'Confirm ' + note[0].lower() + note[1:], hidden=True)
+            second = self.query_string(name + '_CONFIRM', confirm_note, hidden=True)
             if first == second:
                 return first
             if self.dialect == 'machine':
@@ -191,7 +190,8 @@ class HumanDialog(Dialog):
             return False
 
     def write_log_line(self, level, msg):
-        label = level.center(7)
+        pad = 7 - len(level)
+        label = ' ' * (pad // 2) + level + ' ' * (pad - pad // 2)
         if self._color(level):
             label = '%s%s%s' % (_COLORS[level], label, _RESET)
         lines = str(msg).splitlines() or ['']
@@ -204,7 +204,7 @@ class HumanDialog(Dialog):
             if not line.strip():
                 out.append('')
                 continue
-            out.extend(textwrap.wrap(line, width=110, initial_indent=NOTE_INDENT,
+            out.extend(textwrap.wrap(line, width=132, initial_indent=NOTE_INDENT,
                                      subsequent_indent=NOTE_INDENT,
                                      break_on_hyphens=False) or [NOTE_INDENT])
         self.write(''.join(line + '\n' for line in out))
@@ -219,7 +219,7 @@ class HumanDialog(Dialog):
         if valid_values:
             prompt += ' (%s)' % ', '.join(valid_values)
         if default is not None:
-            prompt += '[%s]' % default
+            prompt += ('[%s]' if valid_values else ' [%s]') % default
         return prompt + ': '
 
     def _ask(self, name, note, valid_values, case_sensitive, default, hidden, validator,

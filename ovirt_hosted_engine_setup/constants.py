@@ -1,0 +1,207 @@
+"""Environment keys of hosted-engine deploy (one module, every key flagged).
+
+Each key says whether it goes to the answer file (answer_file), its label in the
+configuration preview (preview), whether its value is a secret (secret: filtered from
+logs, never written) and how a given value is validated (validator).
+"""
+from . import validators as v
+from .runner.keys import EnvKey, keys_of
+
+K = EnvKey
+
+
+class CoreEnv:
+    DEPLOY_PROCEED = K('OVEHOSTED_CORE/deployProceed', answer_file=True)
+    SCREEN_PROCEED = K('OVEHOSTED_CORE/screenProceed', answer_file=True)
+    CONFIRM_SETTINGS = K('OVEHOSTED_CORE/confirmSettings', answer_file=True)
+    USER_ANSWER_FILE = K('OVEHOSTED_CORE/userAnswerFile')
+    ETC_ANSWER_FILE = K('OVEHOSTED_CORE/etcAnswerFile')
+    ANSWER_FILE_DIR = K('OVEHOSTED_CORE/answerFileDir')
+    RESTORE_FROM_FILE = K('OVEHOSTED_CORE/restoreFromFile', preview='Restore from backup file')
+    CHECK_REQUIREMENTS = K('OVEHOSTED_CORE/checkRequirements')
+    TEMPDIR = K('OVEHOSTED_CORE/tempDir', preview='Temporary directory')
+    SKIP_TTY_CHECK = K('OVEHOSTED_CORE/skipTTYCheck')
+
+
+class NetworkEnv:
+    FQDN = K('OVEHOSTED_NETWORK/fqdn', answer_file=True, preview='Engine FQDN',
+             validator=v.fqdn)
+    BRIDGE_NAME = K('OVEHOSTED_NETWORK/bridgeName', answer_file=True, preview='Bridge name',
+                    validator=v.name)
+    BRIDGE_IF = K('OVEHOSTED_NETWORK/bridgeIf', preview='Bridge interface')
+    GATEWAY = K('OVEHOSTED_NETWORK/gateway', answer_file=True, preview='Gateway address',
+                validator=v.host_address)
+    FIREWALL_MANAGER = K('OVEHOSTED_NETWORK/firewallManager', answer_file=True,
+                         preview='Firewall manager')
+    NETWORK_TEST = K('OVEHOSTED_NETWORK/network_test', answer_file=True,
+                     preview='Network connectivity check',
+                     validator=v.one_of('ping', 'dns', 'tcp', 'none'))
+    NETWORK_TEST_TCP_ADDRESS = K('OVEHOSTED_NETWORK/network_test_tcp_address',
+                                 answer_file=True, validator=v.host_address)
+    NETWORK_TEST_TCP_PORT = K('OVEHOSTED_NETWORK/network_test_tcp_port', answer_file=True,
+                              validator=v.port)
+    HOST_NAME = K('OVEHOSTED_NETWORK/host_name', preview='Host address')
+    SSHD_PORT = K('OVEHOSTED_NETWORK/sshdPort', preview='SSH daemon port', validator=v.port)
+
+
+class EngineEnv:
+    CLUSTER_NAME = K('OVEHOSTED_ENGINE/clusterName', answer_file=True,
+                     preview='Engine cluster name', validator=v.name)
+    DATACENTER_NAME = K('OVEHOSTED_ENGINE/datacenterName', answer_file=True,
+                        preview='Engine data center name', validator=v.name)
+    ADMIN_USERNAME = K('OVEHOSTED_ENGINE/adminUsername')
+    ADMIN_PASSWORD = K('OVEHOSTED_ENGINE/adminPassword', secret=True)
+    APP_HOST_NAME = K('OVEHOSTED_ENGINE/appHostName', preview='Host name for web application')
+    ENGINE_SETUP_TIMEOUT = K('OVEHOSTED_ENGINE/engineSetupTimeout', validator=v.positive_int)
+    INSECURE_SSL = K('OVEHOSTED_ENGINE/insecureSSL', answer_file=True)
+
+
+class StorageEnv:
+    DOMAIN_TYPE = K('OVEHOSTED_STORAGE/domainType', answer_file=True,
+                    preview='Storage Domain type',
+                    validator=v.one_of('nfs', 'nfs3', 'nfs4', 'glusterfs', 'iscsi', 'fc',
+                                       'posixfs', 'localfs'))
+    NFS_VERSION = K('OVEHOSTED_STORAGE/nfsVersion', answer_file=True,
+                    validator=v.one_of('auto', 'v3', 'v4', 'v4_0', 'v4_1', 'v4_2'))
+    STORAGE_DOMAIN_CONNECTION = K('OVEHOSTED_STORAGE/storageDomainConnection',
+                                  answer_file=True, preview='Storage connection',
+                                  validator=v.storage_connection)
+    STORAGE_DOMAIN_NAME = K('OVEHOSTED_STORAGE/storageDomainName', answer_file=True,
+                            preview='Storage domain name', validator=v.name)
+    STORAGE_DATACENTER_NAME = K('OVEHOSTED_STORAGE/storageDatacenterName', answer_file=True,
+                                preview='Storage data center name', validator=v.name)
+    MNT_OPTIONS = K('OVEHOSTED_STORAGE/mntOptions', answer_file=True, preview='Mount options')
+    CONNECTION_UUID = K('OVEHOSTED_STORAGE/connectionUUID')
+    SD_UUID = K('OVEHOSTED_STORAGE/sdUUID', validator=v.uuid)
+    SP_UUID = K('OVEHOSTED_STORAGE/spUUID', validator=v.uuid)
+    IMG_UUID = K('OVEHOSTED_STORAGE/imgUUID', answer_file=True, validator=v.uuid)
+    VOL_UUID = K('OVEHOSTED_STORAGE/volUUID', answer_file=True, validator=v.uuid)
+    VG_UUID = K('OVEHOSTED_STORAGE/vgUUID', answer_file=True)
+    IMAGE_SIZE_GB = K('OVEHOSTED_STORAGE/imgSizeGB', answer_file=True,
+                      preview='Image size GB', validator=v.positive_int)
+    HOST_ID = K('OVEHOSTED_STORAGE/hostID', preview='Host ID', validator=v.host_id)
+    ISCSI_PORTAL = K('OVEHOSTED_STORAGE/iSCSIPortalIPAddress', answer_file=True,
+                     preview='iSCSI portal IP address', validator=v.host_address)
+    ISCSI_PORT = K('OVEHOSTED_STORAGE/iSCSIPortalPort', answer_file=True,
+                   preview='iSCSI portal port', validator=v.port)
+    ISCSI_USER = K('OVEHOSTED_STORAGE/iSCSIPortalUser', answer_file=True,
+                   preview='iSCSI portal user')
+    ISCSI_PASSWORD = K('OVEHOSTED_STORAGE/iSCSIPortalPassword', secret=True)
+    ISCSI_TARGET = K('OVEHOSTED_STORAGE/iSCSITargetName', answer_file=True,
+                     preview='iSCSI target name')
+    LUN_ID = K('OVEHOSTED_STORAGE/LunID', answer_file=True, preview='iSCSI LUN ID')
+    METADATA_IMAGE_UUID = K('OVEHOSTED_STORAGE/metadataImageUUID', answer_file=True,
+                            validator=v.uuid)
+    METADATA_VOLUME_UUID = K('OVEHOSTED_STORAGE/metadataVolumeUUID', answer_file=True,
+                             validator=v.uuid)
+    LOCKSPACE_IMAGE_UUID = K('OVEHOSTED_STORAGE/lockspaceImageUUID', answer_file=True,
+                             validator=v.uuid)
+    LOCKSPACE_VOLUME_UUID = K('OVEHOSTED_STORAGE/lockspaceVolumeUUID', answer_file=True,
+                              validator=v.uuid)
+    CONF_IMAGE_UUID = K('OVEHOSTED_STORAGE/confImageUUID', answer_file=True, validator=v.uuid)
+    CONF_VOLUME_UUID = K('OVEHOSTED_STORAGE/confVolUUID', answer_file=True, validator=v.uuid)
+
+
+class VMEnv:
+    VM_UUID = K('OVEHOSTED_VM/vmUUID', answer_file=True, validator=v.uuid)
+    MEM_SIZE_MB = K('OVEHOSTED_VM/vmMemSizeMB', answer_file=True, preview='Memory size MB',
+                    validator=v.positive_int)
+    VCPUS = K('OVEHOSTED_VM/vmVCpus', answer_file=True, preview='Number of CPUs',
+              validator=v.positive_int)
+    MAC_ADDR = K('OVEHOSTED_VM/vmMACAddr', answer_file=True, preview='MAC address',
+                 validator=v.unicast_mac)
+    EMULATED_MACHINE = K('OVEHOSTED_VM/emulatedMachine', answer_file=True)
+    OVF_ARCHIVE = K('OVEHOSTED_VM/ovfArchive', answer_file=True, preview='OVF archive')
+    CLOUD_INIT_ISO = K('OVEHOSTED_VM/cloudInitISO', answer_file=True,
+                       validator=v.one_of('generate', 'existing', 'skip'))
+    CLOUDINIT_INSTANCE_HOSTNAME = K('OVEHOSTED_VM/cloudinitInstanceHostName', answer_file=True,
+                                    preview='Engine VM host name')
+    CLOUDINIT_INSTANCE_DOMAINNAME = K('OVEHOSTED_VM/cloudinitInstanceDomainName',
+                                      answer_file=True, preview='Engine VM domain name')
+    CLOUDINIT_EXECUTE_ESETUP = K('OVEHOSTED_VM/cloudinitExecuteEngineSetup', answer_file=True,
+                                 preview='Run engine-setup automatically')
+    CLOUDINIT_VM_STATIC_CIDR = K('OVEHOSTED_VM/cloudinitVMStaticCIDR', answer_file=True,
+                                 preview='Engine VM IP address', validator=v.cidr)
+    CLOUDINIT_VM_DNS = K('OVEHOSTED_VM/cloudinitVMDNS', answer_file=True,
+                         preview='Engine VM DNS servers')
+    CLOUDINIT_VM_ETC_HOSTS = K('OVEHOSTED_VM/cloudinitVMETCHOSTS', answer_file=True,
+                               preview='Add engine and host to /etc/hosts')
+    CLOUDINIT_VM_TZ = K('OVEHOSTED_VM/cloudinitVMTZ', answer_file=True,
+                        preview='Engine VM time zone')
+    ROOT_SSH_ACCESS = K('OVEHOSTED_VM/rootSshAccess', answer_file=True,
+                        preview='Root SSH access',
+                        validator=v.one_of('yes', 'no', 'without-password'))
+    ROOT_SSH_PUBKEY = K('OVEHOSTED_VM/rootSshPubkey', answer_file=True)
+    CLOUDINIT_ROOTPWD = K('OVEHOSTED_VM/cloudinitRootPwd', secret=True)
+
+
+class VDSMEnv:
+    CONSOLE_TYPE = K('OVEHOSTED_VDSM/consoleType', answer_file=True, preview='Console type',
+                     validator=v.one_of('vnc', 'spice'))
+    VM_PASSWD = K('OVEHOSTED_VDSM/passwd', secret=True)
+    CPU = K('OVEHOSTED_VDSM/cpu', answer_file=True, preview='CPU Type')
+
+
+class NotifEnv:
+    SMTP_SERVER = K('OVEHOSTED_NOTIF/smtpServer', answer_file=True, preview='SMTP server',
+                    validator=v.host_address)
+    SMTP_PORT = K('OVEHOSTED_NOTIF/smtpPort', answer_file=True, preview='SMTP port',
+                  validator=v.port)
+    SOURCE_EMAIL = K('OVEHOSTED_NOTIF/sourceEmail', answer_file=True,
+                     preview='Notification source email', validator=v.email)
+    DEST_EMAIL = K('OVEHOSTED_NOTIF/destEmail', answer_file=True,
+                   preview='Notification destination emails', validator=v.emails)
+
+
+class SanlockEnv:
+    LOCKSPACE_NAME = K('OVEHOSTED_SANLOCK/lockspaceName')
+
+
+ALL_KEYS = keys_of(CoreEnv, NetworkEnv, EngineEnv, StorageEnv, VMEnv, VDSMEnv, NotifEnv,
+                   SanlockEnv)
+SECRET_KEYS = [k for k in ALL_KEYS if k.secret]
+
+# Defaults a deploy starts from (plugins set them with setdefault in init).
+DEFAULT_BRIDGE = 'ovirtmgmt'
+DEFAULT_CLUSTER = 'Default'
+DEFAULT_DATACENTER = 'Default'
+DEFAULT_ADMIN_USER = 'admin@internal'
+DEFAULT_LOCKSPACE = 'hosted-engine'
+DEFAULT_STORAGE_DOMAIN_NAME = 'hosted_storage'
+DEFAULT_STORAGE_DATACENTER_NAME = 'hosted_datacenter'
+DEFAULT_IMAGE_SIZE_GB = 25
+MIN_MEM_SIZE_MB = 4096
+MIN_VCPUS = 2
+
+
+class Events:
+    """Names of events other plugins order themselves against.
+
+    Each customization section is bracketed by a start and an end event; a question of the
+    section is declared after=(start,), before=(end,).
+    """
+    ANSWERS_READY = 'ohosted.core.answers.ready'
+    TITLE_S_STORAGE = 'ohosted.dialog.titles.storage.start'
+    TITLE_E_STORAGE = 'ohosted.dialog.titles.storage.end'
+    TITLE_S_SYSTEM = 'ohosted.dialog.titles.system.start'
+    TITLE_E_SYSTEM = 'ohosted.dialog.titles.system.end'
+    TITLE_S_NETWORK = 'ohosted.dialog.titles.network.start'
+    TITLE_E_NETWORK = 'ohosted.dialog.titles.network.end'
+    TITLE_S_VM = 'ohosted.dialog.titles.vm.start'
+    TITLE_E_VM = 'ohosted.dialog.titles.vm.end'
+    TITLE_S_ENGINE = 'ohosted.dialog.titles.engine.start'
+    TITLE_E_ENGINE = 'ohosted.dialog.titles.engine.end'
+    ENGINE_PASSWORD = 'ohosted.engine.password'
+    NOTIFICATIONS = 'ohosted.notifications.config'
+    PREVIEW = 'ohosted.core.preview'
+    ANSWER_FILES = 'ohosted.core.answerfiles'
+
+
+# Customization sections in the order they are asked: (title, start event, end event).
+SECTIONS = (
+    ('STORAGE CONFIGURATION', Events.TITLE_S_STORAGE, Events.TITLE_E_STORAGE),
+    ('SYSTEM CONFIGURATION', Events.TITLE_S_SYSTEM, Events.TITLE_E_SYSTEM),
+    ('NETWORK CONFIGURATION', Events.TITLE_S_NETWORK, Events.TITLE_E_NETWORK),
+    ('VM CONFIGURATION', Events.TITLE_S_VM, Events.TITLE_E_VM),
+    ('HOSTED ENGINE CONFIGURATION', Events.TITLE_S_ENGINE, Events.TITLE_E_ENGINE),
+)

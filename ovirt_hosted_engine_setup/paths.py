@@ -1,0 +1,39 @@
+"""Where hosted-engine keeps its files.
+
+OVIRT_HOSTED_ENGINE_PREFIX (process environment) relocates every path below under a
+directory, so tests and development runs never touch the machine's /etc and /var.
+"""
+import os
+import sys
+
+PREFIX = os.environ.get('OVIRT_HOSTED_ENGINE_PREFIX', '').rstrip('/')
+
+
+def _p(path):
+    return PREFIX + path
+
+
+ETC_DIR = _p('/etc/ovirt-hosted-engine')
+HOSTED_ENGINE_CONF = os.path.join(ETC_DIR, 'hosted-engine.conf')
+VM_CONF = os.path.join(ETC_DIR, 'vm.conf')
+ETC_ANSWER_FILE = os.path.join(ETC_DIR, 'answers.conf')
+HA_ETC_DIR = _p('/etc/ovirt-hosted-engine-ha')
+SETUP_LOG_DIR = _p('/var/log/ovirt-hosted-engine-setup')
+SETUP_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-setup')
+ANSWERS_DIR = os.path.join(SETUP_STATE_DIR, 'answers')
+HA_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-ha')
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CHECKOUT = os.path.dirname(_PACKAGE_DIR)
+
+
+def _data_dir(name):
+    """The checkout's copy when running from a checkout, else the installed one."""
+    local = os.path.join(_CHECKOUT, name)
+    if os.path.isdir(local) and os.path.isfile(os.path.join(_CHECKOUT, 'setup.py')):
+        return local
+    return os.path.join(sys.prefix, 'share', 'ovirt-hosted-engine-setup', name)
+
+
+PLUGIN_DIR = _data_dir('plugins')
+TEMPLATES_DIR = _data_dir('templates')

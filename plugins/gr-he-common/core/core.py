@@ -1,0 +1,37 @@
+"""Secrets registered before anything is logged, defaults of the core keys, the final line."""
+from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup import paths
+from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
+
+
+class Plugin(PluginBase):
+
+    @event(stage=Stages.BOOT, priority=Priority.FIRST)
+    def _boot(self):
+        self.context.register_secret_keys(*c.SECRET_KEYS)
+
+    @event(stage=Stages.INIT, priority=Priority.FIRST)
+    def _init(self):
+        env = self.environment
+        env.setdefault(c.CoreEnv.DEPLOY_PROCEED, None)
+        env.setdefault(c.CoreEnv.SCREEN_PROCEED, None)
+        env.setdefault(c.CoreEnv.CONFIRM_SETTINGS, None)
+        env.setdefault(c.CoreEnv.USER_ANSWER_FILE, None)
+        env.setdefault(c.CoreEnv.ETC_ANSWER_FILE, paths.ETC_ANSWER_FILE)
+        env.setdefault(c.CoreEnv.ANSWER_FILE_DIR, paths.ANSWERS_DIR)
+        env.setdefault(c.CoreEnv.RESTORE_FROM_FILE, None)
+        env.setdefault(c.CoreEnv.CHECK_REQUIREMENTS, True)
+        env.setdefault(c.CoreEnv.TEMPDIR, '/var/tmp')
+        env.setdefault(c.CoreEnv.SKIP_TTY_CHECK, False)
+
+    @event(stage=Stages.TERMINATE, priority=Priority.LAST)
+    def _terminate(self):
+        env = self.environment
+        if env[BaseEnv.ABORTED]:
+            self.logger.error('Hosted Engine deployment aborted')
+        elif env[BaseEnv.ERROR]:
+            self.logger.error('Hosted Engine deployment failed: please check the logs for the '
+                              'issue, fix accordingly or re-deploy from scratch.')
+        else:
+            self.logger.info('Hosted Engine successfully set up')
+        self.dialog.note('Log file is located at %s' % self.context.log_file)

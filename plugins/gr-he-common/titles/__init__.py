@@ -1,0 +1,2 @@
+"""Section titles of the customization dialog."""
+from . import titles  # noqa: F401

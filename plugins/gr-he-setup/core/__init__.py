@@ -1,0 +1,2 @@
+"""Deploy confirmations and the configuration preview."""
+from . import confirm, preview  # noqa: F401
