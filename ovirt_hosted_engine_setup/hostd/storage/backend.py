@@ -28,7 +28,7 @@ import time
 from .. import sanlock_util
 from ..api_base import Backend, VdsmError, verb
 from . import metadata as md
-from .fileutil import (BLANK_UUID, DIR_MODE, FILE_MODE, makedirs, make_sparse, mangle,
+from .fileutil import (BLANK_UUID, DIR_MODE, FILE_MODE, is_mounted, makedirs, make_sparse, mangle,
                        read_direct, write_atomic)
 from .monitor import DomainMonitor
 from .tasks import TaskManager
@@ -192,7 +192,7 @@ class StorageBackend(Backend):
             raise VdsmError(451, 'storage type %s is not supported by this host agent (file '
                             'domains only: NFS=1, LOCALFS=4, POSIXFS=6, GLUSTERFS=7)'
                             % domain_type)
-        if os.path.ismount(mnt):
+        if is_mounted(mnt):
             reason = self._probe_dir(mnt)
             if reason:
                 raise VdsmError(451, reason)
@@ -245,7 +245,7 @@ class StorageBackend(Backend):
             if os.path.islink(mnt):
                 os.unlink(mnt)
             return
-        if os.path.ismount(mnt):
+        if is_mounted(mnt):
             p = subprocess.run(['umount', mnt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                universal_newlines=True)
             if p.returncode != 0:

@@ -74,3 +74,19 @@ def makedirs(path, mode=DIR_MODE):
     if not os.path.isdir(path):
         os.makedirs(path, mode)
         os.chmod(path, mode)
+
+
+def is_mounted(path):
+    """True if path is a mount point (bind mounts included, which os.path.ismount misses)."""
+    path = os.path.realpath(path)
+    try:
+        with open('/proc/self/mountinfo') as f:
+            for line in f:
+                mnt = line.split()[4]
+                mnt = mnt.replace('\\040', ' ').replace('\\011', '\t').replace(
+                    '\\012', '\n').replace('\\134', '\\')
+                if mnt == path:
+                    return True
+    except OSError:
+        return os.path.ismount(path)
+    return False
