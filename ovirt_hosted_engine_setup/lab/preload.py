@@ -10,14 +10,19 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sanlock_prelo
 CACHE_DIR = os.environ.get('OVIRT_HE_LAB_CACHE', '/var/lib/ovirt-hosted-engine-lab')
 
 
-def ensure_preload(cache_dir=None):
-    """Compile the library if needed; return its path."""
+def preload_path(cache_dir=None):
+    """Where the library built from the current source is (built or not)."""
     cache_dir = cache_dir or CACHE_DIR
     with open(SOURCE, 'rb') as f:
         digest = hashlib.sha1(f.read()).hexdigest()[:12]
-    out = os.path.join(cache_dir, 'sanlock-rlimit-%s.so' % digest)
+    return os.path.join(cache_dir, 'sanlock-rlimit-%s.so' % digest)
+
+
+def ensure_preload(cache_dir=None):
+    """Compile the library if needed; return its path."""
+    out = preload_path(cache_dir)
     if not os.path.exists(out):
-        os.makedirs(cache_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
         tmp = out + '.tmp%d' % os.getpid()
         subprocess.run(['gcc', '-shared', '-fPIC', '-O2', '-o', tmp, SOURCE, '-ldl'],
                        check=True)

@@ -1,0 +1,91 @@
+"""hosted-engine-lab: namespaced lab hosts on one machine.
+
+    hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd)
+    hosted-engine-lab status            each host, its address and its daemons
+    hosted-engine-lab exec HOST -- CMD  run CMD inside HOST (project commands on PATH)
+    hosted-engine-lab down              stop everything the lab started
+
+The lab's state directory is OVIRT_HE_LAB_DIR (default
+/var/lib/ovirt-hosted-engine-lab/lab); docs/lab.md describes the lab.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from ovirt_hosted_engine_setup.lab import lab as labmod
+
+log = logging.getLogger('ovirt_hosted_engine_setup.lab')
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='hosted-engine-lab',
+                                description='Lab hosts for ovirt-hosted-engine-setup on one machine.')
+    p.add_argument('--lab-dir', default=None,
+                   help='state directory of the lab (default: $OVIRT_HE_LAB_DIR or '
+                        '/var/lib/ovirt-hosted-engine-lab/lab)')
+    sub = p.add_subparsers(dest='command', required=True)
+    up = sub.add_parser('up', help='start the lab hosts')
+    up.add_argument('--hosts', type=int, default=2, help='number of hosts (default 2)')
+    up.add_argument('--no-hostd', action='store_true',
+                    help='do not start the host agent in the hosts')
+    sub.add_parser('status', help='show the hosts and their daemons')
+    ex = sub.add_parser('exec', help='run a command inside a lab host')
+    ex.add_argument('host')
+    ex.add_argument('cmd', nargs=argparse.REMAINDER)
+    sub.add_parser('down', help='stop everything the lab started')
+    return p
+
+
+def _status(lab):
+    rows = lab.status()
+    if rows is None:
+        print('no lab is up in %s' % lab.dir)
+        return 3
+    st = lab.state
+    print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)'
+          % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway']))
+    print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'HOST', '  '.join(
+        '%-8s' % d for d in labmod.DAEMONS)))
+    ok = True
+    for name, addr, holder, daemons in rows:
+        cells = []
+        for d in labmod.DAEMONS:
+            v = daemons[d]
+            cells.append('%-8s' % ('-' if v is None else ('up' if v else 'DEAD')))
+            ok = ok and v is not False
+        ok = ok and holder
+        print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    lab = labmod.Lab(args.lab_dir)
+    try:
+        if args.command == 'up':
+            lab.up(args.hosts, with_hostd=not args.no_hostd)
+            return 0
+        if args.command == 'down':
+            lab.down()
+            return 0
+        if args.command == 'status':
+            return _status(lab)
+        if args.command == 'exec':
+            cmd = args.cmd
+            if cmd and cmd[0] == '--':
+                cmd = cmd[1:]
+            argv = lab.exec_argv(args.host, cmd)
+            env = lab.exec_env(args.host)
+            sys.stdout.flush()
+            os.execvpe(argv[0], argv, env)
+    except labmod.LabError as e:
+        sys.stderr.write('hosted-engine-lab: %s\n' % e)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

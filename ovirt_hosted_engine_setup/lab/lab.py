@@ -1,0 +1,662 @@
+"""Lab hosts: namespaced hosts on one machine.
+
+A lab host hostK is a holder process (`unshare --mount --uts --net sleep infinity`)
+whose namespaces the lab enters with nsenter. Inside:
+  - UTS: hostname hostK;
+  - mount: a private /run (tmpfs) and per-host directories bind-mounted over
+    HOST_DIRS (logs, libvirt's state and config, the host agent's root, the
+    HA services' directories, /rhev); everything else (the checkout, /var/tmp,
+    /usr, the shared storage directory) is the machine's own;
+  - network: lo, and eth0, one end of a veth pair whose other end sits on the
+    bridge LAB_BRIDGE in the lab network namespace (a second holder). The lab
+    network is SUBNET.0/24 with the gateway address SUBNET.1 on that bridge;
+    nothing in it is connected to the machine's network.
+Daemons per host: sanlock (with the container workaround library preloaded),
+virtlogd, libvirtd, and the host agent ovirt-hosted-engine-hostd.
+
+Everything the lab starts is recorded in <lab dir>/state.json with its pid and
+start time; `down` stops every process living in the lab's namespaces by pid
+(SIGTERM, then SIGKILL after a grace period). The namespaces and their mounts
+vanish with their last process.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ovirt_hosted_engine_setup.lab import paths, preload
+
+SUBNET = '192.168.222'
+PREFIX = 24
+GATEWAY = SUBNET + '.1'
+DOMAIN = 'lab.test'
+ENGINE_ADDRESS = SUBNET + '.200'
+ENGINE_FQDN = 'engine.' + DOMAIN
+LAB_BRIDGE = 'labbr0'
+HOSTD_PORT = 54321
+HOSTD_ROOT = '/var/lib/ovirt-hosted-engine-hostd'
+MAX_HOSTS = 20
+GRACE = 5.0
+
+# Directories each host has privately: mount point -> per-host directory name.
+HOST_DIRS = [
+    ('/var/log', 'var-log'),
+    ('/var/lib/libvirt', 'var-lib-libvirt'),
+    ('/var/cache/libvirt', 'var-cache-libvirt'),
+    ('/etc/libvirt', 'etc-libvirt'),
+    ('/etc/ovirt-hosted-engine', 'etc-ovirt-hosted-engine'),
+    ('/etc/ovirt-hosted-engine-ha', 'etc-ovirt-hosted-engine-ha'),
+    ('/var/lib/ovirt-hosted-engine-ha', 'var-lib-ovirt-hosted-engine-ha'),
+    (HOSTD_ROOT, 'var-lib-ovirt-hosted-engine-hostd'),
+    ('/rhev', 'rhev'),
+]
+
+DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd')
+
+REQUIRED_COMMANDS = ['unshare', 'nsenter', 'ip', 'sanlock', 'virtlogd', 'libvirtd', 'virsh',
+                     'qemu-system-x86_64', 'qemu-img']
+
+LIBVIRT_QEMU_CONF = """\
+# Lab host: libvirt's sanlock lock driver, qemu as root, no cgroups,
+# security drivers or private /dev (the lab host is already a namespace).
+lock_manager = "sanlock"
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+namespaces = [ ]
+"""
+
+LIBVIRT_SANLOCK_CONF = """\
+auto_disk_leases = 0
+require_lease_for_disks = 0
+"""
+
+LIBVIRTD_CONF = """\
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+unix_sock_rw_perms = "0770"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+"""
+
+
+class LabError(Exception):
+    """A problem a user can fix; the message says how."""
+
+
+def say(msg):
+    with _print_lock:
+        print('[lab] %s' % msg, flush=True)
+
+
+_print_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_start(pid):
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            data = f.read()
+    except (OSError, ValueError):
+        return None
+    fields = data[data.rindex(')') + 2:].split()
+    if fields[0] in ('Z', 'X'):
+        return None
+    return int(fields[19])
+
+
+def record(pid):
+    return {'pid': pid, 'start': proc_start(pid)}
+
+
+def alive(rec):
+    return bool(rec) and rec.get('start') is not None and proc_start(rec['pid']) == rec['start']
+
+
+def ns_id(pid, kind):
+    try:
+        return os.readlink('/proc/%d/ns/%s' % (pid, kind))
+    except OSError:
+        return None
+
+
+def pids_in_ns(kind, nsid):
+    """Pids of the processes in namespace nsid (never our own namespace)."""
+    if not nsid or nsid == ns_id(os.getpid(), kind):
+        return []
+    out = []
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            pid = int(name)
+            if ns_id(pid, kind) == nsid and proc_start(pid) is not None:
+                out.append(pid)
+    return out
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def kill_pids(pids, grace=GRACE):
+    """SIGTERM the processes, SIGKILL what is left after grace seconds; wait for them."""
+    recs = [r for r in (record(p) for p in pids) if r['start'] is not None]
+    for r in recs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(r['pid'], signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        for r in recs:
+            _reap(r['pid'])
+        recs = [r for r in recs if alive(r)]
+        if not recs:
+            return
+        time.sleep(0.1)
+    for r in recs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(r['pid'], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while recs and time.monotonic() < deadline:
+        for r in recs:
+            _reap(r['pid'])
+        recs = [r for r in recs if alive(r)]
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- the lab
+
+class Lab:
+    def __init__(self, lab_dir=None):
+        self.dir = os.path.abspath(lab_dir or paths.lab_dir())
+        self.state_path = os.path.join(self.dir, 'state.json')
+        self.storage = os.path.join(self.dir, 'storage')
+        self.state = None
+        self._state_lock = threading.Lock()
+
+    # state ---------------------------------------------------------------
+    def load(self):
+        try:
+            with open(self.state_path) as f:
+                self.state = json.load(f)
+        except FileNotFoundError:
+            self.state = None
+        return self.state
+
+    def save(self):
+        with self._state_lock:
+            tmp = self.state_path + '.tmp'
+            with open(tmp, 'w') as f:
+                json.dump(self.state, f, indent=1, sort_keys=True)
+            os.rename(tmp, self.state_path)
+
+    @contextlib.contextmanager
+    def locked(self):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, '.lock'), 'w') as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def host_dir(self, name):
+        return os.path.join(self.dir, 'hosts', name)
+
+    @staticmethod
+    def address(index):
+        return '%s.%d' % (SUBNET, 10 + index)
+
+    def any_alive(self):
+        st = self.state or {}
+        if alive(st.get('net')):
+            return True
+        for h in st.get('hosts', {}).values():
+            if alive(h.get('holder')) or any(alive(d) for d in h.get('daemons', {}).values()):
+                return True
+            if pids_in_ns('mnt', h.get('ns', {}).get('mnt')):
+                return True
+        return False
+
+    def host(self, name):
+        st = self.load()
+        if not st:
+            raise LabError('no lab is up in %s: run hosted-engine-lab up --hosts N' % self.dir)
+        h = st['hosts'].get(name)
+        if h is None:
+            raise LabError('no lab host %r: the lab has %s' % (name, ', '.join(sorted(
+                st['hosts'], key=lambda n: st['hosts'][n]['index']))))
+        if not alive(h.get('holder')):
+            raise LabError('lab host %s is not running: run hosted-engine-lab down, then up'
+                           % name)
+        return h
+
+    # helpers ------------------------------------------------------------
+    @staticmethod
+    def nsenter(pid, net=True, mnt=True, uts=True):
+        cmd = ['nsenter', '-t', str(pid)]
+        if mnt:
+            cmd.append('-m')
+        if uts:
+            cmd.append('-u')
+        if net:
+            cmd.append('-n')
+        return cmd + ['--']
+
+    def run_in(self, pid, cmd, check=True, timeout=60, **kw):
+        kw.setdefault('capture_output', True)
+        kw.setdefault('text', True)
+        r = subprocess.run(self.nsenter(pid) + cmd, timeout=timeout, env=self.env(), **kw)
+        if check and r.returncode != 0:
+            raise LabError('%s failed in the lab (exit %d): %s'
+                           % (' '.join(cmd), r.returncode, (r.stderr or r.stdout or '').strip()))
+        return r
+
+    @staticmethod
+    def env(extra=None):
+        path = [paths.venv_bin(), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
+                '/sbin', '/bin']
+        env = {'PATH': ':'.join(path), 'LANG': 'C.UTF-8', 'HOME': '/root'}
+        env.update(extra or {})
+        return env
+
+    # checks -------------------------------------------------------------
+    @staticmethod
+    def check_prerequisites():
+        if os.geteuid() != 0:
+            raise LabError('the lab needs root (namespaces, sanlock, libvirt): run it as root')
+        missing = [c for c in REQUIRED_COMMANDS if not shutil.which(c, path=Lab.env()['PATH'])]
+        if missing:
+            raise LabError('the host stack is not installed (missing %s): run scripts/bootstrap'
+                           % ', '.join(missing))
+        lib = preload.preload_path()
+        if not os.path.isfile(lib):
+            raise LabError('the sanlock workaround library %s is not built: run scripts/bootstrap'
+                           % lib)
+        from ovirt_hosted_engine_setup.lab import images
+        try:
+            images.guest_image()
+        except images.ImageMissing as e:
+            raise LabError(str(e))
+
+    @staticmethod
+    def hostd_available():
+        return os.path.isfile(os.path.join(paths.checkout_dir(), 'ovirt_hosted_engine_setup',
+                                           'hostd', 'daemon.py')) and \
+            os.path.isfile(os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'))
+
+    # up -----------------------------------------------------------------
+    def up(self, count, with_hostd=True):
+        if not 1 <= count <= MAX_HOSTS:
+            raise LabError('--hosts must be between 1 and %d' % MAX_HOSTS)
+        self.check_prerequisites()
+        with self.locked():
+            if self.load():
+                if self.any_alive():
+                    raise LabError('a lab is already up in %s: run hosted-engine-lab down first'
+                                   % self.dir)
+                self._down_locked(quiet=True)
+            try:
+                self._up_locked(count, with_hostd)
+            except BaseException as e:
+                say('bringing the lab up failed: %s' % e)
+                say('stopping what was started')
+                self._down_locked(quiet=True)
+                raise
+
+    def _prepare_dirs(self, names):
+        for sub in ('hosts', 'storage', 'pki'):
+            shutil.rmtree(os.path.join(self.dir, sub), ignore_errors=True)
+        os.makedirs(self.storage)
+        os.chmod(self.storage, 0o755)
+        for dst, _src in HOST_DIRS:
+            os.makedirs(dst, exist_ok=True)  # mount points on the machine
+        with open(os.path.join(self.dir, 'hosts.txt'), 'w') as f:
+            f.write('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n')
+            f.write('%s\tgateway.%s gateway\n' % (GATEWAY, DOMAIN))
+            for i, n in enumerate(names, 1):
+                f.write('%s\t%s.%s %s\n' % (self.address(i), n, DOMAIN, n))
+            f.write('%s\t%s engine\n' % (ENGINE_ADDRESS, ENGINE_FQDN))
+        for n in names:
+            hd = self.host_dir(n)
+            for dst, src in HOST_DIRS:
+                os.makedirs(os.path.join(hd, src))
+            self._seed_libvirt(hd)
+            os.makedirs(os.path.join(hd, 'var-log', 'lab'))
+            os.makedirs(os.path.join(hd, 'var-log', 'libvirt', 'qemu'))
+            os.makedirs(os.path.join(hd, 'var-log', 'ovirt-hosted-engine-hostd'))
+        self._seed_pki(names)
+
+    @staticmethod
+    def _seed_libvirt(hd):
+        etc = os.path.join(hd, 'etc-libvirt')
+        shutil.rmtree(etc)
+        shutil.copytree('/etc/libvirt', etc, symlinks=True)
+        # A lab host starts with no domains and no autostarted networks.
+        for d in ('qemu/networks/autostart', 'qemu/autostart'):
+            shutil.rmtree(os.path.join(etc, d), ignore_errors=True)
+        qd = os.path.join(etc, 'qemu')
+        if os.path.isdir(qd):
+            for fn in os.listdir(qd):
+                if fn.endswith('.xml'):
+                    os.unlink(os.path.join(qd, fn))
+        for fn, text in (('qemu.conf', LIBVIRT_QEMU_CONF),
+                         ('qemu-sanlock.conf', LIBVIRT_SANLOCK_CONF),
+                         ('libvirtd.conf', LIBVIRTD_CONF)):
+            with open(os.path.join(etc, fn), 'w') as f:
+                f.write(text)
+        # libvirt's state and cache directories: the machine's layout, empty.
+        for src, name in (('/var/lib/libvirt', 'var-lib-libvirt'),
+                          ('/var/cache/libvirt', 'var-cache-libvirt')):
+            if os.path.isdir(src):
+                for root, dirs, _files in os.walk(src):
+                    for d in dirs:
+                        rel = os.path.relpath(os.path.join(root, d), src)
+                        os.makedirs(os.path.join(hd, name, rel), exist_ok=True)
+
+    def _seed_pki(self, names):
+        """One lab CA; every host's agent gets its certificates from it, so hosts trust each other."""
+        try:
+            from ovirt_hosted_engine_setup.hostd import pki
+        except ImportError:
+            say('host agent PKI module not available: each host agent makes its own CA')
+            return
+        lab_pki = os.path.join(self.dir, 'pki')
+        os.makedirs(lab_pki, mode=0o700, exist_ok=True)
+        ca_cert = os.path.join(lab_pki, 'cacert.pem')
+        ca_key = os.path.join(lab_pki, 'cakey.pem')
+        pki.create_ca(ca_cert, ca_key, cn='ovirt-hosted-engine lab CA')
+        for i, n in enumerate(names, 1):
+            p = pki.paths(os.path.join(self.host_dir(n), 'var-lib-ovirt-hosted-engine-hostd'))
+            os.makedirs(p.dir, mode=0o700, exist_ok=True)
+            shutil.copyfile(ca_cert, p.ca_cert)
+            shutil.copyfile(ca_key, p.ca_key)
+            os.chmod(p.ca_key, 0o600)
+            pki.issue_cert(ca_cert, ca_key, p.server_cert, p.server_key, n, server=True,
+                           names=('%s.%s' % (n, DOMAIN), self.address(i), 'localhost',
+                                  '127.0.0.1', '::1'))
+            pki.issue_cert(ca_cert, ca_key, p.client_cert, p.client_key,
+                           'ovirt-hosted-engine client %s' % n, server=False)
+
+    def _spawn_holder(self, flags):
+        p = subprocess.Popen(['unshare'] + flags + ['--', 'sleep', 'infinity'],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, cwd='/')
+        deadline = time.monotonic() + 10
+        mine = {k: ns_id(os.getpid(), k) for k in ('mnt', 'net', 'uts')}
+        kinds = [k for k, f in (('mnt', '--mount'), ('net', '--net'), ('uts', '--uts'))
+                 if f in flags]
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise LabError('unshare %s failed: namespaces are not available here '
+                               '(the lab needs root with CAP_SYS_ADMIN)' % ' '.join(flags))
+            ids = {k: ns_id(p.pid, k) for k in kinds}
+            if all(ids[k] and ids[k] != mine[k] for k in kinds):
+                # exec'ed into sleep: the namespaces are in place
+                try:
+                    with open('/proc/%d/comm' % p.pid) as f:
+                        if f.read().strip() == 'sleep':
+                            return p.pid, ids
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise LabError('the namespace holder did not start in 10 s')
+
+    def _up_locked(self, count, with_hostd):
+        names = ['host%d' % i for i in range(1, count + 1)]
+        t0 = time.monotonic()
+        os.makedirs(self.dir, exist_ok=True)
+        self._prepare_dirs(names)
+        self.state = {'version': 1, 'dir': self.dir, 'storage': self.storage, 'subnet': SUBNET,
+                      'prefix': PREFIX, 'gateway': GATEWAY, 'bridge': LAB_BRIDGE,
+                      'net': None, 'hosts': {}}
+        self.save()
+        # the lab network
+        pid, ids = self._spawn_holder(['--net'])
+        self.state['net'] = dict(record(pid), ns=ids)
+        self.save()
+        for cmd in (['ip', 'link', 'set', 'lo', 'up'],
+                    ['ip', 'link', 'add', LAB_BRIDGE, 'type', 'bridge', 'forward_delay', '0',
+                     'stp_state', '0'],
+                    ['ip', 'addr', 'add', '%s/%d' % (GATEWAY, PREFIX), 'dev', LAB_BRIDGE],
+                    ['ip', 'link', 'set', LAB_BRIDGE, 'up']):
+            subprocess.run(['nsenter', '-t', str(pid), '-n', '--'] + cmd, check=True,
+                           capture_output=True)
+        say('lab network %s.0/%d on bridge %s (gateway %s)' % (SUBNET, PREFIX, LAB_BRIDGE,
+                                                               GATEWAY))
+        if with_hostd and not self.hostd_available():
+            say('the host agent (ovirt-hosted-engine-hostd) is not installed in %s: '
+                'hosts come up without it' % paths.venv_bin())
+            with_hostd = False
+        errors = []
+
+        def bring_up(i, name):
+            try:
+                self._host_up(i, name, with_hostd)
+            except Exception as e:  # reported below, the lab is then taken down
+                errors.append('%s: %s' % (name, e))
+
+        threads = [threading.Thread(target=bring_up, args=(i, n))
+                   for i, n in enumerate(names, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise LabError('; '.join(errors))
+        say('lab up: %d host(s) in %.1f s; shared storage %s' % (count, time.monotonic() - t0,
+                                                                 self.storage))
+
+    def _host_up(self, index, name, with_hostd):
+        hd = self.host_dir(name)
+        addr = self.address(index)
+        pid, ids = self._spawn_holder(['--mount', '--uts', '--net', '--propagation', 'private'])
+        h = {'index': index, 'address': addr, 'holder': record(pid), 'ns': ids, 'daemons': {},
+             'dir': hd}
+        with self._state_lock:
+            self.state['hosts'][name] = h
+        self.save()
+        script = ['set -e', 'hostname %s' % name,
+                  'mount -t tmpfs -o mode=0755,size=256m lab-run /run',
+                  'mkdir -p /run/lock /run/user',
+                  'mount --bind %s /etc/hosts' % _q(os.path.join(self.dir, 'hosts.txt'))]
+        for dst, src in HOST_DIRS:
+            script.append('mount --bind %s %s' % (_q(os.path.join(hd, src)), _q(dst)))
+        script.append('ip link set lo up')
+        self.run_in(pid, ['sh', '-c', '\n'.join(script)])
+        net = self.state['net']['pid']
+        mac = '02:0e:1a:b0:00:%02x' % index
+        veth = 'lab-%s' % name
+        subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ip', 'link', 'add', veth,
+                        'type', 'veth', 'peer', 'name', 'eth0', 'netns', str(pid)],
+                       check=True, capture_output=True)
+        subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ip', 'link', 'set', veth,
+                        'master', LAB_BRIDGE, 'up'], check=True, capture_output=True)
+        self.run_in(pid, ['sh', '-c', 'set -e; ip link set eth0 address %s; '
+                          'ip addr add %s/%d dev eth0; ip link set eth0 up; '
+                          'ip route add default via %s' % (mac, addr, PREFIX, GATEWAY)])
+        say('%s: namespaces ready, eth0 %s/%d' % (name, addr, PREFIX))
+
+        self._start_daemon(name, h, 'sanlock',
+                           ['sanlock', 'daemon', '-D', '-w', '0', '-U', 'root', '-G', 'root',
+                            '-l', '0', '-e', name],
+                           extra_env={'LD_PRELOAD': preload.preload_path()})
+        self._wait(name, 'sanlock', lambda: self.run_in(
+            pid, ['sanlock', 'client', 'status'], check=False, timeout=10).returncode == 0, 30)
+        self._start_daemon(name, h, 'virtlogd', ['virtlogd'])
+        self._wait(name, 'virtlogd', lambda: os.path.exists(
+            '/proc/%d/root/run/libvirt/virtlogd-sock' % pid), 30)
+        self._start_daemon(name, h, 'libvirtd', ['libvirtd'])
+        self._wait(name, 'libvirtd', lambda: self.run_in(
+            pid, ['virsh', '-c', 'qemu:///system', 'version'], check=False,
+            timeout=30).returncode == 0, 60)
+        if not with_hostd:
+            return
+        self._start_daemon(name, h, 'hostd', [
+            os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
+            '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
+            '--data-center-dir', '/rhev/data-center',
+            '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'])
+        self._wait(name, 'hostd', lambda: self.run_in(
+            pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host', 'ping2'],
+            check=False, timeout=30).returncode == 0, 90)
+
+    def _start_daemon(self, name, h, daemon, cmd, extra_env=None):
+        log = os.path.join(h['dir'], 'var-log', 'lab', '%s.log' % daemon)
+        with open(log, 'ab') as out:
+            p = subprocess.Popen(self.nsenter(h['holder']['pid']) + cmd,
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True, cwd='/',
+                                 env=self.env(dict(extra_env or {}, OVIRT_HE_LAB_HOST=name)))
+        # nsenter without a pid namespace execs the daemon: p.pid is the daemon.
+        h['daemons'][daemon] = dict(record(p.pid), log=log)
+        self.save()
+        return p
+
+    def _wait(self, name, daemon, ready, timeout):
+        h = self.state['hosts'][name]
+        rec = h['daemons'][daemon]
+        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        while True:
+            if not alive(rec):
+                _reap(rec['pid'])
+                raise LabError('%s exited at start; its log: %s%s'
+                               % (daemon, rec['log'], _tail(rec['log'])))
+            if ready():
+                say('%s: %s up (%.1f s)' % (name, daemon, time.monotonic() - t0))
+                return
+            if time.monotonic() > deadline:
+                raise LabError('%s did not answer within %d s; its log: %s%s'
+                               % (daemon, timeout, rec['log'], _tail(rec['log'])))
+            time.sleep(0.2)
+
+    # down ---------------------------------------------------------------
+    def down(self):
+        with self.locked():
+            return self._down_locked()
+
+    def _down_locked(self, quiet=False):
+        st = self.load()
+        if not st:
+            if not quiet:
+                say('no lab is up in %s' % self.dir)
+            return
+        hosts = st.get('hosts', {})
+
+        def stop_host(name, h):
+            mnt = (h.get('ns') or {}).get('mnt')
+            holder = h.get('holder') or {}
+            daemons = h.get('daemons', {})
+            # everything in the host's namespaces but the holder: VMs, commands, daemons
+            pids = set(pids_in_ns('mnt', mnt))
+            pids.update(d['pid'] for d in daemons.values() if alive(d))
+            pids.discard(holder.get('pid'))
+            if pids:
+                kill_pids(sorted(pids))
+            left = [p for p in pids_in_ns('mnt', mnt) if p != holder.get('pid')]
+            if left:
+                kill_pids(left, grace=0)
+            if alive(holder):
+                kill_pids([holder['pid']])
+            if not quiet:
+                say('%s: stopped' % name)
+
+        threads = [threading.Thread(target=stop_host, args=(n, h)) for n, h in hosts.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        net = st.get('net') or {}
+        pids = set(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        if alive(net):
+            pids.add(net['pid'])
+        if pids:
+            kill_pids(sorted(pids))
+        left = self._leftovers(st)
+        if left:
+            raise LabError('processes %s of the lab are still running; run '
+                           'hosted-engine-lab down again' % ', '.join(map(str, left)))
+        os.unlink(self.state_path)
+        self.state = None
+        if not quiet:
+            say('lab down: no process of the lab is left')
+
+    @staticmethod
+    def _leftovers(st):
+        left = set()
+        for h in st.get('hosts', {}).values():
+            left.update(pids_in_ns('mnt', (h.get('ns') or {}).get('mnt')))
+            left.update(d['pid'] for d in h.get('daemons', {}).values() if alive(d))
+            if alive(h.get('holder')):
+                left.add(h['holder']['pid'])
+        net = st.get('net') or {}
+        left.update(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        if alive(net):
+            left.add(net['pid'])
+        return sorted(left)
+
+    # status -------------------------------------------------------------
+    def status(self):
+        """[(host, address, {daemon: alive or None when not started})] or None."""
+        st = self.load()
+        if not st:
+            return None
+        out = []
+        for name, h in sorted(st['hosts'].items(), key=lambda kv: kv[1]['index']):
+            d = {k: (alive(h['daemons'][k]) if k in h.get('daemons', {}) else None)
+                 for k in DAEMONS}
+            out.append((name, h['address'], alive(h.get('holder')), d))
+        return out
+
+    # exec ---------------------------------------------------------------
+    def exec_argv(self, name, cmd, cwd=None):
+        """The argv that runs cmd inside lab host name (for os.execvp)."""
+        h = self.host(name)
+        pid = h['holder']['pid']
+        cwd = cwd or os.getcwd()
+        if not os.path.isdir('/proc/%d/root%s' % (pid, cwd)):
+            cwd = '/'
+        if not cmd:
+            cmd = [os.environ.get('SHELL') or '/bin/sh']
+        return ['nsenter', '-t', str(pid), '-m', '-u', '-n', '--wd=%s' % cwd, '--'] + list(cmd)
+
+    def exec_env(self, name):
+        env = dict(os.environ)
+        parts = [paths.venv_bin()] + [p for p in env.get('PATH', '').split(':')
+                                      if p and p != paths.venv_bin()]
+        for p in ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'):
+            if p not in parts:
+                parts.append(p)
+        env['PATH'] = ':'.join(parts)
+        env['OVIRT_HE_LAB_HOST'] = name
+        env.pop('SANLOCK_RUN_DIR', None)
+        return env
+
+
+def _q(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def _tail(path, n=5):
+    try:
+        with open(path, errors='replace') as f:
+            lines = f.read().splitlines()[-n:]
+    except OSError:
+        return ''
+    return ''.join('\n    ' + ln for ln in lines)
+
+
+def main_exit(e):
+    sys.stderr.write('hosted-engine-lab: %s\n' % e)
+    return 1
