@@ -286,8 +286,11 @@ class Context:
         if self.dialog is None:
             self.dialog = make_dialog('human', self.environment, self.secret_filter,
                                       self.stdin, self.stdout)
-        self.dialog.write_log_line('ERROR', message)
-        logger.error('%s', message)
+        if self._console_handler in logging.getLogger().handlers:
+            logger.error('%s', message)
+        else:
+            self.dialog.write_log_line('ERROR', self.secret_filter.scrub(message))
+            logger.error('%s', message)
         if self.log_file:
             self.dialog.note('Log file is located at %s' % self.log_file)
         self.dialog.terminate()
@@ -339,5 +342,6 @@ class Context:
             self._fail(self._pending_signal, STAGE_BY_ID[Stages.TERMINATE])
         code = self._exit_code()
         logger.debug('exit code %d', code)
+        self.dialog.note('Log file is located at %s' % self.log_file)
         self.dialog.terminate()
         return code

@@ -34,4 +34,3 @@ class Plugin(PluginBase):
                               'issue, fix accordingly or re-deploy from scratch.')
         else:
             self.logger.info('Hosted Engine successfully set up')
-        self.dialog.note('Log file is located at %s' % self.context.log_file)
