@@ -186,6 +186,15 @@ class Client:
                                             name='api-client-reader', daemon=True)
             self._reader.start()
             log.debug('connected to %s', where)
+        if self._event_callbacks:
+            self._sync()
+
+    def _sync(self):
+        """One round trip, so the server has handled the subscriptions sent before."""
+        try:
+            self.call('Host.ping2', _timeout=self.connect_timeout)
+        except (ServerError, CallTimeout) as e:
+            log.debug('sync after subscribing: %s', e)
 
     @staticmethod
     def _wait_frame(transport, timeout):
@@ -276,9 +285,12 @@ class Client:
         with self._lock:
             first = not self._event_callbacks
             self._event_callbacks.append(callback)
-            if first and self._transport is not None:
+            subscribe = first and self._transport is not None
+            if subscribe:
                 self._transport.send(stomp.Frame('SUBSCRIBE', {
                     'destination': EVENT_QUEUE, 'ack': 'auto', 'id': self._event_sub}))
+        if subscribe:
+            self._sync()
 
     def _send(self, payload, ids, timeout, correlation_id=None):
         if self._transport is None:
