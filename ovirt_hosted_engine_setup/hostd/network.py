@@ -111,6 +111,10 @@ class NetworkBackend(Backend):
                     self._add(net, entry['attrs'], entry.get('nic_config'))
                 except (VdsmError, OSError, subprocess.SubprocessError) as e:
                     log.error('cannot restore network %s: %s', net, e)
+        gone = [n for n in self._running if _link(n) is None]
+        for n in gone:
+            log.info('network %s is gone and not in the safe configuration: forgetting it', n)
+            del self._running[n]
         self._save(self.running_path, self._running)
 
     # -- verbs -----------------------------------------------------------
