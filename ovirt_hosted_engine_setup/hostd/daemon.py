@@ -80,6 +80,11 @@ def parse_args(argv):
     p.add_argument('--libvirt-uri', default='qemu:///system')
     p.add_argument('--sanlock-run-dir', default=os.environ.get('SANLOCK_RUN_DIR'),
                    help="this host's sanlock daemon directory (default $SANLOCK_RUN_DIR)")
+    p.add_argument('--sanlock-io-timeout', type=int, default=None,
+                   help='sanlock I/O timeout in seconds for lockspaces this agent creates or '
+                        'joins (default: sanlock\'s, 10 s)')
+    p.add_argument('--monitor-interval', type=float, default=None,
+                   help='seconds between storage domain checks (default 10)')
     p.add_argument('--ha-conf', default=HA_CONF,
                    help='HA services configuration written by setHaMaintenanceMode '
                         '(default %(default)s)')
@@ -144,6 +149,10 @@ class Agent:
                           emit_event=lambda m, p: holder['server'].emit(m, p)
                           if 'server' in holder else None)
         ctx.ha_conf = a.ha_conf
+        if a.sanlock_io_timeout is not None:
+            ctx.sanlock_io_timeout = a.sanlock_io_timeout
+        if a.monitor_interval is not None:
+            ctx.monitor_interval = a.monitor_interval
         ctx.hosted_engine_conf = a.hosted_engine_conf
         self.ctx = ctx
         last = {'t': 0.0}
