@@ -78,6 +78,7 @@ def emails(value):
         raise ValueError('give one or more addresses separated by commas')
     for p in parts:
         email(p)
+    return ','.join(parts)
 
 
 def host_address(value):

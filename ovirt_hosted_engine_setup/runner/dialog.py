@@ -10,6 +10,7 @@ from .constants import QUESTION_PREFIX, CoreEnv, DialogEnv
 from .errors import DialogEOF, RunnerError
 
 NOTE_INDENT = ' ' * 9
+NOTE_WIDTH = 110
 _COLORS = {'INFO': '\033[32m', 'WARNING': '\033[33m', 'ERROR': '\033[31m', 'CRITICAL': '\033[31m'}
 _RESET = '\033[0m'
 
@@ -184,8 +185,11 @@ class HumanDialog(Dialog):
     dialect = 'human'
 
     def _color(self, level):
+        if level not in _COLORS or os.environ.get('NO_COLOR') or \
+                os.environ.get('TERM', 'dumb') == 'dumb':
+            return False
         try:
-            return os.isatty(self.stdout.fileno()) and level in _COLORS
+            return os.isatty(self.stdout.fileno())
         except (AttributeError, ValueError, OSError):
             return False
 
@@ -199,14 +203,17 @@ class HumanDialog(Dialog):
             '%s%s\n' % (NOTE_INDENT, line) for line in lines[1:]))
 
     def note(self, text):
+        """Indent by 9; wrap long lines, but never split a path or other long token."""
         out = []
         for line in str(text).splitlines() or ['']:
             if not line.strip():
                 out.append('')
-                continue
-            out.extend(textwrap.wrap(line, width=132, initial_indent=NOTE_INDENT,
-                                     subsequent_indent=NOTE_INDENT,
-                                     break_on_hyphens=False) or [NOTE_INDENT])
+            elif len(line) <= NOTE_WIDTH or any(len(w) > 40 for w in line.split()):
+                out.append(NOTE_INDENT + line)
+            else:
+                out.extend(textwrap.wrap(line, width=NOTE_WIDTH + 9, initial_indent=NOTE_INDENT,
+                                         subsequent_indent=NOTE_INDENT,
+                                         break_on_hyphens=False))
         self.write(''.join(line + '\n' for line in out))
 
     def _prompt(self, note, valid_values, default):
