@@ -1,5 +1,4 @@
 """Fixtures of the host agent API tests: a real hostd over TLS on loopback."""
-import os
 import shutil
 import tempfile
 

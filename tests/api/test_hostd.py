@@ -289,6 +289,12 @@ def test_call_timeout_and_reconnect(tmpdir_path):
         c = agent.client(timeout=5)
         assert c.Host.ping2() is True
         agent.proc.send_signal(19)   # SIGSTOP: connected but silent
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:   # the stop is asynchronous
+            with open('/proc/%d/stat' % agent.proc.pid) as f:
+                if f.read().rsplit(')', 1)[1].split()[0] == 'T':
+                    break
+            time.sleep(0.01)
         try:
             with pytest.raises(CallTimeout):
                 c.call('Host.ping2', _timeout=1)
