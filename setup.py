@@ -27,7 +27,6 @@ setup(
     description='Installer and HA services for an oVirt engine running as a VM on the hosts it manages',
     packages=find_packages(include=['ovirt_hosted_engine_setup', 'ovirt_hosted_engine_setup.*']),
     package_data={'ovirt_hosted_engine_setup': ['*.yaml', '*/*.yaml', '*/*.c']},
-    scripts=['bin/hosted-engine'],
     data_files=(
         tree('plugins', 'share/ovirt-hosted-engine-setup/plugins')
         + tree('templates', 'share/ovirt-hosted-engine-setup/templates')
@@ -35,6 +34,8 @@ setup(
     ),
     entry_points={
         'console_scripts': [
+            # bin/hosted-engine runs the same from a checkout without installing
+            'hosted-engine = ovirt_hosted_engine_setup.cli:main',
             'ovirt-hosted-engine-setup = ovirt_hosted_engine_setup.cli:setup_main',
             'ovirt-hosted-engine-hostd = ovirt_hosted_engine_setup.hostd.daemon:main',
             'ovirt-hosted-engine-rpc = ovirt_hosted_engine_setup.api.rpc_cli:main',

@@ -74,8 +74,8 @@ class StorageEnv:
     CONNECTION_UUID = K('OVEHOSTED_STORAGE/connectionUUID')
     SD_UUID = K('OVEHOSTED_STORAGE/sdUUID', validator=v.uuid)
     SP_UUID = K('OVEHOSTED_STORAGE/spUUID', validator=v.uuid)
-    IMG_UUID = K('OVEHOSTED_STORAGE/imgUUID', answer_file=True, validator=v.uuid)
-    VOL_UUID = K('OVEHOSTED_STORAGE/volUUID', answer_file=True, validator=v.uuid)
+    IMG_UUID = K('OVEHOSTED_STORAGE/imgUUID', validator=v.uuid)
+    VOL_UUID = K('OVEHOSTED_STORAGE/volUUID', validator=v.uuid)
     VG_UUID = K('OVEHOSTED_STORAGE/vgUUID', answer_file=True)
     IMAGE_SIZE_GB = K('OVEHOSTED_STORAGE/imgSizeGB', answer_file=True,
                       preview='Image size GB', validator=v.positive_int)
