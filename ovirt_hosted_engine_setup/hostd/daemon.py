@@ -125,6 +125,7 @@ class Agent:
         self.server = None
         self.backends = []
         self.ctx = None
+        self._wrote_pid = False
 
     def prepare(self):
         """Certificates, backends, recovery, listening socket. Raises SetupError."""
@@ -187,10 +188,11 @@ class Agent:
             except Exception:
                 log.exception('closing %s failed', type(b).__name__)
         self.backends = []
-        try:
-            os.unlink(self.pid_path)
-        except OSError:
-            pass
+        if self._wrote_pid:
+            try:
+                os.unlink(self.pid_path)
+            except OSError:
+                pass
         log.info('stopped')
 
     @property
@@ -198,8 +200,11 @@ class Agent:
         return os.path.join(self.args.run_dir, 'hostd.pid')
 
     def _write_pid(self):
-        with open(self.pid_path, 'w') as f:
+        tmp = self.pid_path + '.tmp'
+        with open(tmp, 'w') as f:
             f.write('%d\n' % os.getpid())
+        os.rename(tmp, self.pid_path)
+        self._wrote_pid = True
 
 
 def _daemonize():
