@@ -133,3 +133,11 @@ def test_check_deployed(prefix):
     with open(conf, 'w') as f:
         f.write('fqdn=engine.example.com\nvmid=0b4e9c3a-3f57-4bd8-a3e8-2f0c1a6c2d11\n')
     assert prefix.run('--check-deployed').returncode == 0
+
+
+def test_example_lab_answer_file_runs_unattended(prefix):
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'examples', 'lab-answers.conf')
+    r = prefix.run('--deploy', '--config-append=%s' % example)
+    assert r.returncode == 0, r.stdout
+    assert ']: ' not in r.stdout
