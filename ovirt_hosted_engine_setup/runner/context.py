@@ -1,6 +1,7 @@
 """The run: environment, plugins, stages, dialog, log and the main transaction."""
 import logging
 import os
+import re
 import signal
 import sys
 
@@ -14,6 +15,7 @@ from .transaction import Transaction
 
 logger = logging.getLogger('otopi.context')
 
+SECRET_QUESTION = re.compile('PASSWORD|PASSWD|SECRET', re.I)
 SIGNALS = ('SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGPIPE')
 
 
@@ -76,9 +78,8 @@ class Context:
         values = [env.get(n) for n in names]
         values.extend(env.get(CoreEnv.LOG_FILTER) or ())
         for k, v in env.items():
-            # preseeded answers to hidden questions of secret keys
-            if k.startswith('QUESTION/') and any(k.endswith('/' + n.split('/')[-1])
-                                                  for n in names):
+            # preseeded answers to password questions (QUESTION/<n>/<name with PASSWORD>)
+            if k.startswith('QUESTION/') and SECRET_QUESTION.search(k.rsplit('/', 1)[-1]):
                 values.append(v)
         return [v for v in values if isinstance(v, str)]
 

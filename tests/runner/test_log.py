@@ -25,3 +25,15 @@ def test_secrets_filtered(tmp_path):
         assert secret not in r.log
         assert secret not in r.output
     assert r.log.count('**FILTERED**') >= 4
+
+
+def test_preseeded_password_answers_filtered(tmp_path):
+    src = '''
+class Plugin(PluginBase):
+    @event(stage=Stages.CUSTOMIZATION)
+    def ask(self):
+        self.environment['TEST/x'] = self.dialog.query_string('ROOT_PASSWORD', 'Pw', hidden=True)
+'''
+    r = run(tmp_path, {'p': src}, assignments=['QUESTION/1/ROOT_PASSWORD=str:Pre5eeded'])
+    assert r.code == 0
+    assert 'Pre5eeded' not in r.log and 'Pre5eeded' not in r.output
