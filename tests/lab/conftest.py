@@ -1,0 +1,45 @@
+"""A lab of two hosts shared by the tests of a module (started with the real command)."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+LAB_CLI = [sys.executable, '-m', 'ovirt_hosted_engine_setup.lab.cli']
+
+
+def netns_list():
+    return subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
+
+
+class LabRunner:
+    def __init__(self, lab_dir):
+        self.dir = lab_dir
+        self.env = dict(os.environ, OVIRT_HE_LAB_DIR=lab_dir)
+
+    def cli(self, *args, check=True, timeout=300, **kw):
+        kw.setdefault('capture_output', True)
+        kw.setdefault('text', True)
+        r = subprocess.run(LAB_CLI + list(args), env=self.env, timeout=timeout, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError('hosted-engine-lab %s failed (%d):\n%s\n%s'
+                                 % (' '.join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def exec(self, host, *cmd, check=True, **kw):
+        return self.cli('exec', host, '--', *cmd, check=check, **kw)
+
+
+@pytest.fixture(scope='module')
+def lab():
+    lab_dir = tempfile.mkdtemp(prefix='he-lab-test-', dir='/var/tmp')
+    runner = LabRunner(lab_dir)
+    runner.netns_before = netns_list()
+    try:
+        runner.cli('up', '--hosts', '2', timeout=600)
+        yield runner
+    finally:
+        runner.cli('down', check=False, timeout=120)
+        shutil.rmtree(lab_dir, ignore_errors=True)

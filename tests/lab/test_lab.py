@@ -1,0 +1,195 @@
+"""hosted-engine-lab: two namespaced hosts with their own daemons, one network, one storage."""
+import json
+import os
+import uuid
+
+from ovirt_hosted_engine_setup.lab import images
+from ovirt_hosted_engine_setup.lab.lab import DAEMONS, pids_in_ns, proc_start
+
+from .conftest import netns_list
+
+
+def state(lab):
+    with open(os.path.join(lab.dir, 'state.json')) as f:
+        return json.load(f)
+
+
+def test_hostnames(lab):
+    assert lab.exec('host1', 'hostname').stdout.strip() == 'host1'
+    assert lab.exec('host2', 'hostname').stdout.strip() == 'host2'
+
+
+def test_only_lab_interfaces(lab):
+    out = lab.exec('host1', 'ip', '-o', 'link').stdout
+    names = sorted(line.split(':')[1].strip().split('@')[0] for line in out.splitlines())
+    assert names == ['eth0', 'lo']
+    addr = lab.exec('host2', 'ip', '-o', '-4', 'addr', 'show', 'eth0').stdout
+    assert '192.168.222.12/24' in addr
+
+
+def test_ping_between_hosts(lab):
+    r = lab.exec('host1', 'ping', '-c', '2', '-W', '3', '192.168.222.12')
+    assert ' 0% packet loss' in r.stdout
+    r = lab.exec('host2', 'ping', '-c', '1', '-W', '3', 'host1')
+    assert ' 0% packet loss' in r.stdout
+
+
+def test_private_run_and_separate_sanlock(lab):
+    pid1 = lab.exec('host1', 'cat', '/run/sanlock/sanlock.pid').stdout.strip()
+    pid2 = lab.exec('host2', 'cat', '/run/sanlock/sanlock.pid').stdout.strip()
+    assert pid1 and pid2 and pid1 != pid2
+    st = state(lab)
+    assert int(pid1) == st['hosts']['host1']['daemons']['sanlock']['pid']
+    marker = '/run/lab-test-%s' % uuid.uuid4().hex
+    lab.exec('host1', 'touch', marker)
+    assert lab.exec('host1', 'test', '-e', marker, check=False).returncode == 0
+    assert lab.exec('host2', 'test', '-e', marker, check=False).returncode == 1
+    assert not os.path.exists(marker)
+
+
+def test_private_host_directories(lab):
+    for host in ('host1', 'host2'):
+        lab.exec(host, 'sh', '-c', 'echo %s > /rhev/who; echo %s > /etc/ovirt-hosted-engine/who'
+                 % (host, host))
+    for host in ('host1', 'host2'):
+        out = lab.exec(host, 'cat', '/rhev/who', '/etc/ovirt-hosted-engine/who').stdout
+        assert out.split() == [host, host]
+    assert not os.path.exists('/rhev/who')
+
+
+def test_shared_storage(lab):
+    storage = state(lab)['storage']
+    path = os.path.join(storage, 'written-by-host1')
+    lab.exec('host1', 'sh', '-c', 'echo shared > %s' % path)
+    assert lab.exec('host2', 'cat', path).stdout.strip() == 'shared'
+    with open(path) as f:
+        assert f.read().strip() == 'shared'
+    # the checkout and /var/tmp are the machine's own
+    here = os.path.abspath(__file__)
+    assert lab.exec('host2', 'test', '-f', here, check=False).returncode == 0
+
+
+def test_sanlock_running(lab):
+    for host in ('host1', 'host2'):
+        out = lab.exec(host, 'sanlock', 'client', 'status').stdout
+        assert 'daemon %s' % host in out
+
+
+def test_libvirtd_answers(lab):
+    for host in ('host1', 'host2'):
+        r = lab.exec(host, 'virsh', '-c', 'qemu:///system', 'list', '--all')
+        assert 'Name' in r.stdout
+
+
+def test_exec_exit_code_stdin_and_path(lab):
+    assert lab.exec('host1', 'sh', '-c', 'exit 7', check=False).returncode == 7
+    assert lab.exec('host2', 'cat', input='through stdin\n').stdout == 'through stdin\n'
+    path = lab.exec('host1', 'sh', '-c', 'echo $PATH').stdout.strip().split(':')
+    assert os.path.isfile(os.path.join(path[0], 'hosted-engine-lab'))
+    r = lab.cli('exec', 'host9', '--', 'true', check=False)
+    assert r.returncode == 1 and 'no lab host' in r.stderr
+
+
+def test_status(lab):
+    r = lab.cli('status')
+    lines = r.stdout.splitlines()
+    rows = {ln.split()[0]: ln.split() for ln in lines[2:]}
+    assert rows['host1'][1] == '192.168.222.11'
+    assert rows['host2'][1] == '192.168.222.12'
+    for host in ('host1', 'host2'):
+        assert rows[host][2:] == ['up'] * (1 + len(DAEMONS))
+
+
+def test_up_twice_refused(lab):
+    r = lab.cli('up', '--hosts', '1', check=False)
+    assert r.returncode == 1
+    assert 'already up' in r.stderr and 'down' in r.stderr
+
+
+def test_host_agents_trust_each_other(lab):
+    r = lab.exec('host1', 'ovirt-hosted-engine-rpc', '--host', 'host2', 'Host', 'ping2')
+    assert json.loads(r.stdout) is True
+    r = lab.exec('host2', 'ovirt-hosted-engine-rpc', '--host', '192.168.222.11', 'Host', 'ping2')
+    assert json.loads(r.stdout) is True
+
+
+def test_guest_boots_and_serves_health_page(lab):
+    """The guest image boots from its own disk under libvirt in a lab host."""
+    work = os.path.join(lab.dir, 'vm')
+    os.makedirs(work)
+    disk = os.path.join(work, 'disk.raw')
+    images.copy_disk(disk)
+    channel = os.path.join(work, 'channel.sock')
+    console = os.path.join(work, 'console.log')
+    xml = images.domain_xml('labtest', str(uuid.uuid4()), disk_path=disk, bridge='vmtest0',
+                            ip=images.kernel_ip('192.168.223.2', 24, '192.168.223.1', 'labtest'),
+                            channel_path=channel, console_log=console)
+    xml_path = os.path.join(work, 'domain.xml')
+    with open(xml_path, 'w') as f:
+        f.write(xml)
+    lab.exec('host1', 'sh', '-c', 'ip link add vmtest0 type bridge && '
+             'ip addr add 192.168.223.1/24 dev vmtest0 && ip link set vmtest0 up')
+    lab.exec('host1', 'virsh', '-c', 'qemu:///system', 'create', xml_path)
+    probe = (
+        'import socket, time, urllib.request\n'
+        'deadline = time.time() + 90\n'
+        'while True:\n'
+        '    try:\n'
+        '        body = urllib.request.urlopen("http://192.168.223.2%s", timeout=3).read()\n'
+        '        break\n'
+        '    except OSError:\n'
+        '        if time.time() > deadline: raise\n'
+        '        time.sleep(1)\n'
+        'print(body.decode())\n'
+        's = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(%r)\n'
+        'buf = b""\n'
+        'while not buf.endswith(b"\\n"): buf += s.recv(200) or b"\\n"\n'
+        'print(buf.decode().strip())\n' % (images.HEALTH_PATH, channel))
+    try:
+        out = lab.exec('host1', 'python3', '-c', probe, timeout=180).stdout.splitlines()
+        assert out[0] == images.HEALTH_BODY
+        assert out[1].startswith('lab-guest: up address=192.168.223.2')
+        # the guest powers off on the ACPI button
+        lab.exec('host1', 'virsh', '-c', 'qemu:///system', 'shutdown', 'labtest')
+        lab.exec('host1', 'sh', '-c', 'for i in $(seq 60); do '
+                 '[ -z "$(virsh -c qemu:///system list --name)" ] && exit 0; sleep 1; done; '
+                 'exit 1', timeout=90)
+    finally:
+        lab.exec('host1', 'virsh', '-c', 'qemu:///system', 'destroy', 'labtest', check=False)
+    with open(console, errors='replace') as f:
+        assert 'lab-guest: ready' in f.read()
+
+
+def test_down_leaves_nothing(lab):
+    """Runs last: a VM left running is stopped too, and down is safe twice."""
+    xml = images.domain_xml('leftover', str(uuid.uuid4()), disk_readonly=True)
+    xml_path = os.path.join(lab.dir, 'leftover.xml')
+    with open(xml_path, 'w') as f:
+        f.write(xml)
+    lab.exec('host2', 'virsh', '-c', 'qemu:///system', 'create', xml_path)
+    st = state(lab)
+    recorded = []
+    for h in st['hosts'].values():
+        recorded.append(h['holder']['pid'])
+        recorded.extend(d['pid'] for d in h['daemons'].values())
+    recorded.append(st['net']['pid'])
+    lab.cli('down')
+    for pid in recorded:
+        assert proc_start(pid) is None, 'pid %d still running' % pid
+    for h in st['hosts'].values():
+        assert pids_in_ns('mnt', h['ns']['mnt']) == []
+        assert pids_in_ns('net', h['ns']['net']) == []
+    assert pids_in_ns('net', st['net']['ns']['net']) == []
+    with open('/proc/self/mountinfo') as f:
+        assert lab.dir not in f.read()
+    # no named network namespace refers to the lab's namespaces
+    lab_ns = {h['ns']['net'] for h in st['hosts'].values()} | {st['net']['ns']['net']}
+    for name in netns_list().split():
+        path = os.path.join('/run/netns', name)
+        if os.path.exists(path):
+            assert 'net:[%d]' % os.stat(path).st_ino not in lab_ns
+    assert not os.path.exists(os.path.join(lab.dir, 'state.json'))
+    r = lab.cli('down')
+    assert 'no lab is up' in r.stdout
+    r = lab.cli('status', check=False)
+    assert r.returncode == 3
