@@ -94,13 +94,6 @@ def host_address(value):
         raise ValueError('%r is neither an IP address nor a host name' % value)
 
 
-def ipv4(value):
-    try:
-        ipaddress.IPv4Address(str(value))
-    except ValueError:
-        raise ValueError('%r is not an IPv4 address' % (value,))
-
-
 def unicast_mac(value):
     value = str(value)
     if not _MAC.match(value):

@@ -126,7 +126,7 @@ class Context:
             for key, value, where in entries:
                 self._validate_value(key, value, where)
         self.config_sections = sections
-        for key, value, where in sections['environment:default']:
+        for key, value, _where in sections['environment:default']:
             if key not in self._cmdline_keys:
                 self.environment[key] = value
         return paths, warnings
