@@ -3,7 +3,6 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import threading
 import time
 
@@ -340,14 +339,11 @@ def test_shared_ca_is_used(tmpdir_path):
             dst.write(src.read())
     agent = Hostd(base_b).start()
     try:
-        # The client certificate of root a is accepted by the agent of root b.
+        # The client certificate of root a is accepted by the agent of root b, and the
+        # client, trusting only CA a, accepts b's server certificate.
         c = Client('127.0.0.1', agent.port, cafile=first.ca_cert, certfile=first.client_cert,
                    keyfile=first.client_key, connect_timeout=10)
         assert c.Host.ping2() is True
         c.close()
     finally:
         assert agent.stop() == 0
-    r = subprocess.run(['openssl', 'verify', '-CAfile', first.ca_cert,
-                        os.path.join(base_b, 'root', 'pki', 'hostcert.pem')],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
