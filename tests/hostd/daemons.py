@@ -82,3 +82,92 @@ class SanlockDaemon:
         if self.proc:
             self.proc.wait()
         self.proc = None
+
+
+LIBVIRT_SCRIPT = r'''
+set -e
+b="$1"
+mount --bind "$b/run" /run
+for d in etc/libvirt var/lib/libvirt var/log/libvirt var/cache/libvirt; do
+    mount --bind "$b/$d" "/$d"
+done
+mkdir -p /run/libvirt
+virtlogd -d
+libvirtd -d
+'''
+
+
+class LibvirtHost:
+    """virtlogd + libvirtd in a private mount namespace with their own /run,
+    /etc/libvirt (sanlock lock driver configured), /var/lib/libvirt, /var/log/libvirt
+    and /var/cache/libvirt under base; libvirtd's sanlock client uses the sanlock
+    daemon of sanlock_run_dir. Reach it with self.uri."""
+
+    def __init__(self, base, sanlock_run_dir):
+        self.base = base
+        self.sanlock_run_dir = sanlock_run_dir
+        self.uri = 'qemu:///system?socket=%s/run/libvirt/libvirt-sock' % base
+
+    def _config(self):
+        for d in ('run', 'var/lib/libvirt', 'var/log/libvirt', 'var/cache/libvirt'):
+            os.makedirs(os.path.join(self.base, d), exist_ok=True)
+        etc = os.path.join(self.base, 'etc/libvirt')
+        os.makedirs(os.path.dirname(etc), exist_ok=True)
+        if not os.path.isdir(etc):
+            subprocess.run(['cp', '-a', '/etc/libvirt', etc], check=True)
+        autostart = os.path.join(etc, 'qemu/networks/autostart')
+        if os.path.isdir(autostart):
+            for f in os.listdir(autostart):
+                os.unlink(os.path.join(autostart, f))
+        with open(os.path.join(etc, 'qemu.conf'), 'a') as f:
+            f.write('\nlock_manager = "sanlock"\nuser = "root"\ngroup = "root"\n'
+                    'dynamic_ownership = 0\nsecurity_driver = "none"\n'
+                    'vnc_listen = "127.0.0.1"\nspice_listen = "127.0.0.1"\n')
+        with open(os.path.join(etc, 'qemu-sanlock.conf'), 'w') as f:
+            f.write('auto_disk_leases = 0\nrequire_lease_for_disks = 0\n')
+
+    def _pid(self, name):
+        try:
+            with open(os.path.join(self.base, 'run', name)) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self):
+        self._config()
+        env = dict(os.environ, SANLOCK_RUN_DIR=self.sanlock_run_dir)
+        p = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+                            LIBVIRT_SCRIPT, 'libvirt-host', self.base], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        if p.returncode != 0:
+            self.stop()
+            raise RuntimeError('libvirtd start failed: %s' % p.stdout)
+        sock = os.path.join(self.base, 'run/libvirt/libvirt-sock')
+        _wait_for(lambda: os.path.exists(sock), 30, 'libvirtd socket')
+        return self
+
+    def stop(self):
+        for name in ('libvirtd.pid', 'virtlogd.pid'):
+            pid = self._pid(name)
+            if pid:
+                _kill_wait(pid)
+
+
+def _kill_wait(pid, timeout=15):
+    """Stop a process that is not our child, by pid."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
