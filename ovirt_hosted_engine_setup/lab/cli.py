@@ -45,7 +45,7 @@ def _status(lab):
     st = lab.state
     print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)'
           % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway']))
-    print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'HOST', '  '.join(
+    print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'NS', '  '.join(
         '%-8s' % d for d in labmod.DAEMONS)))
     ok = True
     for name, addr, holder, daemons in rows:
@@ -61,8 +61,8 @@ def _status(lab):
 
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    lab = labmod.Lab(args.lab_dir)
     try:
+        lab = labmod.Lab(args.lab_dir)
         if args.command == 'up':
             lab.up(args.hosts, with_hostd=not args.no_hostd)
             return 0

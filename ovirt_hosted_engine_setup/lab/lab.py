@@ -182,6 +182,9 @@ def kill_pids(pids, grace=GRACE):
 class Lab:
     def __init__(self, lab_dir=None):
         self.dir = os.path.abspath(lab_dir or paths.lab_dir())
+        if self.dir == '/':
+            raise LabError('the lab directory cannot be /: set OVIRT_HE_LAB_DIR to a directory '
+                           'of its own')
         self.state_path = os.path.join(self.dir, 'state.json')
         self.storage = os.path.join(self.dir, 'storage')
         self.state = None
@@ -558,15 +561,26 @@ class Lab:
             mnt = (h.get('ns') or {}).get('mnt')
             holder = h.get('holder') or {}
             daemons = h.get('daemons', {})
-            # everything in the host's namespaces but the holder: VMs, commands, daemons
+            sanlock = daemons.get('sanlock') or {}
+            # First everything but sanlock and the holder: VMs (their leases go with
+            # them), commands run with exec, hostd, libvirtd, virtlogd.
             pids = set(pids_in_ns('mnt', mnt))
             pids.update(d['pid'] for d in daemons.values() if alive(d))
             pids.discard(holder.get('pid'))
+            pids.discard(sanlock.get('pid'))
+            pids = {p for p in pids if _ppid(p) != sanlock.get('pid')}  # sanlock's helper
             if pids:
                 kill_pids(sorted(pids))
+            # sanlock does not leave while it has lockspaces: ask it to drop them.
+            if alive(sanlock) and alive(holder):
+                with contextlib.suppress(subprocess.SubprocessError, OSError):
+                    subprocess.run(self.nsenter(holder['pid']) + ['sanlock', 'shutdown', '-f', '1'],
+                                   capture_output=True, timeout=10, env=self.env())
             left = [p for p in pids_in_ns('mnt', mnt) if p != holder.get('pid')]
+            if alive(sanlock):
+                left.append(sanlock['pid'])
             if left:
-                kill_pids(left, grace=0)
+                kill_pids(sorted(set(left)))
             if alive(holder):
                 kill_pids([holder['pid']])
             if not quiet:
@@ -642,6 +656,15 @@ class Lab:
         env['OVIRT_HE_LAB_HOST'] = name
         env.pop('SANLOCK_RUN_DIR', None)
         return env
+
+
+def _ppid(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            data = f.read()
+        return int(data[data.rindex(')') + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _q(s):

@@ -113,17 +113,32 @@ def test_host_agents_trust_each_other(lab):
     assert json.loads(r.stdout) is True
 
 
-def test_guest_boots_and_serves_health_page(lab):
-    """The guest image boots from its own disk under libvirt in a lab host."""
-    work = os.path.join(lab.dir, 'vm')
+LEASE_SETUP = """
+import sanlock, sys
+ids, lease = sys.argv[1], sys.argv[2]
+for path, size in ((ids, 1 << 20), (lease, 1 << 20)):
+    with open(path, 'wb') as f:
+        f.truncate(size)
+sanlock.write_lockspace(b'labls', ids, iotimeout=2)
+sanlock.write_resource(b'labls', b'labkey', [(lease, 0)])
+sanlock.add_lockspace(b'labls', 1, ids, iotimeout=2)
+"""
+
+
+def test_guest_boots_with_lease_and_serves_health_page(lab):
+    """The guest image boots from its own disk under libvirt in a lab host, holding a lease."""
+    work = os.path.join(state(lab)['storage'], 'vm')
     os.makedirs(work)
     disk = os.path.join(work, 'disk.raw')
     images.copy_disk(disk)
+    ids, lease = os.path.join(work, 'ids'), os.path.join(work, 'disk.lease')
+    lab.exec('host1', 'python3', '-c', LEASE_SETUP, ids, lease, timeout=120)
     channel = os.path.join(work, 'channel.sock')
     console = os.path.join(work, 'console.log')
     xml = images.domain_xml('labtest', str(uuid.uuid4()), disk_path=disk, bridge='vmtest0',
                             ip=images.kernel_ip('192.168.223.2', 24, '192.168.223.1', 'labtest'),
-                            channel_path=channel, console_log=console)
+                            channel_path=channel, console_log=console,
+                            lease={'lockspace': 'labls', 'key': 'labkey', 'path': lease})
     xml_path = os.path.join(work, 'domain.xml')
     with open(xml_path, 'w') as f:
         f.write(xml)
@@ -149,6 +164,8 @@ def test_guest_boots_and_serves_health_page(lab):
         out = lab.exec('host1', 'python3', '-c', probe, timeout=180).stdout.splitlines()
         assert out[0] == images.HEALTH_BODY
         assert out[1].startswith('lab-guest: up address=192.168.223.2')
+        held = lab.exec('host1', 'sanlock', 'client', 'status').stdout
+        assert 'r labls:labkey:%s:0' % lease in held
         # the guest powers off on the ACPI button
         lab.exec('host1', 'virsh', '-c', 'qemu:///system', 'shutdown', 'labtest')
         lab.exec('host1', 'sh', '-c', 'for i in $(seq 60); do '
