@@ -170,6 +170,9 @@ def fetch_kernel(cache_dir):
     shutil.rmtree(dl, ignore_errors=True)
     shutil.rmtree(tree, ignore_errors=True)
     os.rename(tmp_tree, tree)
+    for old in glob.glob(os.path.join(cache_dir, 'linux-image-*')):
+        if old != tree:
+            shutil.rmtree(old, ignore_errors=True)
     return version, tree
 
 

@@ -21,6 +21,9 @@ from ovirt_hosted_engine_setup.lab import paths
 from ovirt_hosted_engine_setup.lab.guest_image import (  # noqa: F401 (re-exported)
     CHANNEL_NAME, DEFAULT_IP, FWCFG_IP, HEALTH_BODY)
 
+__all__ = ['CHANNEL_NAME', 'DEFAULT_IP', 'FWCFG_IP', 'HEALTH_BODY', 'HEALTH_PATH', 'GuestImage',
+           'ImageMissing', 'guest_image', 'copy_disk', 'kernel_ip', 'domain_xml']
+
 GuestImage = collections.namedtuple('GuestImage', 'kernel initrd disk')
 
 HEALTH_PATH = '/ovirt-engine/services/health'
