@@ -17,6 +17,22 @@ def spawn(prefix, *args, env=None):
     return child
 
 
+def at_password_prompt(prefix):
+    """A deploy that confirmed the first question and now asks for the admin password."""
+    child = spawn(prefix)
+    child.expect_exact('(Yes, No)[Yes]: ')
+    child.sendline('')
+    child.expect_exact('Enter engine admin password: ')
+    return child
+
+
+def finished(child):
+    """Wait for the end; return (exit status, what it printed last)."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus, child.before
+
+
 def answer_core_questions(child, password=PASSWORD):
     child.expect_exact('Are you sure you want to continue? (Yes, No)[Yes]: ')
     child.sendline('')
@@ -81,33 +97,23 @@ def test_interactive_deploy_and_replay(prefix, tmp_path):
 
 
 def test_password_mismatch_is_asked_again(prefix):
-    child = spawn(prefix)
-    child.expect_exact('(Yes, No)[Yes]: ')
-    child.sendline('Yes')
-    child.expect_exact('Enter engine admin password: ')
+    child = at_password_prompt(prefix)
     child.sendline('first-one')
     child.expect_exact('Confirm engine admin password: ')
     child.sendline('second-one')
     child.expect_exact('Passwords do not match')
     child.expect_exact('Enter engine admin password: ')
     child.sendcontrol('d')
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 1
+    assert finished(child)[0] == 1
 
 
 def test_hidden_input_is_not_echoed(prefix):
-    child = spawn(prefix)
-    child.expect_exact('(Yes, No)[Yes]: ')
-    child.sendline('')
-    child.expect_exact('Enter engine admin password: ')
+    child = at_password_prompt(prefix)
     child.sendline('NoEcho-Secret')
     child.expect_exact('Confirm engine admin password: ')
     assert 'NoEcho-Secret' not in child.before
     child.sendcontrol('c')
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 1
+    assert finished(child)[0] == 1
 
 
 def test_invalid_answer_reasked_with_reason(prefix):
@@ -118,29 +124,23 @@ def test_invalid_answer_reasked_with_reason(prefix):
     child.expect_exact('(Yes, No)[Yes]: ')
     child.sendline('No')
     child.expect_exact('Hosted Engine deployment aborted')
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 1
+    assert finished(child)[0] == 1
     assert prefix.answer_files() == []
 
 
 def _interrupted(prefix, how):
-    child = spawn(prefix)
-    child.expect_exact('(Yes, No)[Yes]: ')
-    child.sendline('')
-    child.expect_exact('Enter engine admin password: ')
+    child = at_password_prompt(prefix)
     if how == 'eof':
         child.sendcontrol('d')
     else:
         child.kill(signal.SIGINT)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 1
-    assert 'Traceback' not in child.before
+    code, out = finished(child)
+    assert code == 1
+    assert 'Traceback' not in out
     # only the log remains: no answer file, no configuration, no temporary file
     files = prefix.all_files()
     assert len(files) == 1 and files[0].endswith('.log'), files
-    return child.before
+    return out
 
 
 def test_ctrl_d_aborts_cleanly(prefix):
@@ -161,6 +161,4 @@ def test_ssh_without_tmux_asks_second_confirmation(prefix):
     child.expect_exact('Do you want to continue anyway? (Yes, No)[No]: ')
     child.sendline('')
     child.expect_exact('Hosted Engine deployment aborted')
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 1
+    assert finished(child)[0] == 1
