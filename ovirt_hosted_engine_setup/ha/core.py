@@ -1,0 +1,447 @@
+"""The HA decision core: the agent's state machine as a pure function.
+
+    decide(state, observations, config) -> Decision(next_state, actions, published)
+
+No I/O, no clock, no randomness: everything the agent knows comes in through
+``Observations`` (local VM status, local monitors, the other hosts' metadata
+with their liveness already judged by ha/liveness.py, maintenance flags, the
+monotonic time, whether this host holds its host id, the result of the VM
+action asked for in the previous loop). Everything it wants done goes out as
+action values (StartVM, ShutdownVM, PowerOffVM, Notify, PublishMetadata) that
+the agent daemon or the simulator carries out. Per-state data (when the state
+was entered, the start retry counter, hysteresis timers, the last score) lives
+in the immutable ``AgentState`` value.
+
+States, transitions and timeouts follow oVirt's agent (spec/ha.md), with
+these additions:
+- hosts are LIVE / STALE / DEAD (ha/liveness.py): a host sanlock reports dead
+  is dead at once, so its engine is restarted as soon as its VM lease is free;
+- a loop where shared storage could not be read (or was slower than the
+  storage delay limit) changes nothing that needs the other hosts' view: no
+  start, no move; timers keep running; no restart of the agent;
+- a loop without monitor values (slow or restarting broker) keeps the
+  previous score instead of flipping it;
+- score hysteresis: the engine is moved to a better-scored host only when the
+  other host has been better by the margin (800) for ``move_hold`` seconds
+  without a break, and, when this agent started the VM itself, at least
+  ``move_dwell`` seconds after that start; so flapping monitors can never move
+  the VM twice within ``move_dwell``;
+- a host that does not hold its host id never starts the VM.
+"""
+from dataclasses import dataclass, field, replace
+
+from . import liveness
+from .score import Monitors, ScoreConfig, compute_score
+
+START = 'StartState'
+REINIT = 'ReinitializeFSM'
+GLOBAL_MAINT = 'GlobalMaintenance'
+LOCAL_MAINT = 'LocalMaintenance'
+UNKNOWN_VM = 'UnknownLocalVmState'
+DOWN = 'EngineDown'
+START_VM = 'EngineStart'
+STARTING = 'EngineStarting'
+UP = 'EngineUp'
+UP_BAD = 'EngineUpBadHealth'
+STOP = 'EngineStop'
+FORCE_STOP = 'EngineForceStop'
+MAYBE_AWAY = 'EngineMaybeAway'
+UNEXPECTEDLY_DOWN = 'EngineUnexpectedlyDown'
+AGENT_STOPPED = 'AgentStopped'
+
+STATES = (START, REINIT, GLOBAL_MAINT, LOCAL_MAINT, UNKNOWN_VM, DOWN, START_VM, STARTING, UP,
+          UP_BAD, STOP, FORCE_STOP, MAYBE_AWAY, UNEXPECTEDLY_DOWN, AGENT_STOPPED)
+
+# why a VM is down when libvirt/sanlock refused it because another host holds the VM lease
+REASON_LEASE = 'lease held elsewhere'
+
+
+def engine_rank(status):
+    """unknown 0 < down* 1 < up+paused 2 < up+bad 3 < up+good 4."""
+    if not status:
+        return 0
+    vm = status.get('vm')
+    if vm == 'up':
+        if status.get('detail', '').lower() == 'paused':
+            return 2
+        return 4 if status.get('health') == 'good' else 3
+    if vm and vm.startswith('down'):
+        return 1
+    return 0
+
+
+def vm_status(vm, health='bad', detail='', reason=None):
+    """An engine status value as published in the metadata."""
+    return {'vm': vm, 'health': health, 'detail': detail or vm.capitalize(), 'reason': reason}
+
+
+# ----- actions -----
+@dataclass(frozen=True)
+class StartVM:
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class ShutdownVM:
+    delay: int = 120
+    message: str = 'The hosted engine VM is being shut down by the HA agent'
+
+
+@dataclass(frozen=True)
+class PowerOffVM:
+    pass
+
+
+@dataclass(frozen=True)
+class Notify:
+    old_state: str
+    new_state: str
+
+    @property
+    def detail(self):
+        return '%s-%s' % (self.old_state, self.new_state)
+
+
+@dataclass(frozen=True)
+class PublishMetadata:
+    published: 'Published'
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """The outcome of the VM action of the previous loop, given back to decide()."""
+    action: str          # 'start' | 'shutdown' | 'poweroff'
+    ok: bool
+    code: int = 0
+    message: str = ''
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another host as this agent sees it (from its metadata slot)."""
+    host_id: int
+    score: int
+    engine_status: dict
+    hostname: str = ''
+    local_maintenance: bool = False
+    stopped: bool = False
+    state: str = ''
+    liveness: str = liveness.LIVE
+
+    @classmethod
+    def from_record(cls, rec, verdict):
+        return cls(rec.host_id, rec.score, rec.engine_status, rec.hostname, rec.local_maintenance,
+                   rec.stopped, rec.state, verdict)
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: float                           # the agent's monotonic clock, seconds
+    local_vm: dict                       # engine status of the local VM (vm_status())
+    monitors: Monitors = None            # None: the broker gave no values this loop
+    peers: dict = None                   # host id -> Peer; None: shared storage not readable
+    global_maintenance: bool = False     # last known value when storage is not readable
+    local_maintenance: bool = False
+    lockspace_held: bool = True          # this host holds its id in the hosted-engine lockspace
+    conf_up_to_date: bool = True
+    result: ActionResult = None
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    vm_mem_mb: int = 4096
+    history: float = 60
+    starting_timeout: float = 600
+    bad_health_timeout: float = 300
+    stop_timeout: float = 300
+    maybe_away_timeout: float = 40
+    unexpectedly_down_time: float = 560
+    retry_expiration: float = 600
+    migration_margin: int = 800
+    move_hold: float = 60
+    move_dwell: float = 600
+    storage_delay_limit: float = 10
+    shutdown_delay: int = 120
+
+
+@dataclass(frozen=True)
+class AgentState:
+    name: str = START
+    entered: float = None        # monotonic time the state was entered
+    started: float = None        # monotonic time the agent started (history)
+    retries: int = 0
+    last_failure: float = None
+    bad_since: float = None
+    better_since: float = None   # since when a better-scored host has been seen (EngineUp)
+    vm_started_at: float = None  # when this agent started the VM running here (move dwell)
+    score: int = 0               # last published score
+
+
+@dataclass(frozen=True)
+class Published:
+    score: int
+    engine_status: dict
+    state: str
+    local_maintenance: bool = False
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    next_state: AgentState
+    actions: tuple
+    published: Published
+    reason: str = ''
+
+
+def _storage_ok(obs, cfg):
+    if obs.peers is None:
+        return False
+    m = obs.monitors
+    return m is None or (m.storage_valid and m.storage_delay <= cfg.storage_delay_limit)
+
+
+def _score(state_name, state, obs, cfg, retries):
+    m = obs.monitors
+    if m is None or not m.complete():
+        if state_name in ('LocalMaintenance', 'EngineUnexpectedlyDown', 'ReinitializeFSM',
+                          'StartState', 'AgentStopped'):
+            return 0
+        return state.score
+    return compute_score(cfg.score, state_name, m, vm_mem_mb=cfg.vm_mem_mb,
+                         engine_running_here=obs.local_vm.get('vm') == 'up',
+                         global_maintenance=obs.global_maintenance,
+                         conf_up_to_date=obs.conf_up_to_date, retry_count=retries)
+
+
+def _visible(peers):
+    """Peers whose claims are believed (live or stale)."""
+    return [p for p in (peers or {}).values() if p.liveness != liveness.DEAD]
+
+
+def _engine_up_elsewhere(peers):
+    return any(p.engine_status.get('vm') == 'up' for p in _visible(peers))
+
+
+def _better_hosts(peers, own, margin=1):
+    return [p for p in (peers or {}).values()
+            if p.liveness == liveness.LIVE and not p.local_maintenance and not p.stopped
+            and p.score >= own + margin]
+
+
+def decide(state, obs, cfg=CoreConfig()):
+    """One agent loop's decision. Pure: same inputs, same Decision."""
+    now = obs.now
+    if state.started is None:
+        state = replace(state, started=now, entered=now)
+    if state.entered is None:
+        state = replace(state, entered=now)
+    retries, last_failure = state.retries, state.last_failure
+    if retries and last_failure is not None and now - last_failure >= cfg.retry_expiration:
+        retries, last_failure = 0, None
+    state = replace(state, retries=retries, last_failure=last_failure)
+
+    nxt, updates, reason = _transition(state, obs, cfg)
+    actions = []
+    if nxt != state.name:
+        updates.setdefault('entered', now)
+        actions.append(Notify(state.name, nxt))
+        if nxt == START_VM:
+            actions.append(StartVM())
+        elif nxt == STOP:
+            actions.append(ShutdownVM(cfg.shutdown_delay))
+        elif nxt == FORCE_STOP:
+            actions.append(PowerOffVM())
+        elif nxt == LOCAL_MAINT and obs.local_vm.get('vm') == 'up':
+            actions.append(ShutdownVM(cfg.shutdown_delay,
+                                      'The hosted engine VM leaves this host for local maintenance'))
+        if nxt not in (UP, UP_BAD):
+            updates.setdefault('better_since', None)
+        if nxt not in (START_VM, STARTING, UP, UP_BAD):
+            updates.setdefault('vm_started_at', None)
+        if nxt != UP_BAD:
+            updates.setdefault('bad_since', None)
+    new_state = replace(state, name=nxt, **updates)
+    score = _score(nxt, new_state, obs, cfg, new_state.retries)
+    new_state = replace(new_state, score=score)
+    published = Published(score=score, engine_status=dict(obs.local_vm), state=nxt,
+                          local_maintenance=(nxt == LOCAL_MAINT))
+    # a slow storage still takes writes: publish whenever storage could be read
+    if obs.lockspace_held and obs.peers is not None:
+        actions.append(PublishMetadata(published))
+    return Decision(new_state, tuple(actions), published, reason)
+
+
+def agent_stopped(state, local_vm):
+    """The block an agent publishes when it exits."""
+    return Published(score=0, engine_status=dict(local_vm), state=AGENT_STOPPED, stopped=True)
+
+
+def _transition(state, obs, cfg):
+    """Return (next state name, field updates, reason)."""
+    name = state.name
+    vm = obs.local_vm.get('vm', 'unknown')
+    # guards, in oVirt's order
+    if obs.global_maintenance:
+        return (GLOBAL_MAINT, {}, 'global maintenance') if name != GLOBAL_MAINT else (name, {}, '')
+    if name == GLOBAL_MAINT:
+        return REINIT, {}, 'global maintenance cleared'
+    if vm == 'unknown':
+        return (UNKNOWN_VM, {}, 'local VM state unknown') if name != UNKNOWN_VM else (name, {}, '')
+    if obs.local_maintenance:
+        return (LOCAL_MAINT, {}, 'local maintenance') if name != LOCAL_MAINT else (name, {}, '')
+    if name in (LOCAL_MAINT, UNKNOWN_VM, START):
+        return REINIT, {}, ''
+    handler = _HANDLERS[name]
+    return handler(state, obs, cfg, vm, obs.now - state.entered)
+
+
+def _reinit(state, obs, cfg, vm, elapsed):
+    return (STARTING, {}, 'VM up here') if vm == 'up' else (DOWN, {}, '')
+
+
+def _down(state, obs, cfg, vm, elapsed):
+    if vm == 'up':
+        return STARTING, {}, 'engine up here'
+    if not _storage_ok(obs, cfg):
+        return DOWN, {}, ''
+    if _engine_up_elsewhere(obs.peers):
+        return DOWN, {}, ''
+    if obs.now - state.started < cfg.history:
+        return DOWN, {}, ''
+    if not obs.lockspace_held:
+        return DOWN, {}, ''
+    if state.retries > cfg.score.engine_retry_max_attempts:
+        return DOWN, {}, ''
+    own = _score(DOWN, state, obs, cfg, state.retries)
+    if _better_hosts(obs.peers, own):
+        return DOWN, {}, ''
+    return START_VM, {}, 'no better host'
+
+
+def _start(state, obs, cfg, vm, elapsed):
+    res = obs.result
+    if res is not None and res.action == 'start':
+        if res.ok:
+            return STARTING, {'retries': 0, 'last_failure': None,
+                              'vm_started_at': obs.now}, 'VM started'
+        return DOWN, {'retries': state.retries + 1, 'last_failure': obs.now}, \
+            'start failed: %s' % (res.message or res.code)
+    if vm == 'up':
+        return STARTING, {'retries': 0, 'last_failure': None}, 'VM up here'
+    return DOWN, {'retries': state.retries + 1, 'last_failure': obs.now}, 'start result missing'
+
+
+def _starting(state, obs, cfg, vm, elapsed):
+    st = obs.local_vm
+    if vm == 'up' and st.get('health') == 'good':
+        return UP, {}, 'engine healthy'
+    if vm == 'down' and st.get('reason') == REASON_LEASE:
+        return FORCE_STOP, {}, REASON_LEASE
+    if vm != 'up':
+        return MAYBE_AWAY, {}, 'VM down'
+    if elapsed >= cfg.starting_timeout:
+        return STOP, {}, 'engine not healthy after %ds' % cfg.starting_timeout
+    return STARTING, {}, ''
+
+
+def _up_common(state, obs, cfg, vm):
+    """Checks shared by EngineUp and EngineUpBadHealth; None when nothing applies."""
+    if vm == 'down_unexpected':
+        return UNEXPECTEDLY_DOWN, {}, 'VM died unexpectedly'
+    if vm != 'up':
+        return MAYBE_AWAY, {}, 'VM down'
+    if not _storage_ok(obs, cfg):
+        return None
+    own_rank = engine_rank(obs.local_vm)
+    if any(engine_rank(p.engine_status) > own_rank for p in _visible(obs.peers)):
+        return STOP, {}, 'better engine elsewhere'
+    own = _score(UP, state, obs, cfg, state.retries)
+    if _better_hosts(obs.peers, own, cfg.migration_margin):
+        since = state.better_since if state.better_since is not None else obs.now
+        started = state.vm_started_at
+        if obs.now - since >= cfg.move_hold and (started is None
+                                                 or obs.now - started >= cfg.move_dwell):
+            return STOP, {'better_since': None}, 'a host scores %d more' % cfg.migration_margin
+        return '', {'better_since': since}, ''
+    return '', {'better_since': None}, ''
+
+
+def _up(state, obs, cfg, vm, elapsed):
+    r = _up_common(state, obs, cfg, vm)
+    if r is not None and r[0]:
+        return r
+    updates = r[1] if r else {}
+    if obs.local_vm.get('health') != 'good':
+        updates['bad_since'] = obs.now
+        return UP_BAD, updates, 'engine health bad'
+    return UP, updates, ''
+
+
+def _up_bad(state, obs, cfg, vm, elapsed):
+    r = _up_common(state, obs, cfg, vm)
+    if r is not None and r[0]:
+        return r
+    updates = r[1] if r else {}
+    if obs.local_vm.get('health') == 'good':
+        return UP, updates, 'engine health good'
+    if elapsed >= cfg.bad_health_timeout:
+        return STOP, updates, 'engine health bad for %ds' % cfg.bad_health_timeout
+    return UP_BAD, updates, ''
+
+
+def _stop(state, obs, cfg, vm, elapsed):
+    if vm != 'up':
+        return DOWN, {}, 'VM down'
+    if obs.local_vm.get('detail', '').lower() == 'paused':
+        return FORCE_STOP, {}, 'VM paused'
+    res = obs.result
+    if res is not None and res.action == 'shutdown' and not res.ok:
+        return FORCE_STOP, {}, 'shutdown failed'
+    if elapsed >= cfg.stop_timeout:
+        return FORCE_STOP, {}, 'VM not down after %ds' % cfg.stop_timeout
+    return STOP, {}, ''
+
+
+def _force_stop(state, obs, cfg, vm, elapsed):
+    res = obs.result
+    if res is not None and res.action == 'poweroff' and not res.ok:
+        return REINIT, {}, 'power off failed'
+    if vm != 'up':
+        return DOWN, {}, 'VM down'
+    if res is None:
+        return REINIT, {}, 'power off result missing'
+    return FORCE_STOP, {}, ''
+
+
+def _maybe_away(state, obs, cfg, vm, elapsed):
+    if vm == 'up':
+        return UP, {}, 'VM up here'
+    if _storage_ok(obs, cfg) and _engine_up_elsewhere(obs.peers):
+        return DOWN, {}, 'engine up elsewhere'
+    if elapsed >= cfg.maybe_away_timeout:
+        return UNEXPECTEDLY_DOWN, {}, 'VM did not show up elsewhere'
+    return MAYBE_AWAY, {}, ''
+
+
+def _unexpectedly_down(state, obs, cfg, vm, elapsed):
+    if vm == 'up':
+        return STARTING, {}, 'VM up here'
+    if elapsed >= cfg.unexpectedly_down_time:
+        return DOWN, {}, 'back-off over'
+    return UNEXPECTEDLY_DOWN, {}, ''
+
+
+_HANDLERS = {
+    REINIT: _reinit,
+    DOWN: _down,
+    START_VM: _start,
+    STARTING: _starting,
+    UP: _up,
+    UP_BAD: _up_bad,
+    STOP: _stop,
+    FORCE_STOP: _force_stop,
+    MAYBE_AWAY: _maybe_away,
+    UNEXPECTEDLY_DOWN: _unexpectedly_down,
+}
