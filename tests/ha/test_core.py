@@ -1,0 +1,288 @@
+"""Every state and transition of the decision core, driven by hand-made observations."""
+from dataclasses import replace
+
+import pytest
+
+from ovirt_hosted_engine_setup.ha import core as c
+from ovirt_hosted_engine_setup.ha import liveness as lv
+from ovirt_hosted_engine_setup.ha.score import Monitors
+
+CFG = c.CoreConfig()
+UP_GOOD = c.vm_status('up', 'good', 'Up')
+UP_BAD = c.vm_status('up', 'bad', 'Up')
+PAUSED = c.vm_status('up', 'bad', 'Paused')
+DOWN = c.vm_status('down')
+DOWN_UNEXP = c.vm_status('down_unexpected')
+DOWN_LEASE = c.vm_status('down', reason=c.REASON_LEASE)
+UNKNOWN = c.vm_status('unknown')
+MON = Monitors()
+
+
+def peer(hid=2, score=3400, status=DOWN, live=lv.LIVE, **kw):
+    return c.Peer(hid, score, status, 'host%d' % hid, liveness=live, **kw)
+
+
+def obs(now=1000, vm=DOWN, peers=None, **kw):
+    kw.setdefault('monitors', MON)
+    return c.Observations(now=now, local_vm=vm, peers={} if peers is None else peers, **kw)
+
+
+def st(name, entered=900, started=0, **kw):
+    return c.AgentState(name=name, entered=entered, started=started, **kw)
+
+
+def step(state, o):
+    d = c.decide(state, o, CFG)
+    return d.next_state.name, d
+
+
+def kinds(d):
+    return [type(a).__name__ for a in d.actions]
+
+
+def test_start_state_then_reinitialize():
+    name, d = step(c.AgentState(), obs(now=5))
+    assert name == c.REINIT and d.next_state.started == 5
+    assert d.actions[0] == c.Notify(c.START, c.REINIT)
+    assert d.published.score == 0
+
+
+@pytest.mark.parametrize('vm,expected', [(UP_GOOD, c.STARTING), (DOWN, c.DOWN)])
+def test_reinitialize(vm, expected):
+    assert step(st(c.REINIT), obs(vm=vm))[0] == expected
+
+
+def test_guards_in_order_from_every_state():
+    for name in c.STATES:
+        if name in (c.AGENT_STOPPED,):
+            continue
+        s = st(name)
+        assert step(s, obs(vm=UNKNOWN, global_maintenance=True, local_maintenance=True))[0] \
+            == c.GLOBAL_MAINT
+        if name != c.GLOBAL_MAINT:
+            assert step(s, obs(vm=UNKNOWN, local_maintenance=True))[0] == c.UNKNOWN_VM
+            assert step(s, obs(vm=DOWN, local_maintenance=True))[0] == c.LOCAL_MAINT
+
+
+def test_global_maintenance_no_actions_and_clear():
+    name, d = step(st(c.GLOBAL_MAINT), obs(vm=DOWN_UNEXP, global_maintenance=True))
+    assert name == c.GLOBAL_MAINT
+    assert kinds(d) == ['PublishMetadata'] and d.published.score == 3400
+    assert step(st(c.GLOBAL_MAINT), obs())[0] == c.REINIT
+
+
+def test_global_maintenance_entered_from_up_keeps_vm():
+    name, d = step(st(c.UP), obs(vm=UP_GOOD, global_maintenance=True))
+    assert name == c.GLOBAL_MAINT and kinds(d) == ['Notify', 'PublishMetadata']
+
+
+def test_local_maintenance():
+    name, d = step(st(c.DOWN), obs(local_maintenance=True))
+    assert name == c.LOCAL_MAINT and d.published.score == 0 and d.published.local_maintenance
+    name, d = step(st(c.UP), obs(vm=UP_GOOD, local_maintenance=True))
+    assert name == c.LOCAL_MAINT and 'ShutdownVM' in kinds(d)
+    assert step(st(c.LOCAL_MAINT), obs())[0] == c.REINIT
+
+
+def test_unknown_local_vm_state():
+    assert step(st(c.UP), obs(vm=UNKNOWN))[0] == c.UNKNOWN_VM
+    assert step(st(c.UNKNOWN_VM), obs(vm=UNKNOWN))[0] == c.UNKNOWN_VM
+    assert step(st(c.UNKNOWN_VM), obs(vm=UP_GOOD))[0] == c.REINIT
+
+
+class TestEngineDown:
+    def test_up_here(self):
+        assert step(st(c.DOWN), obs(vm=UP_BAD))[0] == c.STARTING
+
+    def test_up_elsewhere_live_or_stale_stays(self):
+        for live in (lv.LIVE, lv.STALE):
+            assert step(st(c.DOWN), obs(peers={2: peer(status=UP_GOOD, live=live)}))[0] == c.DOWN
+
+    def test_dead_host_claim_ignored(self):
+        name, d = step(st(c.DOWN), obs(peers={2: peer(status=UP_GOOD, live=lv.DEAD,
+                                                      score=3400)}))
+        assert name == c.START_VM and kinds(d)[:2] == ['Notify', 'StartVM']
+
+    def test_history(self):
+        assert step(st(c.DOWN, started=950), obs())[0] == c.DOWN
+        assert step(st(c.DOWN, started=940), obs())[0] == c.START_VM
+
+    def test_better_live_host_waits_equal_tries(self):
+        assert step(st(c.DOWN), obs(peers={2: peer(score=3401)}))[0] == c.DOWN
+        assert step(st(c.DOWN), obs(peers={2: peer(score=3400)}))[0] == c.START_VM
+        # a better host that is stale, stopped or in local maintenance is not waited for
+        for p in (peer(score=3401, live=lv.STALE), peer(score=3401, stopped=True),
+                  peer(score=3401, local_maintenance=True)):
+            assert step(st(c.DOWN), obs(peers={2: p}))[0] == c.START_VM
+
+    def test_no_storage_no_lockspace_too_many_retries(self):
+        assert step(st(c.DOWN), c.Observations(now=1000, local_vm=DOWN, monitors=MON))[0] == c.DOWN
+        assert step(st(c.DOWN), obs(monitors=Monitors(storage_delay=30)))[0] == c.DOWN
+        assert step(st(c.DOWN), obs(lockspace_held=False))[0] == c.DOWN
+        assert step(st(c.DOWN, retries=4, last_failure=900), obs())[0] == c.DOWN
+        # retries expire after 600 s
+        name, d = step(st(c.DOWN, retries=4, last_failure=300), obs())
+        assert name == c.START_VM and d.next_state.retries == 0
+
+
+class TestEngineStart:
+    def test_success(self):
+        name, d = step(st(c.START_VM, retries=2, last_failure=990),
+                       obs(vm=UP_BAD, result=c.ActionResult('start', True)))
+        assert name == c.STARTING and d.next_state.retries == 0
+        assert d.next_state.vm_started_at == 1000
+
+    def test_failure_counts(self):
+        name, d = step(st(c.START_VM, retries=1),
+                       obs(result=c.ActionResult('start', False, -243, c.REASON_LEASE)))
+        assert name == c.DOWN and d.next_state.retries == 2 and d.published.score == 3300
+
+    def test_missing_result(self):
+        assert step(st(c.START_VM), obs(vm=UP_BAD))[0] == c.STARTING
+        assert step(st(c.START_VM), obs())[0] == c.DOWN
+
+
+class TestEngineStarting:
+    def test_healthy(self):
+        assert step(st(c.STARTING), obs(vm=UP_GOOD))[0] == c.UP
+
+    def test_booting_stays_then_times_out(self):
+        assert step(st(c.STARTING), obs(vm=UP_BAD))[0] == c.STARTING
+        name, d = step(st(c.STARTING, entered=400), obs(vm=UP_BAD))
+        assert name == c.STOP and 'ShutdownVM' in kinds(d)
+
+    def test_lease_elsewhere_force_stop(self):
+        name, d = step(st(c.STARTING), obs(vm=DOWN_LEASE))
+        assert name == c.FORCE_STOP and 'PowerOffVM' in kinds(d)
+
+    def test_other_down(self):
+        assert step(st(c.STARTING), obs(vm=DOWN))[0] == c.MAYBE_AWAY
+        assert step(st(c.STARTING), obs(vm=DOWN_UNEXP))[0] == c.MAYBE_AWAY
+
+
+class TestEngineUp:
+    def test_stays(self):
+        name, d = step(st(c.UP), obs(vm=UP_GOOD, peers={2: peer()}))
+        assert name == c.UP and d.published.score == 3400
+        assert d.published.engine_status == UP_GOOD
+
+    def test_down(self):
+        assert step(st(c.UP), obs(vm=DOWN))[0] == c.MAYBE_AWAY
+        assert step(st(c.UP), obs(vm=DOWN_UNEXP))[0] == c.UNEXPECTEDLY_DOWN
+
+    def test_better_engine_elsewhere(self):
+        name, d = step(st(c.UP), obs(vm=UP_BAD, peers={2: peer(status=UP_GOOD)}))
+        assert name == c.STOP
+
+    def test_bad_health(self):
+        name, d = step(st(c.UP), obs(vm=UP_BAD))
+        assert name == c.UP_BAD and d.next_state.bad_since == 1000
+
+    def test_move_needs_margin_hold_and_dwell(self):
+        mon = Monitors(network=0.4)          # 3400 - 960 = 2440
+        better = {2: peer(score=3400)}
+        name, d = step(st(c.UP), obs(vm=UP_GOOD, monitors=mon, peers=better))
+        assert name == c.UP and d.next_state.better_since == 1000
+        s = d.next_state
+        name, d = step(s, obs(now=1059, vm=UP_GOOD, monitors=mon, peers=better))
+        assert name == c.UP
+        name, d = step(s, obs(now=1060, vm=UP_GOOD, monitors=mon, peers=better))
+        assert name == c.STOP and d.reason.startswith('a host scores')
+        # margin not reached: 3400 vs 2600 + 1
+        assert step(st(c.UP, better_since=0), obs(vm=UP_GOOD, monitors=Monitors(network=0.5),
+                                                  peers={2: peer(score=3399)}))[0] == c.UP
+        # a break in the condition restarts the hold
+        name, d = step(s, obs(now=1030, vm=UP_GOOD, monitors=MON, peers=better))
+        assert d.next_state.better_since is None
+        # dwell: the VM was started here 300 s ago
+        s2 = replace(s, vm_started_at=760)
+        assert step(s2, obs(now=1060, vm=UP_GOOD, monitors=mon, peers=better))[0] == c.UP
+        assert step(s2, obs(now=1360, vm=UP_GOOD, monitors=mon, peers=better))[0] == c.STOP
+
+    def test_storage_unreadable_no_peer_decisions(self):
+        o = c.Observations(now=1000, local_vm=UP_GOOD, monitors=MON, peers=None)
+        name, d = step(st(c.UP), o)
+        assert name == c.UP and 'PublishMetadata' not in kinds(d)
+
+    def test_slow_broker_keeps_score(self):
+        s = st(c.UP, score=2440)
+        name, d = step(s, obs(vm=UP_GOOD, monitors=None))
+        assert name == c.UP and d.published.score == 2440
+
+
+class TestEngineUpBadHealth:
+    def test_recovers(self):
+        assert step(st(c.UP_BAD), obs(vm=UP_GOOD))[0] == c.UP
+
+    def test_times_out(self):
+        assert step(st(c.UP_BAD, entered=701), obs(vm=UP_BAD))[0] == c.UP_BAD
+        assert step(st(c.UP_BAD, entered=700), obs(vm=UP_BAD))[0] == c.STOP
+
+    def test_down(self):
+        assert step(st(c.UP_BAD), obs(vm=DOWN_UNEXP))[0] == c.UNEXPECTEDLY_DOWN
+        assert step(st(c.UP_BAD), obs(vm=DOWN))[0] == c.MAYBE_AWAY
+
+
+class TestEngineStop:
+    def test_down(self):
+        assert step(st(c.STOP), obs(vm=DOWN))[0] == c.DOWN
+
+    def test_paused_or_failed_or_timeout(self):
+        assert step(st(c.STOP), obs(vm=PAUSED))[0] == c.FORCE_STOP
+        assert step(st(c.STOP), obs(vm=UP_GOOD, result=c.ActionResult('shutdown', False)))[0] \
+            == c.FORCE_STOP
+        assert step(st(c.STOP, entered=701), obs(vm=UP_GOOD))[0] == c.STOP
+        name, d = step(st(c.STOP, entered=700), obs(vm=UP_GOOD))
+        assert name == c.FORCE_STOP and 'PowerOffVM' in kinds(d)
+
+
+class TestEngineForceStop:
+    def test_down(self):
+        assert step(st(c.FORCE_STOP), obs(result=c.ActionResult('poweroff', True)))[0] == c.DOWN
+
+    def test_failure(self):
+        assert step(st(c.FORCE_STOP), obs(vm=UP_GOOD,
+                                           result=c.ActionResult('poweroff', False)))[0] == c.REINIT
+        assert step(st(c.FORCE_STOP), obs(vm=UP_GOOD))[0] == c.REINIT
+
+
+class TestEngineMaybeAway:
+    def test_up_here(self):
+        assert step(st(c.MAYBE_AWAY), obs(vm=UP_GOOD))[0] == c.UP
+
+    def test_up_elsewhere(self):
+        assert step(st(c.MAYBE_AWAY), obs(peers={2: peer(status=UP_BAD)}))[0] == c.DOWN
+
+    def test_timeout(self):
+        assert step(st(c.MAYBE_AWAY, entered=961), obs())[0] == c.MAYBE_AWAY
+        assert step(st(c.MAYBE_AWAY, entered=960), obs())[0] == c.UNEXPECTEDLY_DOWN
+
+
+class TestEngineUnexpectedlyDown:
+    def test_score_zero_then_down(self):
+        name, d = step(st(c.UNEXPECTEDLY_DOWN, entered=441), obs())
+        assert name == c.UNEXPECTEDLY_DOWN and d.published.score == 0
+        assert step(st(c.UNEXPECTEDLY_DOWN, entered=440), obs())[0] == c.DOWN
+
+    def test_up_here(self):
+        assert step(st(c.UNEXPECTEDLY_DOWN), obs(vm=UP_BAD))[0] == c.STARTING
+
+
+def test_agent_stopped_block():
+    p = c.agent_stopped(st(c.UP), UP_GOOD)
+    assert (p.score, p.state, p.stopped) == (0, c.AGENT_STOPPED, True)
+
+
+def test_no_publish_without_host_id():
+    d = c.decide(st(c.DOWN), obs(lockspace_held=False), CFG)
+    assert 'PublishMetadata' not in kinds(d)
+
+
+def test_engine_rank():
+    assert [c.engine_rank(s) for s in (UNKNOWN, DOWN, PAUSED, UP_BAD, UP_GOOD)] == [0, 1, 2, 3, 4]
+    assert c.engine_rank({}) == 0
+
+
+def test_decide_is_pure():
+    s, o = st(c.UP), obs(vm=UP_GOOD, peers={2: peer(score=1000)})
+    assert c.decide(s, o, CFG) == c.decide(s, o, CFG)
