@@ -5,6 +5,7 @@ The tests of this module run in order on one lab: the otopi-era storage sequence
 host1 with the shared storage directory as a LOCALFS connection, a VM with a lease on
 that storage (host1 then host2), the agent restarted while the VM runs, bad input.
 """
+import json
 import os
 import signal
 import time
@@ -216,3 +217,15 @@ def test_bad_input_over_the_wire(world):
 
     # The agent still serves after all of that.
     assert a.call('Host.ping2') is True
+
+
+def test_rpc_command_in_lab(world):
+    lab = world['lab']
+    r = lab.exec('host1', 'ovirt-hosted-engine-rpc', 'Host', 'getCapabilities')
+    caps = json.loads(r.stdout)
+    assert isinstance(caps, dict) and caps, r.stdout
+    r = lab.exec('host1', 'ovirt-hosted-engine-rpc', '--host', 'host2', 'Host', 'ping2')
+    assert json.loads(r.stdout) is True
+    r = lab.exec('host1', 'ovirt-hosted-engine-rpc', 'StorageDomain', 'getInfo',
+                 'storagedomainID=%s' % new_uuid(), check=False)
+    assert r.returncode == 1 and '358' in r.stdout + r.stderr, (r.stdout, r.stderr)
