@@ -26,7 +26,11 @@ these additions:
   without a break, and, when this agent started the VM itself, at least
   ``move_dwell`` seconds after that start; so flapping monitors can never move
   the VM twice within ``move_dwell``;
-- a host that does not hold its host id never starts the VM.
+- a host that does not hold its host id never starts the VM;
+- when the caller can read the VM lease's owner from sanlock, a host does not
+  try to start the VM while another live host id owns the lease (instead of
+  learning it from a failed start and a retry penalty); the lease itself stays
+  the final arbiter of races.
 """
 from dataclasses import dataclass, field, replace
 
@@ -145,6 +149,9 @@ class Observations:
     lockspace_held: bool = True          # this host holds its id in the hosted-engine lockspace
     conf_up_to_date: bool = True
     result: ActionResult = None
+    host_id: int = None                  # this host's id in the lockspace
+    sanlock_live: frozenset = None       # host ids sanlock reports live; None: unknown
+    vm_lease_owner: int = None           # host id owning the VM lease on disk; None: free/unknown
 
 
 @dataclass(frozen=True)
@@ -311,6 +318,10 @@ def _down(state, obs, cfg, vm, elapsed):
     if obs.now - state.started < cfg.history:
         return DOWN, {}, ''
     if not obs.lockspace_held:
+        return DOWN, {}, ''
+    owner = obs.vm_lease_owner
+    if owner is not None and owner != obs.host_id and (obs.sanlock_live is None
+                                                       or owner in obs.sanlock_live):
         return DOWN, {}, ''
     if state.retries > cfg.score.engine_retry_max_attempts:
         return DOWN, {}, ''

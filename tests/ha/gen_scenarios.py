@@ -11,11 +11,13 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scenarios')
 SIZES = (2, 3, 4, 8, 16, 32, 64)
 
 
-def scenario(name, text, hosts, bound, duration=900, vm_on=1, extra=''):
+def scenario(name, text, hosts, bound, duration=900, vm_on=1, extra='', lease_read=True):
     d = os.path.join(HERE, name)
     os.makedirs(d, exist_ok=True)
     head = '# %s\nhosts %d\nduration %d\nbound %s\n' % (
         text, hosts, duration, bound)
+    if not lease_read:
+        head += 'lease-read off\n'
     if vm_on != 1:
         head += 'vm-on %s\n' % vm_on
     with open(os.path.join(d, 'cmdlist'), 'w') as f:
@@ -37,6 +39,9 @@ def main():
                  ' nothing moves', n, 0, dur(n), extra='100 gateway-all 0.0\n500 gateway-all 1.0')
         scenario('cold-start-race-%d' % n, 'no VM anywhere: all equal hosts try, the VM lease'
                  ' lets exactly one win', n, 150, dur(n), vm_on='none')
+        scenario('cold-start-race-lease-only-%d' % n, 'no VM anywhere, agents do not read the'
+                 ' lease owner: every equal host tries, the VM lease lets exactly one win', n,
+                 150, dur(n), vm_on='none', lease_read=False)
         scenario('vm-crash-%d' % n, 'the engine VM crashes; another host restarts it', n, 150,
                  dur(n), extra='100 vm-crash 1')
     for n in (2, 4, 8):
@@ -45,6 +50,9 @@ def main():
         scenario('vm-kill-%d' % n, 'kill -9 of the engine VM', n, 150, extra='100 vm-kill 1')
         scenario('vm-poweroff-%d' % n, 'hosted-engine --vm-poweroff on the active host: an agent'
                  ' starts the VM again', n, 150, extra='100 vm-poweroff 1')
+        scenario('engine-unhealthy-lease-only-%d' % n, 'as engine-unhealthy, agents do not'
+                 ' read the lease owner: late starters fail with -243 and back off', n, 480, 1200,
+                 extra='100 engine-unhealthy 1 on', lease_read=False)
         scenario('engine-unhealthy-%d' % n, 'the engine stays unhealthy on host1: stopped after'
                  ' 300 s and started on another host', n, 480, 1200,
                  extra='100 engine-unhealthy 1 on')

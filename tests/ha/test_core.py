@@ -286,3 +286,16 @@ def test_engine_rank():
 def test_decide_is_pure():
     s, o = st(c.UP), obs(vm=UP_GOOD, peers={2: peer(score=1000)})
     assert c.decide(s, o, CFG) == c.decide(s, o, CFG)
+
+
+def test_lease_owned_by_a_live_host_blocks_start():
+    assert step(st(c.DOWN), obs(host_id=1, vm_lease_owner=2, sanlock_live=frozenset({1, 2})))[0] \
+        == c.DOWN
+    # owner's host id dead in sanlock: its lease can be taken
+    assert step(st(c.DOWN), obs(host_id=1, vm_lease_owner=2, sanlock_live=frozenset({1})))[0] \
+        == c.START_VM
+    # our own stale ownership does not block us
+    assert step(st(c.DOWN), obs(host_id=1, vm_lease_owner=1, sanlock_live=frozenset({1})))[0] \
+        == c.START_VM
+    # sanlock's view unknown: the owner is believed
+    assert step(st(c.DOWN), obs(host_id=1, vm_lease_owner=2))[0] == c.DOWN

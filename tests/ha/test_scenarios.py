@@ -66,3 +66,26 @@ def test_crash_failover_waits_for_sanlock_not_longer():
     # host1 last renewed at 83 (phase 3, every 20 s); dead for others after 83 + 140
     assert 223 < t <= 233
     assert not res.violations
+
+
+def test_invariant_checks_catch_violations():
+    from ovirt_hosted_engine_setup.ha.simulator import world
+    c = world.Cluster(2)
+    for h in c.hosts:
+        h.vm_running = True
+        h.vm_started_at = 0
+    c.check_invariants()
+    assert c.violations and 'two engine VMs running' in c.violations[0]
+    c = world.Cluster(2)
+    c.score_moves = [100, 300]
+    c.finish()
+    assert c.violations and 'twice' in c.violations[0]
+
+
+def test_only_one_vm_ever_starts_in_lease_only_races():
+    for n in (2, 8, 64):
+        res = scenario.run(scenario.parse_cmdlist(
+            'race', 'hosts %d\nduration 200\nbound 150\nvm-on none\nlease-read off\n' % n))
+        assert sum(line.endswith(': VM started') for line in res.log) == 1
+        assert sum('(-243)' in line for line in res.log) == n - 1
+        assert not res.violations

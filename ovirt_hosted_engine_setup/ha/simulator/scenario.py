@@ -8,6 +8,8 @@ A scenario is a directory with
       vm-on H|none       where the engine VM runs at time 0 (default 1)
       hostid H ID        host H uses host id ID (collision tests)
       slots N            host slots deploy initialised (default max(N, 8))
+      lease-read on|off  agents read the VM lease owner before starting (default on);
+                         off leaves the lease alone to arbitrate start races, as in oVirt
       <time> <command> [args...]
   commands: crash H, power-on H, vm-crash H, vm-kill H, vm-poweroff H, vm-pause H,
   engine-unhealthy H on|off, net H FRACTION, gateway-all FRACTION, bridge H up|down,
@@ -39,6 +41,7 @@ class Scenario:
     bound: int = None
     vm_on: int = 1
     slots: int = None
+    lease_read: bool = True
     hostids: dict = field(default_factory=dict)
     commands: list = field(default_factory=list)   # (time, line number, words)
 
@@ -65,6 +68,8 @@ def parse_cmdlist(name, text):
                 sc.vm_on = None if words[1] == 'none' else int(words[1])
             elif words[0] == 'slots':
                 sc.slots = int(words[1])
+            elif words[0] == 'lease-read':
+                sc.lease_read = words[1] == 'on'
             elif words[0] == 'hostid':
                 sc.hostids[int(words[1])] = int(words[2])
             else:
@@ -192,6 +197,7 @@ class Result:
 
 def run(sc, cfg=None):
     c = world.Cluster(sc.hosts, slots=sc.slots, cfg=cfg)
+    c.lease_read = sc.lease_read
     for idx, hid in sc.hostids.items():
         c.host(idx).host_id = hid
     if sc.vm_on is not None:

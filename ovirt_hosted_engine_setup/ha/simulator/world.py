@@ -102,6 +102,7 @@ class Cluster:
         self.down_since = None
         self.longest_down = 0
         self.vm_owner_seen = None
+        self.lease_read = True       # agents read the VM lease owner from sanlock
         for h in self.hosts:
             h.agent_running = True
             h.next_loop = h.phase
@@ -288,10 +289,14 @@ class Cluster:
                     continue
                 peers[hid] = core.Peer.from_record(
                     rec, liveness.judge(h.seen, hid, now, sanlock_live))
+        owner = None
+        if self.lease_read and h.storage_ok and self.lease_holder is not None:
+            owner = self.lease_holder.host_id
         obs = core.Observations(
             now=now, local_vm=self.vm_status(h), monitors=self.monitors(h), peers=peers,
             global_maintenance=h.last_global, local_maintenance=h.local_maint,
-            lockspace_held=self.lockspace_held(h), result=h.result)
+            lockspace_held=self.lockspace_held(h), result=h.result, host_id=h.host_id,
+            sanlock_live=sanlock_live, vm_lease_owner=owner)
         decision = core.decide(h.state, obs, self.cfg)
         self.decide_calls += 1
         h.state = decision.next_state
