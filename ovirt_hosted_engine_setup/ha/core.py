@@ -35,7 +35,7 @@ these additions:
 from dataclasses import dataclass, field, replace
 
 from . import liveness
-from .score import Monitors, ScoreConfig, compute_score
+from .score import ZERO_SCORE_STATES, Monitors, ScoreConfig, compute_score
 
 START = 'StartState'
 REINIT = 'ReinitializeFSM'
@@ -202,6 +202,30 @@ class Decision:
     reason: str = ''
 
 
+@dataclass(frozen=True)
+class AgentMemory:
+    """What the agent keeps between loops to judge the others (see observe_area)."""
+    seen: dict = field(default_factory=dict)        # liveness.observe() map
+    last_good: dict = field(default_factory=dict)   # host id -> last valid HostRecord
+    global_maintenance: bool = False                # last value read
+
+
+def observe_area(memory, view, own_id, now, sanlock_live=None):
+    """Turn one read of the metadata area into (peers, global maintenance, new memory).
+
+    ``view`` is a metadata.AreaView, or None when the area could not be read
+    (then peers is None and the last known global maintenance flag is kept).
+    Pure: the agent daemon and the simulator both call it before decide().
+    """
+    if view is None:
+        return None, memory.global_maintenance, memory
+    records = liveness.merge_last_good(memory.last_good, view)
+    seen = liveness.observe(memory.seen, records, now)
+    peers = {hid: Peer.from_record(rec, liveness.judge(seen, hid, now, sanlock_live))
+             for hid, rec in records.items() if hid != own_id}
+    return peers, view.global_maintenance, AgentMemory(seen, records, view.global_maintenance)
+
+
 def _storage_ok(obs, cfg):
     if obs.peers is None:
         return False
@@ -212,8 +236,7 @@ def _storage_ok(obs, cfg):
 def _score(state_name, state, obs, cfg, retries):
     m = obs.monitors
     if m is None or not m.complete():
-        if state_name in ('LocalMaintenance', 'EngineUnexpectedlyDown', 'ReinitializeFSM',
-                          'StartState', 'AgentStopped'):
+        if state_name in ZERO_SCORE_STATES:
             return 0
         return state.score
     return compute_score(cfg.score, state_name, m, vm_mem_mb=cfg.vm_mem_mb,
@@ -269,6 +292,9 @@ def decide(state, obs, cfg=CoreConfig()):
             updates.setdefault('vm_started_at', None)
         if nxt != UP_BAD:
             updates.setdefault('bad_since', None)
+    elif (nxt == LOCAL_MAINT and obs.local_vm.get('vm') == 'up'
+          and now - state.entered >= cfg.stop_timeout):
+        actions.append(PowerOffVM())     # the guest ignored the shutdown
     new_state = replace(state, name=nxt, **updates)
     score = _score(nxt, new_state, obs, cfg, new_state.retries)
     new_state = replace(new_state, score=score)

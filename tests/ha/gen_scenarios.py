@@ -186,6 +186,11 @@ def main():
                  ' crashes: it restarts where it was', n, 700,
                  extra='\n'.join('50 local-maint %d on' % i for i in range(2, n + 1))
                  + '\n100 vm-crash 1')
+    for n in (2, 4):
+        scenario('local-maint-guest-hang-%d' % n, 'local maintenance on the active host whose'
+                 ' guest ignores the shutdown: powered off after the stop timeout, restarted'
+                 ' elsewhere', n, 'none', 1200,
+                 extra='100 guest-hang 1 on\n100 local-maint 1 on\n800 local-maint 1 off')
     scenario('single-host-vm-crash-1', 'one host: the VM crashes and the host restarts it after'
              ' the unexpectedly-down back-off', 1, 700, 900, extra='100 vm-crash 1')
     scenario('single-host-cold-start-1', 'one host, no VM: it starts after 60 s of history',

@@ -299,3 +299,36 @@ def test_lease_owned_by_a_live_host_blocks_start():
         == c.START_VM
     # sanlock's view unknown: the owner is believed
     assert step(st(c.DOWN), obs(host_id=1, vm_lease_owner=2))[0] == c.DOWN
+
+
+def test_local_maintenance_powers_off_a_guest_that_ignores_shutdown():
+    name, d = step(st(c.LOCAL_MAINT, entered=750), obs(vm=UP_GOOD, local_maintenance=True))
+    assert name == c.LOCAL_MAINT and 'PowerOffVM' not in kinds(d)
+    name, d = step(st(c.LOCAL_MAINT, entered=700), obs(vm=UP_GOOD, local_maintenance=True))
+    assert name == c.LOCAL_MAINT and 'PowerOffVM' in kinds(d)
+
+
+def test_observe_area_judges_and_remembers():
+    from ovirt_hosted_engine_setup.ha import metadata as md
+    status = c.vm_status('up', 'good', 'Up')
+
+    def area(ts2, corrupt=False, maint=False):
+        slots = [md.serialize_global(maint), md.serialize_host(1, 5, 3400, status, 'h1'),
+                 md.serialize_host(2, ts2, 3000, status, 'h2')]
+        if corrupt:
+            slots[2] = b'x' * 4096
+        return md.parse_slots(slots, 2)
+
+    mem = c.AgentMemory()
+    peers, gm, mem = c.observe_area(mem, area(10), 1, 100, frozenset({1, 2}))
+    assert list(peers) == [2] and peers[2].liveness == lv.STALE and peers[2].score == 3000
+    peers, gm, mem = c.observe_area(mem, area(20, maint=True), 1, 110, frozenset({1, 2}))
+    assert peers[2].liveness == lv.LIVE and gm is True
+    # a corrupted slot keeps its last good copy, which stops changing
+    peers, gm, mem = c.observe_area(mem, area(30, corrupt=True, maint=True), 1, 120, frozenset({1, 2}))
+    assert peers[2].score == 3000 and peers[2].liveness == lv.LIVE
+    peers, gm, mem = c.observe_area(mem, area(30, corrupt=True, maint=True), 1, 200, frozenset({1, 2}))
+    assert peers[2].liveness == lv.STALE
+    # unreadable area: no peers, last global flag kept
+    peers, gm, mem2 = c.observe_area(mem, None, 1, 210)
+    assert peers is None and gm is True and mem2 is mem

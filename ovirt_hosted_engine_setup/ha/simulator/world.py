@@ -47,10 +47,8 @@ class Host:
         self.agent_running = False
         self.agent_start_at = None
         self.state = core.AgentState()
-        self.seen = {}
-        self.last_good = {}
+        self.memory = core.AgentMemory()
         self.result = None
-        self.last_global = False
         self.next_loop = 0
         # monitors
         self.network = 1.0
@@ -244,8 +242,7 @@ class Cluster:
     def start_agent(self, h):
         h.agent_running = True
         h.state = core.AgentState()
-        h.seen = {}
-        h.last_good = {}
+        h.memory = core.AgentMemory()
         h.result = None
         h.next_loop = self.t + ((h.phase - self.t) % LOOP)
 
@@ -274,27 +271,16 @@ class Cluster:
 
     def agent_loop(self, h):
         now = h.mono(self.t)
-        peers = None
-        sanlock_live = None
-        if h.storage_ok:
-            view = self.read_area()
-            h.last_global = view.global_maintenance
-            sanlock_live = self.sanlock_live_ids()
-            records = liveness.merge_last_good(h.last_good, view)
-            h.last_good = records
-            h.seen = liveness.observe(h.seen, records, now)
-            peers = {}
-            for hid, rec in records.items():
-                if hid == h.host_id:
-                    continue
-                peers[hid] = core.Peer.from_record(
-                    rec, liveness.judge(h.seen, hid, now, sanlock_live))
+        view = self.read_area() if h.storage_ok else None
+        sanlock_live = self.sanlock_live_ids() if h.storage_ok else None
+        peers, global_maint, h.memory = core.observe_area(h.memory, view, h.host_id, now,
+                                                          sanlock_live)
         owner = None
         if self.lease_read and h.storage_ok and self.lease_holder is not None:
             owner = self.lease_holder.host_id
         obs = core.Observations(
             now=now, local_vm=self.vm_status(h), monitors=self.monitors(h), peers=peers,
-            global_maintenance=h.last_global, local_maintenance=h.local_maint,
+            global_maintenance=global_maint, local_maintenance=h.local_maint,
             lockspace_held=self.lockspace_held(h), result=h.result, host_id=h.host_id,
             sanlock_live=sanlock_live, vm_lease_owner=owner)
         decision = core.decide(h.state, obs, self.cfg)
@@ -310,9 +296,12 @@ class Cluster:
             elif isinstance(action, core.ShutdownVM):
                 if decision.reason.startswith('a host scores'):
                     self.score_moves.append(self.t)
-                if h.vm_running and not h.guest_hang and h.vm_shutdown_at is None:
-                    h.vm_shutdown_at = self.t + SHUTDOWN_TIME
-                    self.emit(h.name, 'VM shutdown requested')
+                if h.vm_running and h.vm_shutdown_at is None:
+                    if h.guest_hang:
+                        self.emit(h.name, 'VM shutdown requested (the guest ignores it)')
+                    else:
+                        h.vm_shutdown_at = self.t + SHUTDOWN_TIME
+                        self.emit(h.name, 'VM shutdown requested')
                 h.result = core.ActionResult('shutdown', h.hostagent_ok)
             elif isinstance(action, core.PowerOffVM):
                 if h.vm_running:
