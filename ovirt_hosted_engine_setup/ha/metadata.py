@@ -257,3 +257,30 @@ def parse_slots(slots, max_hosts):
 def area_size(max_hosts):
     """Bytes deploy initialises (zeroes) for ``max_hosts`` host slots plus the global block."""
     return (min(int(max_hosts), MAX_HOST_ID) + 1) * SLOT_SIZE
+
+
+def status_report(view, live_ids):
+    """The ``hosted-engine --vm-status --json`` document for an AreaView.
+
+    ``live_ids``: host ids whose data is judged current (ha/liveness.py; from
+    sanlock's view of the lockspace when the local agent is down), giving
+    each host's "live-data". Skipped slots are not reported as hosts.
+    """
+    out = {}
+    for host_id, rec in sorted(view.hosts.items()):
+        out[str(host_id)] = {
+            'host-id': rec.host_id,
+            'host-ts': rec.timestamp,
+            'score': rec.score,
+            'engine-status': rec.engine_status,
+            'hostname': rec.hostname,
+            'maintenance': rec.local_maintenance,
+            'stopped': rec.stopped,
+            'crc32': rec.crc32,
+            'conf_on_shared_storage': rec.conf_on_shared_storage,
+            'local_conf_timestamp': rec.local_conf_timestamp,
+            'extra': ''.join('%s=%s\n' % kv for kv in rec.extra.items()),
+            'live-data': host_id in live_ids,
+        }
+    out['global_maintenance'] = bool(view.global_maintenance)
+    return out

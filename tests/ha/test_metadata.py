@@ -107,3 +107,17 @@ def test_host_id_out_of_range_is_refused():
         md.serialize_host(0, 1, 1, STATUS, 'h')
     with pytest.raises(ValueError):
         md.serialize_host(251, 1, 1, STATUS, 'h')
+
+
+def test_status_report_json_keys():
+    slots = [md.serialize_global(True), slot(1), b'junk'.ljust(4096, b'\0'), slot(3)]
+    report = md.status_report(md.parse_slots(slots, 3), {1})
+    assert sorted(report) == ['1', '3', 'global_maintenance']
+    assert report['global_maintenance'] is True
+    one = report['1']
+    assert sorted(one) == sorted(['host-id', 'host-ts', 'score', 'engine-status', 'hostname',
+                                  'maintenance', 'stopped', 'crc32', 'conf_on_shared_storage',
+                                  'local_conf_timestamp', 'extra', 'live-data'])
+    assert one['live-data'] is True and report['3']['live-data'] is False
+    assert one['engine-status'] == STATUS and 'state=EngineUp\n' in one['extra']
+    json.dumps(report)

@@ -18,9 +18,8 @@ Each host runs the agent loop every 10 s (30 s while its host agent is down) wit
 a per-host phase: read the area, judge liveness (ha/liveness.py), call
 core.decide(), carry out the actions, publish the slot.
 """
-from dataclasses import replace
 
-from .. import core, liveness, metadata
+from .. import core, metadata
 from ..score import Monitors
 
 IO_TIMEOUT = 10                      # N
