@@ -117,9 +117,9 @@ def main():
                  extra='100 bridge 1 down\n100 net 1 0.5')
         scenario('cpu-load-active-%d' % n, 'CPU load 95%% on the active host: -1000, the engine'
                  ' moves once', n, 200, 1200, extra='100 cpu 1 0.95')
-        scenario('mem-low-standby-%d' % n, 'a standby lacks memory for the VM: it is not chosen'
+        scenario('mem-low-standby-%d' % n, 'host2 lacks memory for the VM: it is not chosen'
                  ' when the active host crashes', n, 240,
-                 extra='50 mem %d 512\n100 crash 1' % n)
+                 extra='50 mem 2 512\n100 crash 1')
         scenario('vm-pause-%d' % n, 'the engine VM pauses: bad health, stop, forced power off,'
                  ' restart', n, 480, 1200, extra='100 vm-pause 1')
         scenario('guest-hang-unhealthy-%d' % n, 'unhealthy engine whose guest ignores shutdown:'
@@ -200,7 +200,7 @@ def main():
     scenario('crash-two-hosts-8', 'two hosts crash, including the active one', 8, 240, 900,
              extra='100 crash 1\n110 crash 2')
     scenario('crash-new-active-8', 'the active host crashes, then the new active host crashes',
-             8, 480, 1200, extra='100 crash 1\n500 crash 5')
+             8, 480, 1200, extra='100 crash 1\n500 crash 8')
     scenario('network-partition-active-4', 'the active host loses network tests and storage',
              4, 300, 900, extra='100 net 1 0.0\n100 storage 1 lost')
     scenario('standby-returns-better-4', 'a host with a bad score recovers: no move for'
