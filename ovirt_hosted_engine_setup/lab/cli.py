@@ -34,6 +34,9 @@ def build_parser():
     ex.add_argument('host')
     ex.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('down', help='stop everything the lab started')
+    sim = sub.add_parser('simulate', add_help=False,
+                         help='run HA simulator scenarios: [SCENARIO...] | --show SCENARIO')
+    sim.add_argument('args', nargs=argparse.REMAINDER)
     return p
 
 
@@ -60,7 +63,12 @@ def _status(lab):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['simulate']:
+        # the HA simulator needs no lab: a virtual cluster running the real decision core
+        from ovirt_hosted_engine_setup.ha.simulator.cli import main as simulate
+        return simulate(argv[1:])
+    args = build_parser().parse_args(argv)
     try:
         lab = labmod.Lab(args.lab_dir)
         if args.command == 'up':
