@@ -58,15 +58,6 @@ class Context:
     def request_exit_code(self, code, priority=0):
         self.environment[BaseEnv.EXIT_CODE].append({'code': code, 'priority': priority})
 
-    def register_secret_keys(self, *names):
-        filt = self.environment.setdefault(CoreEnv.LOG_FILTER_KEYS, [])
-        for n in names:
-            if n not in filt:
-                filt.append(n)
-
-    def key(self, name):
-        return self.keys.get(name)
-
     @property
     def log_file(self):
         return self.environment.get(CoreEnv.LOG_FILE_NAME)
