@@ -40,6 +40,8 @@ setup(
             'ovirt-hosted-engine-hostd = ovirt_hosted_engine_setup.hostd.daemon:main',
             'ovirt-hosted-engine-rpc = ovirt_hosted_engine_setup.api.rpc_cli:main',
             'hosted-engine-lab = ovirt_hosted_engine_setup.lab.cli:main',
+            'ovirt-ha-broker = ovirt_hosted_engine_setup.ha.broker.daemon:main',
+            'ovirt-ha-agent = ovirt_hosted_engine_setup.ha.agent:main',
         ],
     },
     python_requires='>=3.9',
