@@ -4,6 +4,9 @@
     hosted-engine-lab status            each host, its address and its daemons
     hosted-engine-lab exec HOST -- CMD  run CMD inside HOST (project commands on PATH)
     hosted-engine-lab down              stop everything the lab started
+    hosted-engine-lab ha-prepare        hosted-engine storage + VM definition, no engine
+    hosted-engine-lab ha start|stop [HOST...]
+                                        the HA services (ovirt-ha-broker, ovirt-ha-agent)
 
 The lab's state directory is OVIRT_HE_LAB_DIR (default
 /var/lib/ovirt-hosted-engine-lab/lab); docs/lab.md describes the lab.
@@ -34,6 +37,14 @@ def build_parser():
     ex.add_argument('host')
     ex.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('down', help='stop everything the lab started')
+    prep = sub.add_parser('ha-prepare', help='prepare the hosted-engine shared storage with the '
+                                             'lab guest as engine VM and configure every host '
+                                             'for the HA services (no engine, no deploy)')
+    prep.add_argument('--io-timeout', type=int, default=None,
+                      help='sanlock io timeout of the hosted-engine lockspace')
+    ha = sub.add_parser('ha', help='start or stop the HA services in lab hosts')
+    ha.add_argument('action', choices=('start', 'stop'))
+    ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
     sim = sub.add_parser('simulate', add_help=False,
                          help='run HA simulator scenarios: [SCENARIO...] | --show SCENARIO')
     sim.add_argument('args', nargs=argparse.REMAINDER)
@@ -49,13 +60,13 @@ def _status(lab):
     print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)'
           % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway']))
     print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'NS', '  '.join(
-        '%-8s' % d for d in labmod.DAEMONS)))
+        '%-9s' % d for d in labmod.DAEMONS)))
     ok = True
     for name, addr, holder, daemons in rows:
         cells = []
         for d in labmod.DAEMONS:
             v = daemons[d]
-            cells.append('%-8s' % ('-' if v is None else ('up' if v else 'DEAD')))
+            cells.append('%-9s' % ('-' if v is None else ('up' if v else 'DEAD')))
             ok = ok and v is not False
         ok = ok and holder
         print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
@@ -79,6 +90,22 @@ def main(argv=None):
             return 0
         if args.command == 'status':
             return _status(lab)
+        if args.command == 'ha':
+            if args.action == 'start':
+                lab.ha_start(args.hosts)
+            else:
+                lab.ha_stop(args.hosts)
+            return 0
+        if args.command == 'ha-prepare':
+            names = lab.host_names()
+            cmd = [os.path.join(labmod.paths.venv_bin(), 'python'), '-m',
+                   'ovirt_hosted_engine_setup.lab.ha_prepare', '--hosts', ','.join(names)]
+            if args.io_timeout:
+                cmd += ['--io-timeout', str(args.io_timeout)]
+            env = dict(lab.exec_env(names[0]), OVIRT_HE_LAB_DIR=lab.dir)
+            argv = lab.exec_argv(names[0], cmd, cwd='/')
+            sys.stdout.flush()
+            os.execvpe(argv[0], argv, env)
         if args.command == 'exec':
             cmd = args.cmd
             if cmd and cmd[0] == '--':

@@ -57,7 +57,10 @@ HOST_DIRS = [
     ('/rhev', 'rhev'),
 ]
 
-DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd')
+DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
+# The HA services as the lab runs them (systemd units on real hosts): daemon -> command.
+HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
+HA_SOCKET = '/run/ovirt-hosted-engine-ha/broker.socket'
 
 REQUIRED_COMMANDS = ['unshare', 'nsenter', 'ip', 'sanlock', 'virtlogd', 'libvirtd', 'virsh',
                      'qemu-system-x86_64', 'qemu-img']
@@ -544,6 +547,67 @@ class Lab:
                                % (daemon, timeout, rec['log'], _tail(rec['log'])))
             time.sleep(0.2)
 
+    # the HA services ----------------------------------------------------
+    def host_names(self, names=None):
+        st = self.load()
+        if not st:
+            raise LabError('no lab is up in %s: run hosted-engine-lab up --hosts N' % self.dir)
+        known = sorted(st['hosts'], key=lambda n: st['hosts'][n]['index'])
+        for n in names or []:
+            self.host(n)
+        return list(names) if names else known
+
+    def ha_start(self, names=None):
+        """Start ovirt-ha-broker then ovirt-ha-agent in the hosts (as their systemd units
+        would); a host without /etc/ovirt-hosted-engine/hosted-engine.conf is refused."""
+        with self.locked():
+            names = self.host_names(names)
+            for name in names:
+                conf = os.path.join(self.host_dir(name), 'etc-ovirt-hosted-engine',
+                                    'hosted-engine.conf')
+                if not os.path.isfile(conf):
+                    raise LabError('%s has no /etc/ovirt-hosted-engine/hosted-engine.conf: deploy '
+                                   'first, or run hosted-engine-lab ha-prepare' % name)
+            self.load()
+            for name in names:
+                h = self.state['hosts'][name]
+                pid = h['holder']['pid']
+                for daemon, command in HA_DAEMONS:
+                    if alive(h['daemons'].get(daemon)):
+                        say('%s: %s already running' % (name, daemon))
+                        continue
+                    self._start_daemon(name, h, daemon,
+                                       [os.path.join(paths.venv_bin(), command)])
+                    if daemon == 'ha-broker':
+                        self._wait(name, daemon, lambda: os.path.exists(
+                            '/proc/%d/root%s' % (pid, HA_SOCKET)), 60)
+                    else:
+                        self._wait(name, daemon, lambda: True, 5)
+
+    def ha_stop(self, names=None):
+        """Stop the agents (they publish AgentStopped), then the brokers."""
+        with self.locked():
+            names = self.host_names(names)
+            self._ha_stop(self.state, names)
+            for name in names:
+                for daemon, _command in HA_DAEMONS:
+                    self.state['hosts'][name]['daemons'].pop(daemon, None)
+            self.save()
+
+    def _ha_stop(self, st, names, quiet=False):
+        for daemon, _command in reversed(HA_DAEMONS):
+            pids = []
+            for name in names:
+                rec = st['hosts'][name].get('daemons', {}).get(daemon)
+                if alive(rec):
+                    pids.append(rec['pid'])
+            if pids:
+                kill_pids(pids, grace=30)
+                if not quiet:
+                    say('%s stopped on %s' % (daemon, ', '.join(
+                        n for n in names if st['hosts'][n].get('daemons', {}).get(daemon)
+                        and st['hosts'][n]['daemons'][daemon]['pid'] in pids)))
+
     # down ---------------------------------------------------------------
     def down(self):
         with self.locked():
@@ -556,6 +620,8 @@ class Lab:
                 say('no lab is up in %s' % self.dir)
             return
         hosts = st.get('hosts', {})
+        # the HA agents first, so that they can still publish that they stopped
+        self._ha_stop(st, [n for n in hosts if alive(hosts[n].get('holder'))], quiet=True)
 
         def stop_host(name, h):
             mnt = (h.get('ns') or {}).get('mnt')
