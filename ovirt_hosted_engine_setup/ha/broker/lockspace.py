@@ -1,0 +1,139 @@
+"""This host's id in the ``hosted-engine`` sanlock lockspace.
+
+The broker joins the lockspace (python3-sanlock add_lockspace) in a background
+thread, retrying until it succeeds or the broker stops: joining takes about
+2 x io_timeout. ``held()`` asks sanlock (inq_lockspace); ``live_ids()`` is
+sanlock's own view of which host ids still renew their delta lease.
+
+A host id counts as live unless sanlock reports it free or dead: a host that
+sanlock does not know yet (just joined) or that fails to renew (not yet dead)
+is not proven gone, and its leases cannot be taken yet either.
+"""
+import errno
+import logging
+import threading
+
+import sanlock
+
+log = logging.getLogger(__name__)
+
+LOCKSPACE = 'hosted-engine'
+_FLAG_MASK = 0x0F
+
+
+def _b(value):
+    return value if isinstance(value, bytes) else str(value).encode('utf-8')
+
+
+class Lockspace:
+    def __init__(self, path, host_id, io_timeout=10, name=LOCKSPACE, retry_delay=5.0):
+        self.path = path
+        self.host_id = int(host_id)
+        self.io_timeout = int(io_timeout)
+        self.name = name
+        self.retry_delay = retry_delay
+        self.error = None
+        self._stop = threading.Event()
+        self._thread = None
+        self._joined = False
+
+    # -- joining ---------------------------------------------------------
+    def start(self):
+        self._thread = threading.Thread(target=self._join_loop, name='lockspace', daemon=True)
+        self._thread.start()
+        return self
+
+    def _join_loop(self):
+        last_error = None
+        while not self._stop.is_set():
+            try:
+                log.info('joining the %s lockspace as host id %d (%s)', self.name, self.host_id,
+                         self.path)
+                sanlock.add_lockspace(_b(self.name), self.host_id, _b(self.path), offset=0,
+                                      iotimeout=self.io_timeout, wait=True)
+                self._joined = True
+                self.error = None
+                log.info('host id %d acquired in the %s lockspace', self.host_id, self.name)
+                return
+            except sanlock.SanlockException as e:
+                if e.errno == errno.EEXIST:
+                    self._joined = True
+                    self.error = None
+                    log.info('host id %d already held in the %s lockspace', self.host_id,
+                             self.name)
+                    return
+                self.error = 'cannot acquire host id %d in the %s lockspace: %s' % (
+                    self.host_id, self.name, e)
+            except Exception as e:  # keep retrying whatever sanlock said
+                self.error = 'cannot acquire host id %d in the %s lockspace: %s' % (
+                    self.host_id, self.name, e)
+            if self.error != last_error:
+                log.error('%s; retrying every %.0f s', self.error, self.retry_delay)
+                last_error = self.error
+            self._stop.wait(self.retry_delay)
+
+    # -- state -----------------------------------------------------------
+    def held(self):
+        """True when sanlock reports the host id held (False while joining or on error)."""
+        try:
+            return sanlock.inq_lockspace(_b(self.name), self.host_id, _b(self.path),
+                                         offset=0) is True
+        except sanlock.SanlockException as e:
+            if e.errno not in (errno.ENOENT,):
+                self.error = 'cannot ask sanlock about the %s lockspace: %s' % (self.name, e)
+            return False
+        except Exception as e:
+            self.error = 'cannot ask sanlock about the %s lockspace: %s' % (self.name, e)
+            return False
+
+    def live_ids(self):
+        """Sorted host ids sanlock does not report free or dead; None when not held."""
+        if not self.held():
+            return None
+        try:
+            hosts = sanlock.get_hosts(_b(self.name))
+        except sanlock.SanlockException as e:
+            self.error = 'cannot read the hosts of the %s lockspace: %s' % (self.name, e)
+            return None
+        out = set()
+        for h in hosts:
+            flag = h.get('flags', 0) & _FLAG_MASK
+            if flag in (sanlock.HOST_FREE, sanlock.HOST_DEAD):
+                continue
+            out.add(int(h['host_id']))
+        out.add(self.host_id)
+        return sorted(out)
+
+    # -- leaving ---------------------------------------------------------
+    def stop(self, leave=True):
+        """Stop joining; leave the lockspace unless a resource of ours depends on it."""
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            # add_lockspace(wait=True) cannot be interrupted: give it its ~2 x io timeout
+            self._thread.join(3 * self.io_timeout + 5)
+        if not leave:
+            return True
+        try:
+            sanlock.rem_lockspace(_b(self.name), self.host_id, _b(self.path), offset=0,
+                                  wait=True, unused=True)
+            log.info('left the %s lockspace (host id %d)', self.name, self.host_id)
+            return True
+        except sanlock.SanlockException as e:
+            if e.errno == errno.ENOENT:
+                return True
+            if e.errno == errno.EBUSY:
+                log.warning('the %s lockspace is still used by a lease: not leaving it',
+                            self.name)
+                return False
+            log.error('cannot leave the %s lockspace: %s', self.name, e)
+            return False
+
+
+def read_lease_owner(lockspace, resource, path, offset=0):
+    """Host id owning a resource lease on disk, or None when free."""
+    owners = sanlock.read_resource_owners(_b(lockspace), _b(resource), [(_b(path), offset)])
+    for o in owners or ():
+        hid = o.get('host_id')
+        if hid:
+            return int(hid)
+    return None
