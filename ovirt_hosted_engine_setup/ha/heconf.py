@@ -1,0 +1,263 @@
+"""hosted-engine.conf and vm.conf: oVirt's ``key=value`` files.
+
+hosted-engine.conf (/etc/ovirt-hosted-engine/hosted-engine.conf) says where the
+hosted-engine storage domain and its volumes are and how this host takes part
+(host_id, gateway, bridge, network_test, ...); see docs/ha-services.md.
+
+vm.conf is the VM definition the HA agent starts the engine VM from: oVirt's
+keys (vmId, memSize, vmName, smp, ...) plus ``xmlBase64``, the base64 of the
+libvirt domain XML given to ``VM.create`` as ``vmParams['xml']``.
+
+    conf = load(path)                     # a dict of str -> str; ConfError names file and line
+    sd, host_id = required(conf, 'sdUUID', 'host_id')
+    text = render(conf)                   # sorted key=value lines
+    vmconf = load_vm_conf(path); xml = vm_xml(vmconf)
+    vmconf = make_vm_conf(vm_id, xml, mem_mb=4096, vcpus=2)
+
+Lines are ``key=value``; blank lines and lines starting with ``#`` are skipped;
+the value is everything after the first ``=`` (stripped of surrounding blanks).
+"""
+import base64
+import binascii
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+
+KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-]*$')
+
+# Keys of hosted-engine.conf (oVirt's, plus sanlock_io_timeout).
+HE_KEYS = (
+    'fqdn', 'vm_disk_id', 'vm_disk_vol_id', 'vmid', 'storage', 'mnt_options', 'conf', 'host_id',
+    'console', 'domainType', 'spUUID', 'sdUUID', 'connectionUUID', 'ca_cert', 'ca_subject',
+    'vdsm_use_ssl', 'gateway', 'bridge', 'metadata_volume_UUID', 'metadata_image_UUID',
+    'lockspace_volume_UUID', 'lockspace_image_UUID', 'conf_volume_UUID', 'conf_image_UUID',
+    'network_test', 'tcp_t_address', 'tcp_t_port', 'sanlock_io_timeout')
+DOMAIN_TYPES = ('nfs', 'nfs3', 'nfs4', 'glusterfs', 'posixfs', 'localfs')
+NETWORK_TESTS = ('dns', 'ping', 'tcp', 'none')
+DEFAULT_SANLOCK_IO_TIMEOUT = 10
+
+
+class ConfError(Exception):
+    """A configuration file is missing, unreadable or wrong.
+
+    str() is one line: '<path>[:<line>]: <problem>'; path and line are attributes.
+    """
+
+    def __init__(self, path, line, problem):
+        where = path or '<configuration>'
+        if line:
+            where = '%s:%d' % (where, line)
+        super().__init__('%s: %s' % (where, problem))
+        self.path = path
+        self.line = line
+        self.problem = problem
+
+
+class Conf(dict):
+    """A loaded key=value file: a dict that remembers its path and key lines."""
+
+    def __init__(self, items=(), path=None, lines=None):
+        super().__init__(items)
+        self.path = path
+        self.lines = dict(lines or {})
+
+
+def parse(text, path=None):
+    """Parse key=value text; return a Conf. Raises ConfError naming path and line."""
+    conf = Conf(path=path)
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith('#'):
+            continue
+        key, sep, value = line.partition('=')
+        key = key.strip()
+        if not sep:
+            raise ConfError(path, n, 'expected key=value, found %r; fix or remove the line'
+                            % line[:60])
+        if not KEY_RE.match(key):
+            raise ConfError(path, n, 'bad key %r; keys are letters, digits, "_", "." and "-"'
+                            % key[:60])
+        if key in conf:
+            raise ConfError(path, n, 'key %s given twice (first on line %d); keep one'
+                            % (key, conf.lines[key]))
+        conf[key] = value.strip()
+        conf.lines[key] = n
+    return conf
+
+
+def _read(path, what):
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ConfError(path, None, 'no such file; %s' % what)
+    except UnicodeDecodeError as e:
+        raise ConfError(path, None, 'not UTF-8 text (%s); restore the file' % e.reason)
+    except OSError as e:
+        raise ConfError(path, None, 'cannot read it (%s)' % (e.strerror or e))
+
+
+def load(path):
+    """Load hosted-engine.conf; return a Conf (dict of str -> str)."""
+    conf = parse(_read(path, 'deploy hosted-engine first (hosted-engine --deploy)'), path)
+    _check_he(conf)
+    return conf
+
+
+def _check_he(conf):
+    def bad(key, problem):
+        raise ConfError(conf.path, conf.lines.get(key), problem)
+    if 'host_id' in conf:
+        try:
+            host_id = int(conf['host_id'])
+        except ValueError:
+            host_id = 0
+        if not 1 <= host_id <= 250:
+            bad('host_id', 'host_id must be a number from 1 to 250, not %r' % conf['host_id'])
+    if conf.get('domainType') and conf['domainType'] not in DOMAIN_TYPES:
+        bad('domainType', 'domainType %r is not one of %s' % (conf['domainType'],
+                                                             ', '.join(DOMAIN_TYPES)))
+    if conf.get('network_test') and conf['network_test'] not in NETWORK_TESTS:
+        bad('network_test', 'network_test %r is not one of %s' % (conf['network_test'],
+                                                                 ', '.join(NETWORK_TESTS)))
+    if conf.get('sanlock_io_timeout'):
+        try:
+            ok = 1 <= int(conf['sanlock_io_timeout']) <= 300
+        except ValueError:
+            ok = False
+        if not ok:
+            bad('sanlock_io_timeout', 'sanlock_io_timeout must be seconds from 1 to 300, not %r'
+                % conf['sanlock_io_timeout'])
+
+
+def _value(key, value):
+    if isinstance(value, bool):
+        value = 'true' if value else 'false'
+    text = '' if value is None else str(value)
+    if '\n' in text or '\r' in text:
+        raise ValueError('the value of %s has a line break' % key)
+    if not KEY_RE.match(str(key)):
+        raise ValueError('bad key %r' % (key,))
+    return text
+
+
+def render(conf):
+    """key=value lines, sorted by key (bools as true/false, None as empty)."""
+    return ''.join('%s=%s\n' % (k, _value(k, conf[k])) for k in sorted(conf))
+
+
+def required(conf, *keys):
+    """The values of keys (a list, in order); ConfError naming every missing or empty key."""
+    missing = [k for k in keys if conf.get(k) in (None, '')]
+    if missing:
+        raise ConfError(getattr(conf, 'path', None), None,
+                        'missing %s; deploy again or add %s' % (
+                            ', '.join(missing), 'them' if len(missing) > 1 else 'it'))
+    return [conf[k] for k in keys]
+
+
+def io_timeout(conf):
+    """The io timeout the hosted-engine lockspace was written with (default 10)."""
+    return int(conf.get('sanlock_io_timeout') or DEFAULT_SANLOCK_IO_TIMEOUT)
+
+
+def write(path, text, mode=0o644):
+    """Write a configuration file atomically (temporary file in the same directory, rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- vm.conf
+
+def load_vm_conf(path):
+    """Load vm.conf; return a Conf. Checks vmId and, when present, xmlBase64."""
+    conf = parse(_read(path, 'the HA agent writes it from the configuration volume'), path)
+    required(conf, 'vmId')
+    if 'xmlBase64' in conf:
+        vm_xml(conf)
+    return conf
+
+
+def parse_vm_conf(text, path=None):
+    """vm.conf given as text (e.g. read from the configuration volume)."""
+    conf = parse(text, path)
+    required(conf, 'vmId')
+    return conf
+
+
+def render_vm_conf(vmconf):
+    """vm.conf text: vmId first, then the other keys sorted."""
+    keys = sorted(vmconf, key=lambda k: (k != 'vmId', k))
+    return ''.join('%s=%s\n' % (k, _value(k, vmconf[k])) for k in keys)
+
+
+def vm_xml(vmconf):
+    """The libvirt domain XML of vm.conf (decoded xmlBase64); ConfError when absent or bad."""
+    path = getattr(vmconf, 'path', None)
+    line = getattr(vmconf, 'lines', {}).get('xmlBase64')
+    data = vmconf.get('xmlBase64')
+    if not data:
+        raise ConfError(path, None, 'no xmlBase64 (the VM\'s domain XML); '
+                        'deploy again or set it with hosted-engine --set-shared-config')
+    try:
+        text = base64.b64decode(data.encode('ascii'), validate=True).decode('utf-8')
+    except (binascii.Error, ValueError, UnicodeError):
+        raise ConfError(path, line, 'xmlBase64 is not base64 of UTF-8 text; '
+                        'deploy again or restore vm.conf')
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise ConfError(path, line, 'xmlBase64 is not valid XML (%s); deploy again or '
+                        'restore vm.conf' % e)
+    if root.tag != 'domain':
+        raise ConfError(path, line, 'xmlBase64 holds <%s>, not a libvirt <domain>' % root.tag)
+    uuid = (root.findtext('uuid') or '').strip()
+    if vmconf.get('vmId') and uuid and uuid.lower() != vmconf['vmId'].lower():
+        raise ConfError(path, line, 'the domain XML is for VM %s but vmId is %s; make them '
+                        'the same' % (uuid, vmconf['vmId']))
+    return text
+
+
+def encode_xml(xml):
+    return base64.b64encode(xml.encode('utf-8')).decode('ascii')
+
+
+def make_vm_conf(vm_id, xml, mem_mb, vcpus, max_vcpus=None, cpu_type='qemu64',
+                 emulated_machine='pc', display='vnc', name='HostedEngine', **extra):
+    """A vm.conf dict for the engine VM started from the domain XML ``xml``.
+
+    extra: more oVirt keys (e.g. spiceSecureChannels, devices) added as given.
+    """
+    root = ET.fromstring(xml)
+    uuid = (root.findtext('uuid') or '').strip()
+    if uuid and uuid.lower() != str(vm_id).lower():
+        raise ValueError('the domain XML is for VM %s, not %s' % (uuid, vm_id))
+    conf = {
+        'vmId': str(vm_id),
+        'memSize': str(int(mem_mb)),
+        'vmName': name,
+        'smp': str(int(vcpus)),
+        'maxVCpus': str(int(max_vcpus or vcpus)),
+        'cpuType': cpu_type,
+        'emulatedMachine': emulated_machine,
+        'display': display,
+        'xmlBase64': encode_xml(xml),
+    }
+    for k, v in extra.items():
+        conf[k] = _value(k, v)
+    return conf
