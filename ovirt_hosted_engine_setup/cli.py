@@ -15,11 +15,12 @@ class UsageError(Exception):
 
 
 class Verb:
-    def __init__(self, option, args, help, run):
+    def __init__(self, option, args, help, run, long_help=None):
         self.option = option
         self.args = args
         self.help = help
         self.run = run
+        self.long_help = long_help   # `hosted-engine <verb> --help`; None: the verb handles it
 
 
 def usage():
@@ -129,11 +130,77 @@ def run_check_deployed(args):
     return 0 if is_deployed() else 1
 
 
+def _ha(name):
+    """The HA verb ``name`` of ha/cli_verbs.py, imported when it runs."""
+    def run(args):
+        from .ha import cli_common, cli_verbs
+        log_file = cli_common.setup_logging()
+        cli_common.log.info('%s %s', PROG, ' '.join(
+            a if not a.startswith('--password') else '--password=********' for a in args))
+        try:
+            return getattr(cli_verbs, name)(args)
+        except cli_common.UsageError as e:
+            raise UsageError(str(e))
+        except cli_common.CliError as e:
+            cli_common.log.info('%s: %s', PROG, e)
+            sys.stderr.write('%s: %s\n' % (PROG, e))
+            return e.code
+        except Exception as e:
+            cli_common.log.exception('unexpected error')
+            sys.stderr.write('%s: unexpected error: %s: %s%s\n' % (
+                PROG, type(e).__name__, e, (' (details in %s)' % log_file) if log_file else ''))
+            return 1
+    return run
+
+
+def _ha_help(name):
+    from .ha import cli_verbs
+    return getattr(cli_verbs, name)
+
+
 VERBS = [
     Verb('--deploy', '[options]',
          'run the hosted engine deployment (see --deploy --help)', run_deploy),
     Verb('--check-deployed', '',
          'exit 0 if hosted engine is deployed on this host, 1 otherwise', run_check_deployed),
+    Verb('--vm-status', '[--json]',
+         'show the status of the engine VM and of every HA host', _ha('run_vm_status'),
+         'VM_STATUS_HELP'),
+    Verb('--set-maintenance', '--mode=<mode>',
+         'set the maintenance mode: global (no HA action on the engine VM),\n'
+         'local (this host leaves the HA cluster) or none', _ha('run_set_maintenance'),
+         'SET_MAINTENANCE_HELP'),
+    Verb('--vm-start', '', 'start the engine VM on this host', _ha('run_vm_start'),
+         'VM_START_HELP'),
+    Verb('--vm-start-paused', '', 'start the engine VM on this host, paused',
+         _ha('run_vm_start_paused'), 'VM_START_PAUSED_HELP'),
+    Verb('--vm-shutdown', '', 'gracefully shut down the engine VM on this host',
+         _ha('run_vm_shutdown'), 'VM_SHUTDOWN_HELP'),
+    Verb('--vm-poweroff', '', 'power off the engine VM on this host at once',
+         _ha('run_vm_poweroff'), 'VM_POWEROFF_HELP'),
+    Verb('--add-console-password', '[--password=<password>]',
+         'set a temporary password on the engine VM console', _ha('run_add_console_password'),
+         'ADD_CONSOLE_PASSWORD_HELP'),
+    Verb('--console', '', 'open the serial console of the engine VM running on this host',
+         _ha('run_console'), 'CONSOLE_HELP'),
+    Verb('--check-liveliness', '', "check the engine's health page",
+         _ha('run_check_liveliness'), 'CHECK_LIVELINESS_HELP'),
+    Verb('--connect-storage', '', 'connect the hosted-engine storage domain to this host',
+         _ha('run_connect_storage'), 'CONNECT_STORAGE_HELP'),
+    Verb('--disconnect-storage', '', 'disconnect the hosted-engine storage domain from this host',
+         _ha('run_disconnect_storage'), 'DISCONNECT_STORAGE_HELP'),
+    Verb('--reinitialize-lockspace', '[--force]',
+         'reinitialize the hosted-engine sanlock lockspace (wipes all host ids)',
+         _ha('run_reinitialize_lockspace'), 'REINITIALIZE_LOCKSPACE_HELP'),
+    Verb('--clean-metadata', '[--force-cleanup] [--host-id=<id>]',
+         "remove a host's slot from the shared metadata", _ha('run_clean_metadata'),
+         'CLEAN_METADATA_HELP'),
+    Verb('--set-shared-config', '<key> <value> --type=<type>',
+         'set a configuration value (types: he_local, he_shared, ha, broker)',
+         _ha('run_set_shared_config'), 'SET_SHARED_CONFIG_HELP'),
+    Verb('--get-shared-config', '<key> --type=<type>',
+         'print a configuration value (types: he_local, he_shared, ha, broker)',
+         _ha('run_get_shared_config'), 'GET_SHARED_CONFIG_HELP'),
 ]
 
 
@@ -147,6 +214,9 @@ def main(argv=None):
         return 0
     for verb in VERBS:
         if argv[0] == verb.option:
+            if verb.long_help and ('--help' in argv[1:] or '-h' in argv[1:]):
+                sys.stdout.write(_ha_help(verb.long_help))
+                return 0
             try:
                 return verb.run(argv[1:])
             except UsageError as e:

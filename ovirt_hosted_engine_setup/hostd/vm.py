@@ -163,7 +163,11 @@ class VMBackend(Backend):
             destroying = vm_id in self._destroying
             shutting = vm_id in self._shutdowns
         if event == libvirt.VIR_DOMAIN_EVENT_STARTED:
-            self._set(vm_id, status='Up', startTime=time.time())
+            try:
+                paused = dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+            except libvirt.libvirtError:
+                paused = False
+            self._set(vm_id, status='Paused' if paused else 'Up', startTime=time.time())
         elif event == libvirt.VIR_DOMAIN_EVENT_RESUMED:
             self._set(vm_id, status='Up')
         elif event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED:
@@ -223,6 +227,8 @@ class VMBackend(Backend):
         if not xml:
             raise VdsmError(1000, 'vmParams must carry the libvirt domain XML in "xml"')
         xml, name = self._prepare_xml(vmID, xml)
+        # VDSM's launchPaused: the guest is created with its CPUs stopped (status Paused)
+        paused = str(vmParams.get('launchPaused', '')).lower() in ('true', '1')
         with self._lock:
             if vmID in self.vms:
                 raise VdsmError(4, 'virtual machine %s already exists (status %s): destroy it '
@@ -234,15 +240,15 @@ class VMBackend(Backend):
                    'createTime': time.time(), 'startTime': None, 'xml': xml}
             self.vms[vmID] = rec
             self._save(vmID)
-        threading.Thread(target=self._start, args=(vmID, xml), name='vm-start-%s' % vmID[:8],
+        threading.Thread(target=self._start, args=(vmID, xml, paused), name='vm-start-%s' % vmID[:8],
                          daemon=True).start()
         out = {k: v for k, v in vmParams.items() if k != 'xml'}
         out.update(vmId=vmID, vmName=name, status='WaitForLaunch', xml=xml)
         return out
 
-    def _start(self, vm_id, xml):
+    def _start(self, vm_id, xml, paused=False):
         try:
-            self.conn().createXML(xml, 0)
+            self.conn().createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
         except (libvirt.libvirtError, VdsmError) as e:
             message = e.get_error_message() if isinstance(e, libvirt.libvirtError) else e.message
             held = lease_refusal(message)
@@ -264,7 +270,9 @@ class VMBackend(Backend):
         state = dom.state()[0] if dom else None
         if state == libvirt.VIR_DOMAIN_RUNNING:
             self._set(vm_id, status='Up', startTime=time.time())
-        log.info('VM %s started', vm_id)
+        elif state == libvirt.VIR_DOMAIN_PAUSED:
+            self._set(vm_id, status='Paused', startTime=time.time())
+        log.info('VM %s started%s', vm_id, ' paused' if paused else '')
 
     @staticmethod
     def _lease_owners(xml):

@@ -1,0 +1,402 @@
+"""What the HA verbs of `hosted-engine` share: errors, option parsing, the
+configuration files, the host agent, the broker and the shared storage.
+
+Errors a user can meet are CliError: one line on stderr and an exit status.
+Everything else is logged with its traceback to the CLI log file
+(<HA_LOG_DIR>/hosted-engine-cli.log) and reported as one line.
+"""
+import base64
+import configparser
+import io
+import logging
+import os
+import tempfile
+
+from .. import paths
+from ..api.client import DEFAULT_PORT, Client
+from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
+from .broker_client import BrokerClient, BrokerError, BrokerUnavailable
+
+log = logging.getLogger('ovirt_hosted_engine_setup.ha.cli')
+
+PROG = 'hosted-engine'
+LOG_FILE = os.path.join(paths.HA_LOG_DIR, 'hosted-engine-cli.log')
+# Where the host agent connects storage (VDSM's /rhev/data-center), relocated like the rest.
+DATA_CENTER_DIR = getattr(paths, 'DATA_CENTER_DIR', paths.PREFIX + '/rhev/data-center')
+# The host agent is on this host; its port can be moved for development runs and tests.
+HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
+LOCKSPACE = 'hosted-engine'
+NO_SUCH_VM = 1
+MAX_HOST_ID = 250
+
+
+class CliError(Exception):
+    """A problem the user can fix: one line, exit status ``code``."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CliError):
+    """Bad command line."""
+
+
+# -- logging -------------------------------------------------------------------------
+
+def setup_logging():
+    """Log to the CLI log file; nothing reaches the screen. Returns the path or None."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    try:
+        os.makedirs(os.path.dirname(LOG_FILE), exist_ok=True)
+        handler = logging.FileHandler(LOG_FILE, encoding='utf-8')
+    except OSError:
+        root.addHandler(logging.NullHandler())
+        return None
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s [%(name)s] %(message)s'))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return LOG_FILE
+
+
+# -- options -------------------------------------------------------------------------
+
+def parse_options(verb, args, flags=(), values=(), positional=(), optional_positional=0):
+    """Parse ``args`` of ``verb``: ``flags`` take no value, ``values`` need one
+    (``--opt=V`` or ``--opt V``), ``positional`` names the required positional
+    arguments. Returns (options dict, positional list)."""
+    opts = {}
+    pos = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith('--') and len(arg) > 2:
+            name, eq, value = arg.partition('=')
+            if name in flags:
+                if eq:
+                    raise UsageError('%s takes no value' % name)
+                opts[name] = True
+            elif name in values:
+                if not eq:
+                    if i + 1 < len(args) and not args[i + 1].startswith('--'):
+                        i += 1
+                        value = args[i]
+                    else:
+                        raise UsageError('%s needs a value: %s=VALUE' % (name, name))
+                if value == '':
+                    raise UsageError('%s needs a value: %s=VALUE' % (name, name))
+                opts[name] = value
+            else:
+                raise UsageError('unknown option %s for %s; see %s %s --help'
+                                 % (name, verb, PROG, verb))
+        elif arg.startswith('-') and len(arg) > 1:
+            raise UsageError('unknown option %s for %s; see %s %s --help' % (arg, verb, PROG, verb))
+        else:
+            pos.append(arg)
+        i += 1
+    if len(pos) < len(positional):
+        raise UsageError('%s needs %s; see %s %s --help'
+                         % (verb, ' '.join(positional[len(pos):]), PROG, verb))
+    if len(pos) > len(positional) + optional_positional:
+        raise UsageError('unexpected argument %r for %s; see %s %s --help'
+                         % (pos[len(positional) + optional_positional], verb, PROG, verb))
+    return opts, pos
+
+
+def parse_host_id(text):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UsageError('--host-id needs a number between 1 and %d, not %r'
+                         % (MAX_HOST_ID, text))
+    if not 1 <= value <= MAX_HOST_ID:
+        raise UsageError('--host-id must be between 1 and %d, not %d' % (MAX_HOST_ID, value))
+    return value
+
+
+# -- key=value files -----------------------------------------------------------------
+
+def parse_keyvalue(text):
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith('#') or '=' not in line:
+            continue
+        key, _, value = line.partition('=')
+        out[key.strip()] = value.strip()
+    return out
+
+
+def set_keyvalue(text, key, value):
+    """Return ``text`` with ``key=value`` replaced (or appended), other lines kept."""
+    lines = text.splitlines()
+    done = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped.startswith('#') and stripped.partition('=')[0].strip() == key \
+                and '=' in stripped:
+            lines[i] = '%s=%s' % (key, value)
+            done = True
+    if not done:
+        lines.append('%s=%s' % (key, value))
+    return '\n'.join(lines) + '\n'
+
+
+def write_file_atomic(path, text, mode=0o644):
+    """Replace ``path`` with ``text``, keeping its mode when it exists."""
+    directory = os.path.dirname(path) or '.'
+    os.makedirs(directory, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def ini_get(text, key):
+    """(section, value) of ``key`` (``key`` or ``section.key``) in INI ``text``, or (None, None)."""
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read_string(text)
+    section, _, name = key.rpartition('.')
+    for s in ([section] if section else cp.sections()):
+        if cp.has_option(s, name):
+            return s, cp.get(s, name)
+    return None, None
+
+
+def ini_set(text, section, key, value):
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read_string(text)
+    if not cp.has_section(section):
+        cp.add_section(section)
+    cp.set(section, key, value)
+    out = io.StringIO()
+    cp.write(out)
+    return out.getvalue()
+
+
+# -- hosted-engine.conf --------------------------------------------------------------
+
+def _load_heconf(path):
+    try:
+        from . import heconf
+    except ImportError:
+        heconf = None
+    if heconf is not None:
+        try:
+            return heconf.load(path)
+        except heconf.ConfError as e:
+            raise CliError(str(e))
+    with open(path, encoding='utf-8') as f:
+        return parse_keyvalue(f.read())
+
+
+def load_conf(required_vmid=True):
+    """hosted-engine.conf as a dict; CliError when this host is not deployed."""
+    path = paths.HOSTED_ENGINE_CONF
+    if not os.path.isfile(path):
+        raise CliError('You must run deploy first: %s does not exist' % path)
+    try:
+        conf = _load_heconf(path)
+    except OSError as e:
+        raise CliError('cannot read %s: %s' % (path, e.strerror or e))
+    if required_vmid and not conf.get('vmid'):
+        raise CliError('You must run deploy first: %s names no engine VM (vmid=)' % path)
+    return conf
+
+
+def own_host_id(conf):
+    try:
+        return parse_host_id(conf.get('host_id'))
+    except UsageError:
+        raise CliError('%s has no valid host_id (%r): run deploy again or fix host_id='
+                       % (paths.HOSTED_ENGINE_CONF, conf.get('host_id')))
+
+
+def io_timeout(conf):
+    try:
+        return int(conf.get('sanlock_io_timeout') or 10)
+    except ValueError:
+        return 10
+
+
+# -- shared storage ------------------------------------------------------------------
+
+def _shared_storage():
+    from . import shared_storage
+    return shared_storage
+
+
+def volume_path(conf, which):
+    """Path of one hosted-engine volume ('metadata', 'lockspace', 'conf', 'vm', 'vm_lease')
+    under the connected storage domain."""
+    ss = _shared_storage()
+    vp = ss.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)
+    if isinstance(vp, dict):
+        value = vp.get(which)
+    else:
+        value = getattr(vp, which, None)
+    if value is None:
+        raise CliError('%s lacks the %s volume: run deploy again' % (paths.HOSTED_ENGINE_CONF,
+                                                                     which))
+    return value
+
+
+def read_metadata_area(conf):
+    """(max_hosts, bytes of the area) read directly from shared storage (O_DIRECT)."""
+    from .broker.store import MetadataStore, StoreError
+    try:
+        path = volume_path(conf, 'metadata')
+    except KeyError as e:
+        raise CliError('%s lacks %s: run deploy again' % (paths.HOSTED_ENGINE_CONF, e))
+    try:
+        store = MetadataStore(path)
+        data, _delay = store.read_area()
+    except StoreError as e:
+        raise CliError('%s; is the storage connected? run hosted-engine --connect-storage' % e)
+    return store.max_hosts, data
+
+
+def config_volume(conf):
+    from .shared_storage import ConfigVolume
+    try:
+        path = volume_path(conf, 'conf')
+    except KeyError as e:
+        raise CliError('%s lacks %s: run deploy again' % (paths.HOSTED_ENGINE_CONF, e))
+    if not os.path.exists(path):
+        raise CliError('the configuration volume %s is not reachable; is the storage connected? '
+                       'run hosted-engine --connect-storage' % path)
+    return ConfigVolume(path)
+
+
+def read_config_volume(conf):
+    """(ConfigVolume, {name: text}, checksum)."""
+    cv = config_volume(conf)
+    try:
+        checksum = cv.checksum()
+        files = cv.read()
+    except OSError as e:
+        raise CliError('cannot read the configuration volume %s: %s; is the storage connected? '
+                       'run hosted-engine --connect-storage' % (cv.path, e.strerror or e))
+    except ValueError as e:
+        raise CliError('the configuration volume %s is not readable: %s' % (cv.path, e))
+    return cv, {k: (v.decode('utf-8') if isinstance(v, bytes) else v) for k, v in files.items()}, \
+        checksum
+
+
+# -- the VM definition ---------------------------------------------------------------
+
+def vm_definition(conf):
+    """vm.conf as a dict with 'xml' decoded: the local copy (conf= of
+    hosted-engine.conf) or else the one in the configuration volume."""
+    local = conf.get('conf')
+    text = None
+    where = local
+    if local and os.path.isfile(local):
+        with open(local, encoding='utf-8') as f:
+            text = f.read()
+    else:
+        cv, files, _ = read_config_volume(conf)
+        text = files.get('vm.conf')
+        where = 'vm.conf of the configuration volume %s' % cv.path
+        if not text:
+            raise CliError('no VM definition: %s is missing and the configuration volume has no '
+                           'vm.conf; run deploy again' % (local or 'conf='))
+    vm = parse_keyvalue(text)
+    vm_id = vm.get('vmId') or conf.get('vmid')
+    if not vm_id:
+        raise CliError('the VM definition %s names no vmId' % where)
+    vm['vmId'] = vm_id
+    if vm.get('xmlBase64'):
+        try:
+            vm['xml'] = base64.b64decode(vm['xmlBase64']).decode('utf-8')
+        except (ValueError, UnicodeDecodeError):
+            raise CliError('the VM definition %s has a broken xmlBase64' % where)
+    return vm
+
+
+# -- the host agent ------------------------------------------------------------------
+
+def hostd_port():
+    text = os.environ.get(HOSTD_PORT_ENV)
+    try:
+        return int(text) if text else DEFAULT_PORT
+    except ValueError:
+        raise CliError('%s=%r is not a port number' % (HOSTD_PORT_ENV, text))
+
+
+def host_agent(conf):
+    """A Client of this host's agent; CliError naming the service when unreachable."""
+    insecure = str(conf.get('vdsm_use_ssl', 'true')).strip().lower() == 'false'
+    port = hostd_port()
+    try:
+        return Client('localhost', port, insecure=insecure, timeout=60, connect_timeout=10,
+                      reconnect_interval=0)
+    except ConnectionFailed as e:
+        log.info('host agent connection failed', exc_info=True)
+        raise CliError('the host agent of this host (ovirt-hosted-engine-hostd or vdsmd) is not '
+                       'reachable on localhost:%d: %s; start it and retry'
+                       % (port, _reason(e)))
+
+
+def _reason(exc):
+    text = str(exc)
+    return text.split('; ')[0]
+
+
+def api(client, method, **params):
+    """Call a verb; connection problems become CliError, ServerError goes through."""
+    try:
+        return client.call(method, params)
+    except (ConnectionFailed, CallTimeout) as e:
+        log.info('%s failed', method, exc_info=True)
+        raise CliError('the host agent (ovirt-hosted-engine-hostd or vdsmd) did not answer '
+                       '%s: %s' % (method, _reason(e)))
+
+
+def local_vm_stats(client, vm_id):
+    """The host agent's VM.getStats entry of ``vm_id``, or None when it has no such VM."""
+    try:
+        return api(client, 'VM.getStats', vmID=vm_id)[0]
+    except ServerError as e:
+        if e.code == NO_SUCH_VM:
+            return None
+        raise CliError('the host agent cannot tell the state of the engine VM: %s' % e.message)
+
+
+def vm_runs_here(stats):
+    return stats is not None and stats.get('status') != 'Down'
+
+
+# -- the broker ----------------------------------------------------------------------
+
+def broker(timeout=30):
+    return BrokerClient(timeout=timeout)
+
+
+def broker_call(method, **params):
+    """Call the local broker; BrokerUnavailable -> CliError naming ovirt-ha-broker."""
+    with broker() as b:
+        try:
+            return b.call(method, **params)
+        except BrokerUnavailable as e:
+            log.info('broker %s failed', method, exc_info=True)
+            raise CliError(str(e))
+
+
+__all__ = ['ApiError', 'BrokerError', 'BrokerUnavailable', 'ServerError']
