@@ -26,7 +26,7 @@ The template of a type is a complete RFC 822 message,
 packaged one). ``{source-email}``, ``{destination-emails}``, ``{detail}``,
 ``{hostname}``, ``{time}`` and ``{type}`` are replaced; any other text,
 braces included, is left as written. A Date (and Message-ID) header is added
-when the template has none.
+when the template has none, and From and To from [email] when it lacks them.
 
 ``Notifier.notify()`` never raises: it answers ``(sent, reason)`` with a one
 line reason, and logs failures (tracebacks at debug level only). The SMTP
@@ -286,8 +286,9 @@ def render_template(template, values):
     return _PLACEHOLDER_RE.sub(sub, template)
 
 
-def build_message(text, now):
-    """An EmailMessage from the rendered template text, with Date and Message-ID added when missing."""
+def build_message(text, now, defaults=()):
+    """An EmailMessage from the rendered template text; Date, Message-ID and the (name, value)
+    pairs of ``defaults`` (From, To) are added when the template has no such header."""
     text = text.replace('\r\n', '\n')
     if '\n\n' in text:
         head, body = text.split('\n\n', 1)
@@ -308,6 +309,9 @@ def build_message(text, now):
     if not body.endswith('\n'):
         body += '\n'
     msg.set_content(body, subtype=subtype)
+    for name, value in defaults:
+        if name not in msg:
+            msg[name] = value
     if 'Date' not in msg:
         msg['Date'] = email.utils.format_datetime(now)
     if 'Message-ID' not in msg:
@@ -348,9 +352,8 @@ class Notifier:
         except UnicodeDecodeError:
             raise ConfigError('%s: is not UTF-8 text; rewrite it as INI text' % broker_conf_path) from None
         except configparser.Error as e:
-            first = _one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)
             raise ConfigError('%s: not an INI file (%s); write [email] and [notify] sections of '
-                              'key=value lines' % (broker_conf_path, first)) from None
+                              'key=value lines' % (broker_conf_path, _one_line(e) or type(e).__name__)) from None
         return cls.from_config(parser, template_path=template_path, source=broker_conf_path)
 
     @classmethod
@@ -380,7 +383,9 @@ class Notifier:
             'time': now.strftime('%Y-%m-%d %H:%M:%S %Z').strip(),
             'type': type_,
         }
-        return build_message(render_template(template, values), now)
+        return build_message(render_template(template, values), now,
+                             defaults=(('From', values['source-email']),
+                                       ('To', values['destination-emails'])))
 
     def wants(self, type_, detail):
         """(True, '') when a [notify] rule selects this notification, else (False, reason)."""

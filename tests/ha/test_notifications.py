@@ -229,6 +229,31 @@ def test_admin_template_overrides_packaged(smtp_server):
     assert msg['Date']
 
 
+def test_template_without_headers(smtp_server, tmp_path):
+    template = tmp_path / 'bare.txt'
+    template.write_text('The state machine changed state: {detail} on {hostname}.')
+    port, sink = smtp_server()
+    sent, reason = Notifier.from_config(_conf(port), template_path=str(template)).notify(
+        'state_transition', 'EngineUp-EngineStop', 'h3', now=NOW)
+    assert sent, reason
+    _env, msg = _received(sink)
+    assert msg['From'] == 'ha@host1.lab.test'
+    assert msg['To'] == 'admin@lab.test, ops@lab.test'
+    assert msg['Date'] and msg['Subject'] is None
+    assert msg.get_content().rstrip() == 'The state machine changed state: EngineUp-EngineStop on h3.'
+
+
+def test_non_ascii_text(smtp_server):
+    port, sink = smtp_server()
+    notifier = Notifier.from_config(_conf(port, notify='.'))
+    sent, reason = notifier.notify('state_transition', 'EngineUp-\u00c9tatInconnu', 'h\u00f4te-1', now=NOW)
+    assert sent, reason
+    env, msg = _received(sink)
+    assert env.content.isascii()        # encoded for servers without 8BITMIME
+    assert msg['Subject'] == 'ovirt-hosted-engine state transition EngineUp-\u00c9tatInconnu'
+    assert 'h\u00f4te-1' in msg.get_content()
+
+
 def test_values_cannot_inject_headers(smtp_server):
     port, sink = smtp_server()
     notifier = Notifier.from_config(_conf(port, notify='.'))
@@ -377,7 +402,8 @@ def test_from_file_reads_broker_conf(tmp_path, smtp_server):
 
 
 @pytest.mark.parametrize('text, needles', [
-    ('smtp-server=localhost\n', ['not an INI file']),
+    ('smtp-server=localhost\n', ['not an INI file', 'no section headers']),
+    ('[email]\ndestination-emails=a@b\nthis line is garbage\n', ['not an INI file', '[line 3]']),
     ('[email]\nsmtp-port=twenty-five\ndestination-emails=a@b\n', ['[email] smtp-port', 'twenty-five', '1 to 65535']),
     ('[email]\nsmtp-port=70000\ndestination-emails=a@b\n', ['[email] smtp-port']),
     ('[email]\nsmtp-server=localhost\n', ['[email] destination-emails', 'missing']),
