@@ -28,6 +28,8 @@ HA_LOG_DIR = _p('/var/log/ovirt-hosted-engine-ha')
 BROKER_CONF = os.path.join(HA_ETC_DIR, 'broker.conf')
 AGENT_CONF = os.path.join(HA_ETC_DIR, 'agent.conf')
 NOTIFICATIONS_DIR = os.path.join(HA_ETC_DIR, 'notifications')
+# where the host agent mounts storage domains (VDSM's /rhev/data-center)
+DATA_CENTER_DIR = _p('/rhev/data-center')
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CHECKOUT = os.path.dirname(_PACKAGE_DIR)
