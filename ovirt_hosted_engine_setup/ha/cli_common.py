@@ -5,7 +5,6 @@ Errors a user can meet are CliError: one line on stderr and an exit status.
 Everything else is logged with its traceback to the CLI log file
 (<HA_LOG_DIR>/hosted-engine-cli.log) and reported as one line.
 """
-import base64
 import configparser
 import io
 import logging
@@ -193,17 +192,11 @@ def ini_set(text, section, key, value):
 # -- hosted-engine.conf --------------------------------------------------------------
 
 def _load_heconf(path):
+    from . import heconf
     try:
-        from . import heconf
-    except ImportError:
-        heconf = None
-    if heconf is not None:
-        try:
-            return heconf.load(path)
-        except heconf.ConfError as e:
-            raise CliError(str(e))
-    with open(path, encoding='utf-8') as f:
-        return parse_keyvalue(f.read())
+        return heconf.load(path)
+    except heconf.ConfError as e:
+        raise CliError(str(e))
 
 
 def load_conf(required_vmid=True):
@@ -237,33 +230,20 @@ def io_timeout(conf):
 
 # -- shared storage ------------------------------------------------------------------
 
-def _shared_storage():
-    from . import shared_storage
-    return shared_storage
-
-
 def volume_path(conf, which):
     """Path of one hosted-engine volume ('metadata', 'lockspace', 'conf', 'vm', 'vm_lease')
-    under the connected storage domain."""
-    ss = _shared_storage()
-    vp = ss.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)
-    if isinstance(vp, dict):
-        value = vp.get(which)
-    else:
-        value = getattr(vp, which, None)
-    if value is None:
-        raise CliError('%s lacks the %s volume: run deploy again' % (paths.HOSTED_ENGINE_CONF,
-                                                                     which))
-    return value
+    under the connected storage domain (shared_storage.volume_paths)."""
+    from . import shared_storage
+    try:
+        return shared_storage.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)[which]
+    except KeyError as e:
+        raise CliError('%s has no %s: deploy again or add it' % (paths.HOSTED_ENGINE_CONF, e))
 
 
 def read_metadata_area(conf):
     """(max_hosts, bytes of the area) read directly from shared storage (O_DIRECT)."""
     from .broker.store import MetadataStore, StoreError
-    try:
-        path = volume_path(conf, 'metadata')
-    except KeyError as e:
-        raise CliError('%s lacks %s: run deploy again' % (paths.HOSTED_ENGINE_CONF, e))
+    path = volume_path(conf, 'metadata')
     try:
         store = MetadataStore(path)
         data, _delay = store.read_area()
@@ -272,31 +252,26 @@ def read_metadata_area(conf):
     return store.max_hosts, data
 
 
-def config_volume(conf):
-    from .shared_storage import ConfigVolume
-    try:
-        path = volume_path(conf, 'conf')
-    except KeyError as e:
-        raise CliError('%s lacks %s: run deploy again' % (paths.HOSTED_ENGINE_CONF, e))
-    if not os.path.exists(path):
-        raise CliError('the configuration volume %s is not reachable; is the storage connected? '
-                       'run hosted-engine --connect-storage' % path)
-    return ConfigVolume(path)
-
-
 def read_config_volume(conf):
-    """(ConfigVolume, {name: text}, checksum)."""
-    cv = config_volume(conf)
+    """(ConfigVolume, {name: text}, checksum) of the configuration volume."""
+    from .shared_storage import ConfigVolume, StorageError
+    cv = ConfigVolume(volume_path(conf, 'conf'))
     try:
-        checksum = cv.checksum()
-        files = cv.read()
-    except OSError as e:
-        raise CliError('cannot read the configuration volume %s: %s; is the storage connected? '
-                       'run hosted-engine --connect-storage' % (cv.path, e.strerror or e))
-    except ValueError as e:
-        raise CliError('the configuration volume %s is not readable: %s' % (cv.path, e))
-    return cv, {k: (v.decode('utf-8') if isinstance(v, bytes) else v) for k, v in files.items()}, \
-        checksum
+        files, checksum = cv.read_with_checksum()
+    except StorageError as e:
+        raise CliError(str(e))
+    return cv, files, checksum
+
+
+def write_config_volume(cv, files, checksum):
+    from .shared_storage import ConfigChanged, StorageError
+    try:
+        cv.write(files, checksum)
+    except ConfigChanged:
+        raise CliError('the configuration volume changed while it was being updated (another '
+                       'host wrote it): run the command again')
+    except StorageError as e:
+        raise CliError(str(e))
 
 
 # -- the VM definition ---------------------------------------------------------------
@@ -304,29 +279,20 @@ def read_config_volume(conf):
 def vm_definition(conf):
     """vm.conf as a dict with 'xml' decoded: the local copy (conf= of
     hosted-engine.conf) or else the one in the configuration volume."""
+    from . import heconf
     local = conf.get('conf')
-    text = None
-    where = local
-    if local and os.path.isfile(local):
-        with open(local, encoding='utf-8') as f:
-            text = f.read()
-    else:
-        cv, files, _ = read_config_volume(conf)
-        text = files.get('vm.conf')
-        where = 'vm.conf of the configuration volume %s' % cv.path
-        if not text:
-            raise CliError('no VM definition: %s is missing and the configuration volume has no '
-                           'vm.conf; run deploy again' % (local or 'conf='))
-    vm = parse_keyvalue(text)
-    vm_id = vm.get('vmId') or conf.get('vmid')
-    if not vm_id:
-        raise CliError('the VM definition %s names no vmId' % where)
-    vm['vmId'] = vm_id
-    if vm.get('xmlBase64'):
-        try:
-            vm['xml'] = base64.b64decode(vm['xmlBase64']).decode('utf-8')
-        except (ValueError, UnicodeDecodeError):
-            raise CliError('the VM definition %s has a broken xmlBase64' % where)
+    try:
+        if local and os.path.isfile(local):
+            vm = heconf.load_vm_conf(local)
+        else:
+            cv, files, _ = read_config_volume(conf)
+            if not files.get('vm.conf'):
+                raise CliError('no VM definition: %s is missing and the configuration volume %s '
+                               'has no vm.conf; run deploy again' % (local or 'conf=', cv.path))
+            vm = heconf.parse_vm_conf(files['vm.conf'], 'vm.conf of the configuration volume')
+        vm = dict(vm, xml=heconf.vm_xml(vm))
+    except heconf.ConfError as e:
+        raise CliError(str(e))
     return vm
 
 

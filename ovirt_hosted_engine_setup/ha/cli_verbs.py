@@ -21,7 +21,7 @@ from .cli_common import (LOCKSPACE, PROG, BrokerError, BrokerUnavailable, CliErr
                          ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
                          own_host_id, parse_host_id, parse_keyvalue, parse_options,
                          read_config_volume, read_metadata_area, set_keyvalue, vm_definition,
-                         vm_runs_here, volume_path, write_file_atomic)
+                         vm_runs_here, volume_path, write_config_volume, write_file_atomic)
 
 LABEL_WIDTH = 35
 GLOBAL_BANNER = '!! Cluster is in GLOBAL MAINTENANCE mode !!'
@@ -249,9 +249,6 @@ def _start(args, verb, paused):
     parse_options(verb, args)
     conf = load_conf()
     vm = vm_definition(conf)
-    if not vm.get('xml'):
-        raise CliError('the VM definition of %s has no libvirt domain XML (xmlBase64): run '
-                       'deploy again' % vm['vmId'])
     vm_id = vm['vmId']
     with host_agent(conf) as client:
         stats = local_vm_stats(client, vm_id)
@@ -550,9 +547,8 @@ def _storage(args, verb, connect):
                 shared_storage.connect(client, conf)
             else:
                 shared_storage.disconnect(client, conf)
-        except ServerError as e:
-            raise CliError('the host agent could not %s the hosted-engine storage: %s'
-                           % ('connect' if connect else 'disconnect', e.message))
+        except shared_storage.StorageError as e:
+            raise CliError(str(e))
     out('The hosted-engine storage is %s' % ('connected' if connect else 'disconnected'))
     return 0
 
@@ -648,17 +644,7 @@ def _update_volume(conf, name, change):
     if name not in files:
         raise CliError('the configuration volume %s has no %s: run deploy again' % (cv.path, name))
     files[name] = change(files[name])
-    try:
-        cv.write(files, checksum)
-    except OSError as e:
-        raise CliError('cannot write the configuration volume %s: %s' % (cv.path,
-                                                                        e.strerror or e))
-    except Exception as e:
-        if type(e).__name__ in ('ConflictError', 'ChecksumMismatch', 'ConfigVolumeChanged',
-                                'VolumeChanged') or 'changed' in str(e):
-            raise CliError('the configuration volume changed while it was being updated (another '
-                           'host wrote it): run the command again')
-        raise
+    write_config_volume(cv, files, checksum)
 
 
 def run_set_shared_config(args):
