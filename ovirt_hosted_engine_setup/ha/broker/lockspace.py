@@ -32,7 +32,8 @@ class Lockspace:
         self.io_timeout = int(io_timeout)
         self.name = name
         self.retry_delay = retry_delay
-        self.error = None
+        self.join_error = None
+        self.query_error = None
         self._stop = threading.Event()
         self._thread = None
         self._joined = False
@@ -52,39 +53,49 @@ class Lockspace:
                 sanlock.add_lockspace(_b(self.name), self.host_id, _b(self.path), offset=0,
                                       iotimeout=self.io_timeout, wait=True)
                 self._joined = True
-                self.error = None
+                self.join_error = None
                 log.info('host id %d acquired in the %s lockspace', self.host_id, self.name)
                 return
             except sanlock.SanlockException as e:
                 if e.errno == errno.EEXIST:
                     self._joined = True
-                    self.error = None
+                    self.join_error = None
                     log.info('host id %d already held in the %s lockspace', self.host_id,
                              self.name)
                     return
-                self.error = 'cannot acquire host id %d in the %s lockspace: %s' % (
+                self.join_error = 'cannot acquire host id %d in the %s lockspace: %s' % (
                     self.host_id, self.name, e)
             except Exception as e:  # keep retrying whatever sanlock said
-                self.error = 'cannot acquire host id %d in the %s lockspace: %s' % (
+                self.join_error = 'cannot acquire host id %d in the %s lockspace: %s' % (
                     self.host_id, self.name, e)
-            if self.error != last_error:
-                log.error('%s; retrying every %.0f s', self.error, self.retry_delay)
-                last_error = self.error
+            if self.join_error != last_error:
+                log.error('%s; retrying every %.0f s', self.join_error, self.retry_delay)
+                last_error = self.join_error
             self._stop.wait(self.retry_delay)
 
     # -- state -----------------------------------------------------------
+    @property
+    def error(self):
+        """One line: why the host id is not held or sanlock cannot be asked; None when fine."""
+        return self.join_error or self.query_error
+
     def held(self):
         """True when sanlock reports the host id held (False while joining or on error)."""
         try:
-            return sanlock.inq_lockspace(_b(self.name), self.host_id, _b(self.path),
+            held = sanlock.inq_lockspace(_b(self.name), self.host_id, _b(self.path),
                                          offset=0) is True
         except sanlock.SanlockException as e:
-            if e.errno not in (errno.ENOENT,):
-                self.error = 'cannot ask sanlock about the %s lockspace: %s' % (self.name, e)
-            return False
+            if e.errno == errno.ENOENT:
+                held = False
+            else:
+                self.query_error = 'cannot ask sanlock about the %s lockspace: %s' % (
+                    self.name, e)
+                return False
         except Exception as e:
-            self.error = 'cannot ask sanlock about the %s lockspace: %s' % (self.name, e)
+            self.query_error = 'cannot ask sanlock about the %s lockspace: %s' % (self.name, e)
             return False
+        self.query_error = None
+        return held
 
     def live_ids(self):
         """Sorted host ids sanlock does not report free or dead; None when not held."""
@@ -93,8 +104,12 @@ class Lockspace:
         try:
             hosts = sanlock.get_hosts(_b(self.name))
         except sanlock.SanlockException as e:
-            self.error = 'cannot read the hosts of the %s lockspace: %s' % (self.name, e)
+            if e.errno == errno.EAGAIN:
+                # just joined: sanlock has not yet seen the other hosts renew
+                return None
+            self.query_error = 'cannot read the hosts of the %s lockspace: %s' % (self.name, e)
             return None
+        self.query_error = None
         out = set()
         for h in hosts:
             flag = h.get('flags', 0) & _FLAG_MASK
