@@ -135,8 +135,7 @@ def _ha(name):
     def run(args):
         from .ha import cli_common, cli_verbs
         log_file = cli_common.setup_logging()
-        cli_common.log.info('%s %s', PROG, ' '.join(
-            a if not a.startswith('--password') else '--password=********' for a in args))
+        cli_common.log.info('%s %s', PROG, ' '.join(cli_common.masked_args(args)))
         try:
             return getattr(cli_verbs, name)(args)
         except cli_common.UsageError as e:

@@ -27,6 +27,8 @@ HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
 LOCKSPACE = 'hosted-engine'
 NO_SUCH_VM = 1
 MAX_HOST_ID = 250
+# values never logged (--set-shared-config KEY VALUE)
+SECRET_CONFIG_KEYS = ('smtp-password',)
 
 
 class CliError(Exception):
@@ -58,6 +60,23 @@ def setup_logging():
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     return LOG_FILE
+
+
+def masked_args(args):
+    """The command line as it may be logged: passwords replaced by ********."""
+    out = []
+    hide_next = False
+    for a in args:
+        if hide_next:
+            out.append('********')
+            hide_next = False
+        elif a.startswith('--password'):
+            out.append('--password=********' if '=' in a else a)
+            hide_next = '=' not in a
+        else:
+            out.append(a)
+            hide_next = a.rpartition('.')[2] in SECRET_CONFIG_KEYS
+    return out
 
 
 # -- options -------------------------------------------------------------------------

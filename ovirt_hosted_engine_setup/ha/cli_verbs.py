@@ -7,6 +7,7 @@ They talk to the broker's socket, to the host agent API on localhost and, for
 directly, so that they work while the agent and the broker are down.
 """
 import base64
+import errno
 import getpass
 import json
 import os
@@ -16,7 +17,7 @@ import urllib.request
 
 from .. import paths
 from . import metadata
-from .cli_common import (LOCKSPACE, PROG, BrokerError, BrokerUnavailable, CliError, ServerError,
+from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable, CliError, ServerError,
                          UsageError, api, broker, broker_call, host_agent,
                          ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
                          own_host_id, parse_host_id, parse_keyvalue, parse_options,
@@ -55,7 +56,9 @@ def sanlock_live_ids():
     try:
         spaces = sanlock.get_lockspaces()
     except sanlock.SanlockException as e:
-        raise RuntimeError('sanlock is not answering (%s)' % (e,))
+        if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
+            raise RuntimeError('the sanlock daemon of this host is not running')
+        raise RuntimeError('sanlock is not answering (%s)' % (e.args[-1] if e.args else e))
     if not any(s.get('lockspace') == name for s in spaces):
         raise RuntimeError('this host is not in the %s sanlock lockspace' % LOCKSPACE)
     try:
@@ -575,7 +578,6 @@ BROKER_KEYS = {'smtp-server': 'email', 'smtp-port': 'email', 'source-email': 'em
                'smtp-cafile': 'email', 'smtp-user': 'email', 'smtp-password': 'email',
                'smtp-timeout': 'email', 'state_transition': 'notify'}
 CONFIG_TYPES = ('he_local', 'he_shared', 'ha', 'broker')
-SECRET_KEYS = ('smtp-password',)
 
 SET_SHARED_CONFIG_HELP = """\
 Usage: hosted-engine --set-shared-config KEY VALUE --type=TYPE
@@ -677,7 +679,7 @@ def run_set_shared_config(args):
         _update_volume(conf, 'broker.conf', change)
         local = _read_text(paths.BROKER_CONF, missing_ok=True)
         _write_text(paths.BROKER_CONF, change(local))
-    shown = '********' if key.rpartition('.')[2] in SECRET_KEYS else value
+    shown = '********' if key.rpartition('.')[2] in SECRET_CONFIG_KEYS else value
     log.info('%s set to %s (type %s)', key, shown, ctype)
     out('%s : %s, type : %s' % (key, shown, ctype))
     return 0
