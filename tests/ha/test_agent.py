@@ -1,11 +1,15 @@
 """ovirt-ha-agent: configuration errors, waiting for a missing broker, the loop
 against a real host agent (ovirt-hosted-engine-hostd on loopback), AgentStopped
 on SIGTERM, and the systemd units."""
+import http.server
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -13,7 +17,7 @@ import pytest
 from ovirt_hosted_engine_setup.ha import core
 
 from .agent_broker import ScriptedBroker
-from .agent_proc import TOP, AgentProc, Hostd
+from .agent_proc import TOP, AgentProc, Hostd, python
 
 VMID = '6a7e5c1e-2f3b-4c5d-8e9f-0a1b2c3d4e5f'
 NOT_RUNNING = {'vm': 'down', 'health': 'bad', 'detail': 'unknown',
@@ -207,3 +211,155 @@ def test_units_verify(base):
     for line in ('Wants=sanlock.service', 'Restart=on-failure', 'Type=simple'):
         assert line + '\n' in broker
     assert 'vdsmd.service' in broker and 'ovirt-hosted-engine-hostd.service' in broker
+
+
+# -- the real broker, host agent, sanlock and libvirt -------------------------------------
+
+PREPARE = r'''
+import json, sys
+from ovirt_hosted_engine_setup.api.client import Client
+from ovirt_hosted_engine_setup.ha import shared_storage
+with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
+    print(json.dumps(shared_storage.prepare_domain(c, json.loads(sys.argv[3]))))
+'''
+HEALTH_BODY = b'DB Up!Welcome to Health Status!'
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path == '/ovirt-engine/services/health'
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        if ok:
+            self.wfile.write(HEALTH_BODY)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stack(base):
+    """sanlock, libvirtd, hostd, a prepared hosted-engine domain with the VM definition in
+    its configuration volume, the engine's health page on loopback, and ovirt-ha-broker."""
+    if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
+        pytest.skip('libvirtd and qemu-system-x86 are needed')
+    from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+    from ovirt_hosted_engine_setup.lab import images
+    try:
+        images.guest_image()
+    except images.ImageMissing as e:
+        pytest.skip(str(e))
+    daemons = load_daemons()
+    stop = []
+    try:
+        sl = daemons.SanlockDaemon(os.path.join(base, 'sanlock'), 'ha-agent-test').start()
+        stop.append(sl.stop)
+        lv = daemons.LibvirtHost(os.path.join(base, 'libvirt'), sl.run_dir).start()
+        stop.append(lv.stop)
+        hd = Hostd(os.path.join(base, 'hostd'), extra=[
+            '--sanlock-run-dir', sl.run_dir, '--sanlock-io-timeout', '1',
+            '--monitor-interval', '0.5', '--libvirt-uri', lv.uri])
+        os.makedirs(hd.base)
+        hd.start()
+        stop.append(hd.stop)
+        storage = os.path.join(base, 'storage')
+        os.makedirs(storage)
+        env = dict(os.environ, SANLOCK_RUN_DIR=sl.run_dir)
+        spec = {'storage': storage, 'domain_type': 'localfs', 'vm_disk_size': 96 << 20,
+                'host_id': 1, 'io_timeout': 1}
+        p = subprocess.run([python(), '-c', PREPARE, str(hd.port), hd.root,
+                            json.dumps(spec)], capture_output=True, text=True, timeout=240,
+                           cwd=TOP, env=env, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr[-3000:]
+        conf = json.loads(p.stdout.strip().splitlines()[-1])
+        page = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Health)
+        threading.Thread(target=page.serve_forever, daemon=True).start()
+        stop.append(page.shutdown)
+        dc = os.path.join(hd.base, 'dc')
+        vp = shared_storage.volume_paths(conf, dc)
+        images.copy_disk(os.path.join(storage, conf['sdUUID'], 'images', conf['vm_disk_id'],
+                                      conf['vm_disk_vol_id']))
+        xml = images.domain_xml('HostedEngine', VMID, disk_path=vp['vm'], lease={
+            'lockspace': conf['sdUUID'], 'key': conf['vm_disk_vol_id'], 'path': vp['vm_lease']})
+        vm_conf = heconf.render_vm_conf(heconf.make_vm_conf(VMID, xml, mem_mb=256, vcpus=1))
+        conf.update(vmid=VMID, host_id='1', fqdn='127.0.0.1:%d' % page.server_address[1],
+                    network_test='none', conf=os.path.join(base, 'run', 'vm.conf'))
+        he_conf = heconf.render(conf)
+        cv = shared_storage.ConfigVolume(os.path.join(
+            storage, conf['sdUUID'], 'images', conf['conf_image_UUID'], conf['conf_volume_UUID']))
+        cv.write({'version': '1\n', 'hosted-engine.conf': he_conf, 'vm.conf': vm_conf},
+                 cv.checksum())
+        sock = os.path.join(base, 'broker.socket')
+        agent = AgentProc(base, sock, host_agent='127.0.0.1:%d' % hd.port,
+                          host_agent_root=hd.root, extra=['--data-center-dir', dc])
+        with open(agent.conf_path, 'w') as f:
+            f.write(he_conf)
+        err = open(os.path.join(base, 'broker.stderr'), 'wb')
+        broker = subprocess.Popen(
+            [python(), '-m', 'ovirt_hosted_engine_setup.ha.broker.daemon',
+             '--conf', agent.conf_path, '--socket', sock, '--interval', '1',
+             '--log-file', os.path.join(base, 'broker.log'),
+             '--host-agent', '127.0.0.1:%d' % hd.port, '--hostd-root', hd.root],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=TOP,
+            env=dict(env, OVIRT_HOSTED_ENGINE_PREFIX=agent.prefix), start_new_session=True)
+
+        def stop_broker():
+            if broker.poll() is None:
+                broker.send_signal(signal.SIGTERM)
+                broker.wait(60)
+        stop.append(stop_broker)
+        wait_for(lambda: os.path.exists(sock), 30, 'the broker socket')
+        yield {'agent': agent, 'hostd': hd, 'conf': conf, 'paths': vp, 'broker': broker,
+               'vm_conf': vm_conf, 'base': base}
+    finally:
+        for fn in reversed(stop):
+            fn()
+
+
+def load_daemons():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'ha_agent_tests_daemons', os.path.join(TOP, 'tests', 'hostd', 'daemons.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def own_slot(path, host_id=1):
+    from ovirt_hosted_engine_setup.ha import metadata, shared_storage
+    data = shared_storage.read_volume(path)
+    return metadata.parse_area(data, 4).hosts.get(host_id)
+
+
+def test_real_broker_starts_the_engine_vm_and_publishes(stack):
+    """With the real broker: the VM definition comes from the configuration volume,
+    the agent starts the engine VM (with its sanlock lease) through the host agent
+    once its 60 s of history are over, sees it healthy, publishes into the real
+    metadata volume, and publishes AgentStopped there on SIGTERM."""
+    agent, hd, paths = stack['agent'], stack['hostd'], stack['paths']
+    agent.start()
+    try:
+        agent.wait_log('VM definition refreshed from the configuration volume', timeout=30)
+        with open(agent.vm_conf) as f:
+            assert f.read() == stack['vm_conf']
+        assert os.stat(agent.vm_conf).st_mode & 0o777 == 0o600
+        agent.wait_log('state ReinitializeFSM -> EngineDown', timeout=60)
+        wait_for(lambda: (own_slot(paths['metadata']) or None) and
+                 own_slot(paths['metadata']).state == core.DOWN, 30, 'EngineDown in the metadata')
+        agent.wait_log('state EngineDown -> EngineStart', timeout=120)
+        agent.wait_log('starting the engine VM', timeout=10)
+        agent.wait_log('-> EngineUp', timeout=120)
+        with hd.client() as c:
+            assert c.call('VM.getStats', vmID=VMID)[0]['status'] == 'Up'
+        rec = wait_for(lambda: (lambda r: r if r and r.state == core.UP else None)(
+            own_slot(paths['metadata'])), 30, 'EngineUp in the metadata')
+        assert rec.engine_status == {'vm': 'up', 'health': 'good', 'detail': 'Up',
+                                     'reason': None}
+        assert rec.score > 0 and not rec.stopped
+    finally:
+        rc = agent.stop()
+    assert rc == 0, agent.read_log()[-3000:]
+    rec = own_slot(paths['metadata'])
+    assert rec.state == core.AGENT_STOPPED and rec.stopped and rec.score == 0
+    with hd.client() as c:
+        c.call('VM.destroy', vmID=VMID)
