@@ -385,13 +385,12 @@ Usage: hosted-engine --console
 def run_console(args):
     parse_options('--console', args)
     conf = load_conf()
-    vm = vm_definition(conf)
-    name = vm.get('vmName') or 'HostedEngine'
     with host_agent(conf) as client:
-        stats = local_vm_stats(client, vm['vmId'])
+        stats = local_vm_stats(client, conf['vmid'])
     if not vm_runs_here(stats):
         raise CliError('The engine VM is not running on this host: run hosted-engine --vm-status '
                        'to find the host that runs it')
+    name = stats.get('vmName') or vm_definition(conf).get('vmName') or 'HostedEngine'
     argv = ['virsh', '-c', 'qemu:///system', 'console', name]
     sys.stdout.flush()
     try:
@@ -505,16 +504,23 @@ def run_clean_metadata(args):
         host_id = own
     with broker() as b:
         try:
-            if host_id == own and not force:
+            broker_force = force
+            if not force:
                 area = b.call('read_area')
                 raw = base64.b64decode(area.get('area') or '')
-                view = metadata.parse_area(raw, area.get('max_hosts') or own)
-                rec = view.hosts.get(own)
-                live = (area.get('liveness') or {}).get(str(own)) == 'live'
+                view = metadata.parse_area(raw, area.get('max_hosts') or host_id)
+                rec = view.hosts.get(host_id)
+                live = (area.get('liveness') or {}).get(str(host_id)) == 'live'
                 if rec is not None and not rec.stopped and live:
-                    raise CliError('the HA agent of this host (id %d) is running: stop '
-                                   'ovirt-ha-agent first, or use --force-cleanup' % own)
-            b.call('clean_slot', host_id=host_id, force=force)
+                    if host_id == own:
+                        raise CliError('the HA agent of this host (id %d) is running: stop '
+                                       'ovirt-ha-agent first, or use --force-cleanup' % own)
+                    raise CliError('host %d is live (its HA agent is running): stop '
+                                   'ovirt-ha-agent there first, or use --force-cleanup'
+                                   % host_id)
+                # an agent that published stopped=1 has exited: its slot may go at once
+                broker_force = rec is not None and rec.stopped
+            b.call('clean_slot', host_id=host_id, force=broker_force)
         except BrokerUnavailable as e:
             raise CliError(str(e))
         except BrokerError as e:

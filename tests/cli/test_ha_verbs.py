@@ -300,3 +300,286 @@ def test_console_password_needs_a_source(prefix, deployed, env):
     r = prefix.run('--add-console-password', env=env)
     assert r.returncode == 1
     assert 'OVIRT_HOSTED_ENGINE_CONSOLE_PASSWORD' in one_line(r)
+
+
+# -- with a real host agent, sanlock and broker -----------------------------------------
+#
+# One stack for the tests below, in order: a sanlock daemon, ovirt-hosted-engine-hostd on
+# loopback (its storage mounts under the prefix's /rhev/data-center), the hosted-engine
+# storage domain made by shared_storage.prepare_domain, ovirt-ha-broker holding host id 1
+# in the hosted-engine lockspace, and the HA agent.
+
+IO_TIMEOUT = 1
+PREPARE = r'''
+import json, sys
+from ovirt_hosted_engine_setup.api.client import Client
+from ovirt_hosted_engine_setup.ha import shared_storage
+with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
+    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
+print(json.dumps(conf))
+'''
+
+
+VM_XML = """<domain type='qemu'><name>HostedEngine</name><uuid>%s</uuid>
+<memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/></devices>
+</domain>"""
+
+
+def _root():
+    if os.geteuid() != 0:
+        pytest.skip('needs root (sanlock, the host agent)')
+
+
+class Stack:
+    def __init__(self, base):
+        from .conftest import Prefix
+        self.base = base
+        self.prefix = Prefix(os.path.join(base, 'root'))
+        self.procs = {}
+
+    def env(self, **extra):
+        env = dict(self.prefix.env, SANLOCK_RUN_DIR=self.sanlock.run_dir,
+                   OVIRT_HOSTED_ENGINE_HOSTD_PORT=str(self.hostd.port),
+                   OVIRT_HOSTED_ENGINE_HOSTD_ROOT=self.hostd.root)
+        env.update(extra)
+        return env
+
+    def run(self, *args, **env):
+        return self.prefix.run(*args, env=self.env(**env))
+
+    def daemon(self, name, cmd):
+        import subprocess
+        from api.hostd_proc import TOP
+        err = open(os.path.join(self.base, name + '.stderr'), 'wb')
+        self.procs[name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
+                                            stderr=err, cwd=TOP, env=self.env(),
+                                            start_new_session=True)
+
+    def stop(self, name, timeout=60):
+        import signal
+        import subprocess
+        p = self.procs.pop(name, None)
+        if p is None or p.poll() is not None:
+            return p.returncode if p else None
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return 'killed'
+
+    def broker_status(self):
+        from ovirt_hosted_engine_setup.ha.broker_client import BrokerClient, BrokerUnavailable
+        try:
+            with BrokerClient(self.socket, timeout=5) as b:
+                return b.call('status')
+        except BrokerUnavailable:
+            return None
+
+    def status(self):
+        r = self.run('--vm-status', '--json')
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout), r.stderr
+
+
+def wait_until(what, predicate, timeout=60, interval=0.3):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, 'not within %d s: %s' % (timeout, what)
+        time.sleep(interval)
+
+
+@pytest.fixture(scope='module')
+def stack():
+    import shutil
+    import subprocess
+    import tempfile
+    _root()
+    from api.hostd_proc import TOP, Hostd, python
+    from hostd.daemons import SanlockDaemon
+    from ovirt_hosted_engine_setup.ha import heconf
+    base = tempfile.mkdtemp(prefix='ha-verbs-', dir='/var/tmp')
+    s = Stack(base)
+    s.sanlock = SanlockDaemon(os.path.join(base, 'sanlock'), 'ha-verbs-host').start()
+    s.hostd = None
+    try:
+        s.hostd = Hostd(os.path.join(base, 'hostd'), extra=[
+            '--sanlock-run-dir', s.sanlock.run_dir, '--sanlock-io-timeout', str(IO_TIMEOUT),
+            '--monitor-interval', '0.5',
+            '--data-center-dir', s.prefix.path('/rhev/data-center'),
+            '--ha-conf', s.prefix.path('/var/lib/ovirt-hosted-engine-ha/ha.conf')])
+        os.makedirs(s.hostd.base)
+        s.hostd.start()
+        storage = os.path.join(base, 'storage')
+        os.makedirs(storage)
+        spec = {'storage': storage, 'domain_type': 'localfs', 'vm_disk_size': 8 << 20,
+                'host_id': 1, 'io_timeout': IO_TIMEOUT}
+        p = subprocess.run([python(), '-c', PREPARE, str(s.hostd.port), s.hostd.root,
+                            json.dumps(spec)], capture_output=True, text=True, timeout=240,
+                           cwd=TOP, env=s.env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr[-3000:]
+        conf = json.loads(p.stdout.strip().splitlines()[-1])
+        vm_id = '3b2a3c1e-5d6f-4e7a-8b9c-0d1e2f3a4b5c'
+        conf.update(vmid=vm_id, fqdn='127.0.0.1:1', hostname='ha-verbs-host',
+                    conf=s.prefix.path('/run/ovirt-hosted-engine-ha/vm.conf'))
+        os.makedirs(s.prefix.path('/etc/ovirt-hosted-engine'))
+        with open(s.prefix.path('/etc/ovirt-hosted-engine/hosted-engine.conf'), 'w') as f:
+            f.write(heconf.render(conf))
+        s.conf = conf
+        # the VM definition in the configuration volume, as deploy leaves it
+        from ovirt_hosted_engine_setup.ha import shared_storage
+        cv = shared_storage.ConfigVolume(shared_storage.volume_paths(
+            conf, s.prefix.path('/rhev/data-center'))['conf'])
+        s.vm_conf = heconf.render_vm_conf(heconf.make_vm_conf(vm_id, VM_XML % vm_id, 64, 1))
+        cv.write({'version': '2.4\n', 'hosted-engine.conf': heconf.render(conf),
+                  'vm.conf': s.vm_conf}, cv.checksum())
+        s.socket = s.prefix.path('/run/ovirt-hosted-engine-ha/broker.socket')
+        yield s
+    finally:
+        for name in list(s.procs):
+            s.stop(name)
+        if s.hostd is not None:
+            s.hostd.stop()
+        s.sanlock.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_stack_connect_storage(stack):
+    r = stack.run('--connect-storage')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == 'The hosted-engine storage is connected\n'
+    # read directly from the storage the host agent prepared: nobody published yet
+    doc, _ = stack.status()
+    assert doc == {'global_maintenance': False}
+
+
+def test_stack_broker_global_maintenance(stack):
+    from api.hostd_proc import python
+    stack.daemon('broker', [python(), '-m', 'ovirt_hosted_engine_setup.ha.broker.daemon',
+                            '--socket', stack.socket, '--interval', '1',
+                            '--host-agent', '127.0.0.1:%d' % stack.hostd.port,
+                            '--hostd-root', stack.hostd.root])
+    wait_until('the broker holds host id 1', lambda: (stack.broker_status() or {}).get(
+        'lockspace', {}).get('held'), 60)
+    r = stack.run('--set-maintenance', '--mode=global')
+    assert r.returncode == 0, r.stderr
+    r = stack.run('--vm-status')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('\n\n!! Cluster is in GLOBAL MAINTENANCE mode !!\n'), r.stdout
+    # the broker answers: no note about unknown staleness
+    assert 'unknown' not in r.stderr
+
+
+def test_stack_agent_publishes_live_status(stack):
+    from api.hostd_proc import python
+    stack.daemon('agent', [python(), '-m', 'ovirt_hosted_engine_setup.ha.agent',
+                           '--socket', stack.socket, '--interval', '1',
+                           '--host-agent', '127.0.0.1:%d' % stack.hostd.port,
+                           '--hostd-root', stack.hostd.root,
+                           '--data-center-dir', stack.prefix.path('/rhev/data-center')])
+
+    def live():
+        doc, _ = stack.status()
+        return doc.get('1', {}).get('live-data') and doc['1']
+    host = wait_until('host 1 published live data', live, 90)
+    assert host['hostname'] and 'state=GlobalMaintenance' in host['extra'], host
+    r = stack.run('--vm-status')
+    assert 'Status up-to-date                  : True' in r.stdout, r.stdout
+    assert '--== Host %s (id: 1) status ==--' % host['hostname'] in r.stdout
+
+
+def test_stack_clean_metadata(stack):
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    # an old slot of host 2, which is not live: cleaned
+    path = shared_storage.volume_paths(stack.conf, stack.prefix.path('/rhev/data-center'))
+    with open(path['metadata'], 'r+b') as f:
+        f.seek(2 * metadata.SLOT_SIZE)
+        f.write(metadata.serialize_host(2, 77, 3400, DOWN, 'gone-host'))
+    assert '2' in stack.status()[0]
+    r = stack.run('--clean-metadata', '--host-id=2')
+    assert r.returncode == 0, r.stderr
+    assert '2' not in stack.status()[0]
+    # this host's agent runs: refused
+    r = stack.run('--clean-metadata')
+    assert r.returncode == 1 and 'stop ovirt-ha-agent first' in one_line(r)
+    assert '1' in stack.status()[0]
+
+
+def test_stack_local_maintenance(stack):
+    ha_conf = stack.prefix.path('/var/lib/ovirt-hosted-engine-ha/ha.conf')
+    r = stack.run('--set-maintenance', '--mode=local')
+    assert r.returncode == 0, r.stderr
+    assert 'local_maintenance=True' in open(ha_conf).read()
+    r = stack.run('--set-maintenance', '--mode=none')
+    assert r.returncode == 0, r.stderr
+    assert 'local_maintenance=False' in open(ha_conf).read()
+    assert stack.status()[0]['global_maintenance'] is False
+    # back to global maintenance: the agent leaves the VM to the tests that follow
+    assert stack.run('--set-maintenance', '--mode=global').returncode == 0
+    wait_until('the agent in GlobalMaintenance', lambda: 'state=GlobalMaintenance' in
+               stack.status()[0]['1']['extra'], 30)
+
+
+def test_stack_vm_verbs_without_a_vm(stack):
+    for verb, words in (('--vm-poweroff', 'nothing to power off'),
+                        ('--vm-shutdown', 'nothing to shut down'),
+                        ('--console', 'not running on this host')):
+        r = stack.run(verb)
+        assert r.returncode == 1, (verb, r.stdout)
+        assert words in one_line(r)
+    r = stack.run('--add-console-password', OVIRT_HOSTED_ENGINE_CONSOLE_PASSWORD='Pw-1234')
+    assert r.returncode == 1 and 'not running on this host' in one_line(r)
+
+
+def test_stack_vm_start_reports_the_failure(stack):
+    """The host agent of this stack has no libvirt: the start fails, said in one line,
+    with the VM definition read from the configuration volume."""
+    for _ in range(2):
+        r = stack.run('--vm-start')
+        assert r.returncode == 1, r.stdout
+        line = one_line(r)
+        assert 'start the engine VM' in line and 'libvirtd running?' in line, line
+
+
+def test_stack_agent_stopped_then_clean_own_slot(stack):
+    assert stack.stop('agent') == 0
+
+    def stopped():
+        h = stack.status()[0].get('1')
+        return h and h['stopped']
+    wait_until('host 1 published AgentStopped', stopped, 30)
+    r = stack.run('--clean-metadata')
+    assert r.returncode == 0, r.stderr
+    assert '1' not in stack.status()[0]
+
+
+def test_stack_reinitialize_lockspace(stack):
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    assert stack.run('--set-maintenance', '--mode=none').returncode == 0
+    r = stack.run('--reinitialize-lockspace')
+    assert r.returncode == 1 and 'requires global maintenance' in one_line(r)
+    assert stack.run('--set-maintenance', '--mode=global').returncode == 0
+    assert stack.stop('broker') == 0
+    lockspace = shared_storage.volume_paths(
+        stack.conf, stack.prefix.path('/rhev/data-center'))['lockspace']
+    with open(lockspace, 'r+b') as f:
+        f.write(b'\0' * (1 << 20))     # a lost lockspace
+    # global maintenance, no agent running: no --force needed
+    r = stack.run('--reinitialize-lockspace')
+    assert r.returncode == 0, r.stderr
+    with open(lockspace, 'rb') as f:
+        assert b'hosted-engine' in f.read(4096)
+
+
+def test_stack_disconnect_storage(stack):
+    r = stack.run('--disconnect-storage')
+    assert r.returncode == 0, r.stderr
+    r = stack.run('--vm-status')
+    assert r.returncode == 1 and '--connect-storage' in one_line(r)
