@@ -62,7 +62,6 @@ class VmDefinition:
         self.problem = None
         try:
             conf = heconf.parse_vm_conf(text, path)
-            self.xml = heconf.vm_xml(conf)
         except heconf.ConfError as e:
             self.problem = str(e)
             return
@@ -70,6 +69,10 @@ class VmDefinition:
             self.mem_mb = int(conf.get('memSize', ''))
         except ValueError:
             self.mem_mb = None
+        try:
+            self.xml = heconf.vm_xml(conf)
+        except heconf.ConfError as e:
+            self.problem = str(e)
 
 
 def engine_status_from_stats(stats):

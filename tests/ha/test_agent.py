@@ -179,6 +179,72 @@ def test_host_agent_down_slows_the_loop(base, hostd):
     assert broker.published()[-1]['state'] == core.AGENT_STOPPED
 
 
+# -- actions, one at a time -------------------------------------------------------------
+
+def test_actions_against_the_host_agent(base, hostd):
+    """Each action against the real host agent and the scripted broker; failures become
+    ActionResults or log lines, never exceptions."""
+    from ovirt_hosted_engine_setup.ha.agent_loop import Agent
+    from ovirt_hosted_engine_setup.ha.broker_client import BrokerClient
+    sock = os.path.join(base, 'broker.socket')
+    broker = ScriptedBroker(sock).start()
+    vm_conf = os.path.join(base, 'vm.conf')
+    a = Agent(conf={'vmid': VMID, 'host_id': '1'}, core_config=core.CoreConfig(),
+              broker=BrokerClient(sock), host_agent_factory=lambda: hostd.client(),
+              vm_conf_path=vm_conf, ha_conf_path=os.path.join(base, 'ha.conf'))
+    try:
+        r = a.start_vm(core.StartVM(), None)
+        assert not r.ok and r.action == 'start' and 'no VM definition' in r.message
+        with open(vm_conf, 'w') as f:
+            f.write('vmId=%s\nmemSize=512\nxmlBase64=not base64!\n' % VMID)
+        a._load_local_vm_conf()
+        assert a.cfg.vm_mem_mb == 512
+        r = a.start_vm(core.StartVM(), None)
+        assert not r.ok and 'xmlBase64' in r.message and vm_conf in r.message
+        assert a.power_off_vm() == core.ActionResult('poweroff', True)
+        r = a.shutdown_vm(core.ShutdownVM())
+        assert not r.ok and r.action == 'shutdown' and r.code == 1
+        broker.fail['notify'] = ('smtp-error', 'the mail server is down')
+        a.notify(core.Notify(core.UP, core.STOP))
+        assert ('notify', {'type': 'state_transition', 'detail': 'EngineUp-EngineStop'}) \
+            in broker.calls
+        published = core.Published(3400, NOT_RUNNING, core.DOWN)
+        assert a.publish(published, core.AgentState(core.DOWN))
+        broker.held = False
+        assert not a.publish(published, core.AgentState(core.DOWN))
+        assert a.local_maintenance() is False
+        with open(os.path.join(base, 'ha.conf'), 'w') as f:
+            f.write('local_maintenance=True\nlocal_maintenance_manual=True\n')
+        assert a.local_maintenance() is True
+    finally:
+        a.close()
+        broker.stop()
+
+
+def test_local_vm_after_an_action_comes_from_the_host_agent():
+    """An engine health value taken before the agent's last VM action is not believed:
+    the host agent's own record is used for that loop."""
+    from ovirt_hosted_engine_setup.ha.agent_loop import Agent, monitors_from
+    a = Agent(conf={'vmid': VMID, 'host_id': '1'}, core_config=core.CoreConfig(), broker=None,
+              host_agent_factory=None, vm_conf_path='/nonexistent/vm.conf',
+              ha_conf_path='/nonexistent/ha.conf')
+    up_good = {'vm': 'up', 'health': 'good', 'detail': 'Up', 'reason': None}
+    assert a.choose_local_vm(100.0, up_good, 5.0, True, {'status': 'Up'}) == up_good
+    a.last_action_at = 98.0
+    stale = a.choose_local_vm(100.0, up_good, 5.0, True, {'status': 'Down', 'exitCode': 0,
+                                                           'exitMessage': 'Admin shut down'})
+    assert stale == {'vm': 'down', 'health': 'bad', 'detail': 'Down',
+                     'reason': 'Admin shut down'}
+    assert a.choose_local_vm(100.0, up_good, 1.0, True, None) == up_good
+    assert a.choose_local_vm(100.0, None, None, True, None)['vm'] == 'unknown'
+    assert a.choose_local_vm(100.0, up_good, 0.0, False, None)['reason'] == \
+        'host agent not reachable'
+    assert monitors_from({'network': None, 'engine_health': up_good}) is None
+    m = monitors_from({'network': 1.0, 'bridge_up': True, 'mem_free_mb': 100, 'cpu_load': 0.1,
+                       'storage_valid': None, 'storage_delay': None})
+    assert m.complete() and m.storage_valid is False
+
+
 # -- systemd units ----------------------------------------------------------------------
 
 @pytest.mark.skipif(not shutil.which('systemd-analyze'), reason='systemd-analyze is missing')
@@ -335,7 +401,8 @@ def test_real_broker_starts_the_engine_vm_and_publishes(stack):
     """With the real broker: the VM definition comes from the configuration volume,
     the agent starts the engine VM (with its sanlock lease) through the host agent
     once its 60 s of history are over, sees it healthy, publishes into the real
-    metadata volume, and publishes AgentStopped there on SIGTERM."""
+    metadata volume, shuts the VM down for local maintenance, and publishes
+    AgentStopped there on SIGTERM."""
     agent, hd, paths = stack['agent'], stack['hostd'], stack['paths']
     agent.start()
     try:
@@ -356,6 +423,17 @@ def test_real_broker_starts_the_engine_vm_and_publishes(stack):
         assert rec.engine_status == {'vm': 'up', 'health': 'good', 'detail': 'Up',
                                      'reason': None}
         assert rec.score > 0 and not rec.stopped
+        # local maintenance (ha.conf, as Host.setHaMaintenanceMode writes it): the VM is shut down
+        os.makedirs(os.path.dirname(agent.ha_conf), exist_ok=True)
+        with open(agent.ha_conf, 'w') as f:
+            f.write('local_maintenance=True\n')
+        agent.wait_log('state EngineUp -> LocalMaintenance', timeout=30)
+        agent.wait_log('shutting down the engine VM %s (guest delay 120 s)' % VMID, timeout=10)
+        with hd.client() as c:
+            assert c.call('VM.getStats', vmID=VMID)[0]['status'] == 'Powering down'
+        rec = wait_for(lambda: (lambda r: r if r and r.state == core.LOCAL_MAINT else None)(
+            own_slot(paths['metadata'])), 30, 'LocalMaintenance in the metadata')
+        assert rec.local_maintenance and rec.score == 0
     finally:
         rc = agent.stop()
     assert rc == 0, agent.read_log()[-3000:]
