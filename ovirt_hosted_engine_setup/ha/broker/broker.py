@@ -100,7 +100,7 @@ class Broker:
         last = None
         while not self._stop.is_set():
             try:
-                paths = self._storage_connect(self.agent.client(), self.conf)
+                paths = self._storage_connect(self.agent, self.conf)
                 self.store = MetadataStore(paths.metadata)
                 self.paths = paths
             except Exception as e:
@@ -135,17 +135,22 @@ class Broker:
                 log.exception('area reader failed')
             self._stop.wait(self.interval)
 
-    def stop(self):
+    def stop(self, grace=3.0):
+        """Stop the threads, leave the lockspace (when no lease uses it), close the client.
+
+        Threads still blocked in a host agent call after ``grace`` seconds are
+        left to end with the process (they hold nothing on shared storage)."""
         self._stop.set()
         for m in self.monitors:
             m.stop()
-        for m in self.monitors:
-            m.join(5)
         if self.lockspace is not None:
             self.lockspace.stop(leave=True)
-        for t in self._threads:
-            t.join(5)
-        self.agent.close()
+        deadline = time.monotonic() + grace
+        for t in [m for m in self.monitors] + self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        closer = threading.Thread(target=self.agent.close, name='close-host-agent', daemon=True)
+        closer.start()
+        closer.join(max(0.5, deadline - time.monotonic()))
 
     # -- helpers ---------------------------------------------------------
     def _need_store(self):

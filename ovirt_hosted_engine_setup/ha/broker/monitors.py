@@ -49,6 +49,8 @@ class HostAgent:
     """One lazily (re)connected host agent API client shared by the monitors,
     subscribed to the host agent's events."""
 
+    RETRY_AFTER = 2.0
+
     def __init__(self, address='localhost', port=54321, hostd_root=None, timeout=30.0,
                  client_factory=None):
         self.address = address
@@ -61,6 +63,9 @@ class HostAgent:
         self._listeners = []
         self._stats = None
         self._stats_lock = threading.Lock()
+        self._down_until = 0.0
+        self._down_reason = ''
+        self._connecting = threading.Lock()
 
     def add_listener(self, callback):
         """callback(method, params) for each host agent event."""
@@ -86,7 +91,27 @@ class HostAgent:
             return self._client
 
     def call(self, method, **params):
-        return self.client().call(method, params)
+        """One call. While the host agent is unreachable, one thread at a time tries
+        to connect and the others fail at once (for ``RETRY_AFTER`` seconds after a
+        failed attempt), instead of queueing behind reconnection attempts."""
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                raise ConnectionFailed(self._down_reason)
+        client = self.client()
+        if not client.connected:
+            if not self._connecting.acquire(blocking=False):
+                raise ConnectionFailed('connecting to the host agent at %s:%d'
+                                       % (self.address, self.port))
+            try:
+                client.connect()
+            except ConnectionFailed as e:
+                with self._lock:
+                    self._down_until = time.monotonic() + self.RETRY_AFTER
+                    self._down_reason = str(e)
+                raise
+            finally:
+                self._connecting.release()
+        return client.call(method, params)
 
     def host_stats(self, max_age=STATS_MAX_AGE):
         """Host.getStats, shared by the monitors that need it within max_age seconds."""

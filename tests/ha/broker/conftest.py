@@ -6,8 +6,6 @@ import tempfile
 
 import pytest
 
-from ovirt_hosted_engine_setup.hostd.api_base import HostContext  # noqa: F401 (import check)
-
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 

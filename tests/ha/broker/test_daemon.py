@@ -342,3 +342,45 @@ def test_bad_configuration(tmp_path):
                        cwd=TOP, capture_output=True, text=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and 'sdUUID' in r.stderr and r.stderr.count('\n') == 1
+
+
+def test_host_agent_down_broker_waits(tmp_path):
+    """No host agent: the broker keeps serving, reports why the storage is not connected
+    and the engine as not reachable, keeps retrying, and stops cleanly."""
+    needs_root()
+    conf = tmp_path / 'hosted-engine.conf'
+    sd = str(uuid.uuid4())
+    conf.write_text('host_id=1\nsdUUID=%s\nvmid=%s\nstorage=%s\ndomainType=localfs\n'
+                    'connectionUUID=%s\nnetwork_test=none\nfqdn=localhost\n'
+                    % (sd, uuid.uuid4(), tmp_path, uuid.uuid4()))
+
+    class NoHostd:
+        port = free_port()
+        root = str(tmp_path / 'no-hostd')
+    proc = BrokerProc(str(tmp_path), str(conf), NoHostd, str(tmp_path / 'no-sanlock'))
+    proc.start()
+    try:
+        with BrokerClient(proc.socket, timeout=10) as c:
+            st = wait_for('storage error', lambda: (lambda s: s if s['storage']['error'] and
+                                                    'not connected yet' not in
+                                                    s['storage']['error'] else None)(
+                c.call('status')), 20)
+            assert st['storage']['connected'] is False
+            assert st['lockspace']['held'] is False and st['max_hosts'] is None
+            m = wait_for('engine health', lambda: (lambda m: m if m['engine_health'] else None)(
+                c.call('monitors')), 20)
+            assert m['network'] == 1.0
+            assert m['engine_health']['reason'] == 'host agent not reachable'
+            assert m['mem_free_mb'] is None
+            with pytest.raises(BrokerError) as e:
+                c.call('put_host', score=0, engine_status={}, state='StartState')
+            assert e.value.code == 'storage-not-connected'
+            with pytest.raises(BrokerError) as e:
+                c.call('read_area')
+            assert e.value.code == 'storage-not-connected'
+            time.sleep(2)
+            assert proc.proc.poll() is None
+    finally:
+        assert proc.stop() == 0
+    assert not os.path.exists(proc.socket)
+    assert 'cannot connect the hosted-engine storage yet' in proc.read_log()
