@@ -205,14 +205,16 @@ class Broker:
 
     def status(self):
         ls = self.lockspace
-        held = ls.held() if ls is not None else False
+        # sanlock answers these from its own memory: no storage I/O here
+        live = ls.live_ids() if ls is not None else None
+        held = live is not None or (ls.held() if ls is not None else False)
         return {
             'host_id': self.host_id,
             'hostname': self.hostname,
             'max_hosts': self.store.max_hosts if self.store is not None else None,
             'storage': {'connected': self.store is not None, 'error': self.storage_error},
             'lockspace': {'held': held,
-                          'live_ids': self._sanlock_live if held else None,
+                          'live_ids': live,
                           'error': ls.error if ls is not None else 'storage not connected'},
         }
 
