@@ -99,6 +99,18 @@ def engine_xml(vm_id, disk_path, lease_lockspace, lease_key):
     return ET.tostring(root, encoding='unicode')
 
 
+def ca_subject(path):
+    """The CA certificate's subject as oVirt writes it: "O=..., CN=..." (quoted)."""
+    from cryptography import x509
+    try:
+        with open(path, 'rb') as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+    except (OSError, ValueError) as e:
+        raise PrepareError('cannot read the lab CA certificate %s (%s): restart the lab'
+                           % (path, e))
+    return '"%s"' % ', '.join(reversed(cert.subject.rfc4514_string().split(',')))
+
+
 def he_conf(storage_conf, host_id, vm_id, io_timeout):
     """hosted-engine.conf of lab host host_id."""
     conf = {k: v for k, v in storage_conf.items()}
@@ -109,7 +121,7 @@ def he_conf(storage_conf, host_id, vm_id, io_timeout):
         'host_id': str(host_id),
         'console': 'vnc',
         'ca_cert': os.path.join(HOSTD_ROOT, 'pki', 'cacert.pem'),
-        'ca_subject': '"O=hosted-engine lab, CN=hosted-engine lab CA"',
+        'ca_subject': ca_subject(os.path.join(HOSTD_ROOT, 'pki', 'cacert.pem')),
         'vdsm_use_ssl': 'true',
         'gateway': GATEWAY,
         'bridge': BRIDGE,

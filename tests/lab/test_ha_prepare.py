@@ -5,7 +5,6 @@ from host2) and refused on host2 by its lease.
 
 The tests of this module run in order on one lab.
 """
-import json
 import os
 import re
 import tarfile
@@ -14,7 +13,7 @@ import pytest
 
 from ovirt_hosted_engine_setup.ha import heconf, shared_storage
 
-from .api_helpers import BLANK, HostClient, wait_vm
+from .api_helpers import HostClient, wait_vm
 from .conftest import lab  # noqa: F401 (the module's lab fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
@@ -79,6 +78,8 @@ def test_files_on_both_hosts(prepared):
         assert conf['domainType'] == 'localfs' and conf['storage'] == os.path.join(lab.dir,
                                                                                   'storage')
         assert conf['sanlock_io_timeout'] == str(IO_TIMEOUT)
+        assert re.match(r'^"O=.+, CN=.+"$', conf['ca_subject']), conf['ca_subject']
+        assert conf['ca_cert'] == '/var/lib/ovirt-hosted-engine-hostd/pki/cacert.pem'
     a, b = (dict(c) for c in confs.values())
     a.pop('host_id'), b.pop('host_id')
     assert a == b
@@ -172,5 +173,3 @@ def test_second_run_refused(prepared):
     assert 'already holds a hosted-engine storage domain (%s)' % prepared['conf']['sdUUID'] in err
     r = lab.exec('host2', *PREPARE, check=False, timeout=120)
     assert r.returncode == 1 and 'inside lab host1' in r.stderr
-    assert BLANK == shared_storage.BLANK_UUID
-    assert json.dumps(prepared['conf'])
