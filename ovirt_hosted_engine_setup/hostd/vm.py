@@ -164,7 +164,7 @@ class VMBackend(Backend):
             shutting = vm_id in self._shutdowns
         if event == libvirt.VIR_DOMAIN_EVENT_STARTED:
             try:
-                paused = dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+                paused = rec.get('launchPaused') and dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
             except libvirt.libvirtError:
                 paused = False
             self._set(vm_id, status='Paused' if paused else 'Up', startTime=time.time())
@@ -237,7 +237,8 @@ class VMBackend(Backend):
                 raise VdsmError(4, 'virtual machine %s is already running in libvirt' % vmID)
             rec = {'vmId': vmID, 'vmName': name, 'status': 'WaitForLaunch', 'exitCode': None,
                    'exitMessage': None, 'exitReason': None, 'exitLeaseHeld': False,
-                   'createTime': time.time(), 'startTime': None, 'xml': xml}
+                   'createTime': time.time(), 'startTime': None, 'xml': xml,
+                   'launchPaused': paused}
             self.vms[vmID] = rec
             self._save(vmID)
         threading.Thread(target=self._start, args=(vmID, xml, paused), name='vm-start-%s' % vmID[:8],
@@ -423,7 +424,10 @@ class VMBackend(Backend):
             state, reason = dom.state()
         except libvirt.libvirtError:
             return stats
-        if state == libvirt.VIR_DOMAIN_PAUSED:
+        if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP \
+                and not rec.get('launchPaused'):
+            stats['status'] = 'Powering up'     # CPUs not started yet (the leases first)
+        elif state == libvirt.VIR_DOMAIN_PAUSED:
             stats['status'] = 'Paused'
         elif state == libvirt.VIR_DOMAIN_SHUTDOWN:
             stats['status'] = 'Powering down'

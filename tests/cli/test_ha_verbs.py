@@ -560,6 +560,89 @@ def test_stack_agent_stopped_then_clean_own_slot(stack):
     assert '1' not in stack.status()[0]
 
 
+def test_stack_vm_verbs_with_libvirt(stack):
+    """A host agent with libvirtd (sanlock lock driver): start paused, console password,
+    shutdown, power off and start, with the VM definition of the local vm.conf."""
+    import shutil
+    import libvirt
+    from api.hostd_proc import Hostd
+    from hostd.daemons import LibvirtHost
+    if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
+        pytest.skip('libvirtd and qemu-system-x86 are needed')
+    assert 'agent' not in stack.procs
+    base = os.path.join(stack.base, 'vmhost')
+    lv = LibvirtHost(os.path.join(base, 'libvirt'), stack.sanlock.run_dir)
+    hostd = Hostd(os.path.join(base, 'hostd'), extra=[
+        '--sanlock-run-dir', stack.sanlock.run_dir, '--libvirt-uri', lv.uri,
+        '--ha-conf', stack.prefix.path('/var/lib/ovirt-hosted-engine-ha/ha.conf')])
+    os.makedirs(hostd.base)
+    vm_conf = stack.conf['conf']
+    os.makedirs(os.path.dirname(vm_conf), exist_ok=True)
+    with open(vm_conf, 'w') as f:
+        f.write(stack.vm_conf)
+    try:
+        lv.start()
+        hostd.start()
+        env = {'OVIRT_HOSTED_ENGINE_HOSTD_PORT': str(hostd.port),
+               'OVIRT_HOSTED_ENGINE_HOSTD_ROOT': hostd.root}
+
+        def status():
+            with hostd.client() as c:
+                try:
+                    return c.call('VM.getStats', vmID=stack.conf['vmid'])[0]['status']
+                except Exception:
+                    return None
+
+        r = stack.run('--vm-start-paused', **env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == 'The engine VM HostedEngine (%s) is Paused on this host\n' \
+            % stack.conf['vmid']
+        conn = libvirt.open(lv.uri)
+        dom = conn.lookupByUUIDString(stack.conf['vmid'])
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        r = stack.run('--vm-start', **env)
+        assert r.returncode == 1 and 'already running on this host (status Paused)' in one_line(r)
+        r = stack.run('--set-maintenance', '--mode=local', **env)
+        assert r.returncode == 1 and 'the engine VM is running on this host' in one_line(r)
+        r = stack.run('--add-console-password', **dict(
+            env, OVIRT_HOSTED_ENGINE_CONSOLE_PASSWORD='Cons-Pw1'))
+        assert r.returncode == 0, r.stderr
+        graphics = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+        assert "passwd='Cons-Pw1'" in graphics and 'passwdValidTo' in graphics
+        r = stack.run('--add-console-password', '--password=Cons-Pw2', **env)
+        assert r.returncode == 0 and "passwd='Cons-Pw2'" in dom.XMLDesc(
+            libvirt.VIR_DOMAIN_XML_SECURE)
+        r = stack.run('--vm-shutdown', **env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == 'The engine VM is shutting down (the guest has 120 seconds)\n'
+        assert status() in ('Powering down', 'Paused')     # the guest gets its 120 s
+        r = stack.run('--vm-poweroff', **env)
+        assert r.returncode == 0 and r.stdout == 'The engine VM was powered off\n', r.stderr
+        wait_until('the domain gone', lambda: not conn.listAllDomains(), 30)
+        # a plain start: the CPUs run
+        r = stack.run('--vm-start', **env)
+        assert r.returncode == 0 and 'is Up on this host' in r.stdout, r.stderr
+        dom = conn.lookupByUUIDString(stack.conf['vmid'])
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        r = stack.run('--vm-poweroff', **env)
+        assert r.returncode == 0
+        conn.close()
+        for log in (hostd.read_log(), open(stack.prefix.path(
+                '/var/log/ovirt-hosted-engine-ha/hosted-engine-cli.log')).read()):
+            assert 'Cons-Pw' not in log
+    finally:
+        hostd.stop()
+        try:
+            c = libvirt.open(lv.uri)
+            for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                d.destroy()
+            c.close()
+        except libvirt.libvirtError:
+            pass
+        lv.stop()
+        os.unlink(vm_conf)
+
+
 def test_stack_reinitialize_lockspace(stack):
     from ovirt_hosted_engine_setup.ha import shared_storage
     assert stack.run('--set-maintenance', '--mode=none').returncode == 0
