@@ -150,7 +150,7 @@ def build_agent(a, stop_event):
         return Client(host, port, hostd_root=a.hostd_root, timeout=60, connect_timeout=10,
                       lazy=True)
 
-    agent = Agent(conf=conf, core_config=cfg, broker=BrokerClient(a.socket, timeout=30),
+    agent = Agent(conf=conf, core_config=cfg, broker=BrokerClient(a.socket, timeout=20),
                   host_agent_factory=host_agent, vm_conf_path=vm_conf_path,
                   ha_conf_path=paths.HA_CONF, interval=a.interval,
                   config_volume=config_volume_reader(conf, a.data_center_dir),
