@@ -55,6 +55,7 @@ class Broker:
         self._sanlock_live = None
         self._warned_skips = set()
         self._engine_monitor = None
+        self._notify_problem = None
 
     # -- start / stop ----------------------------------------------------
     def start(self):
@@ -294,7 +295,12 @@ class Broker:
         try:
             notifier = notifications.Notifier.from_file(self.broker_conf_path, self.template_path)
         except notifications.ConfigError as e:
-            log.warning('notification %s %s not sent: %s', type, detail, e)
-            return {'sent': False, 'reason': str(e)}
+            reason = str(e)
+            if reason != self._notify_problem:
+                log.warning('notifications are not sent: %s', reason)
+                self._notify_problem = reason
+            log.debug('notification %s %s not sent: %s', type, detail, reason)
+            return {'sent': False, 'reason': reason}
+        self._notify_problem = None
         sent, reason = notifier.notify(type, detail, self.hostname)
         return {'sent': bool(sent), 'reason': reason}

@@ -92,25 +92,23 @@ class HostAgent:
 
     def call(self, method, **params):
         """One call. While the host agent is unreachable, one thread at a time tries
-        to connect and the others fail at once (for ``RETRY_AFTER`` seconds after a
-        failed attempt), instead of queueing behind reconnection attempts."""
-        with self._lock:
-            if time.monotonic() < self._down_until:
-                raise ConnectionFailed(self._down_reason)
+        to connect (the others wait for its outcome), and for ``RETRY_AFTER``
+        seconds after a failed attempt calls fail at once instead of queueing
+        behind reconnection attempts."""
         client = self.client()
         if not client.connected:
-            if not self._connecting.acquire(blocking=False):
-                raise ConnectionFailed('connecting to the host agent at %s:%d'
-                                       % (self.address, self.port))
-            try:
-                client.connect()
-            except ConnectionFailed as e:
+            with self._connecting:
                 with self._lock:
-                    self._down_until = time.monotonic() + self.RETRY_AFTER
-                    self._down_reason = str(e)
-                raise
-            finally:
-                self._connecting.release()
+                    if time.monotonic() < self._down_until:
+                        raise ConnectionFailed(self._down_reason)
+                if not client.connected:
+                    try:
+                        client.connect()
+                    except ConnectionFailed as e:
+                        with self._lock:
+                            self._down_until = time.monotonic() + self.RETRY_AFTER
+                            self._down_reason = str(e)
+                        raise
         return client.call(method, params)
 
     def host_stats(self, max_age=STATS_MAX_AGE):

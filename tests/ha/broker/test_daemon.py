@@ -206,6 +206,8 @@ def test_status_and_monitors(broker):
     assert m['storage_delay'] >= 0
     assert set(m['age']) >= {'network', 'engine_health'}
     assert all(0 <= a < 30 for a in m['age'].values())
+    # with the host agent up from the start, no monitor ever failed
+    assert 'keeping its last value' not in proc.read_log()
 
 
 def read(c):
