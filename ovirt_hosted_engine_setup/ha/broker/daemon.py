@@ -1,7 +1,10 @@
 """ovirt-ha-broker: the broker daemon (docs/ha-services.md).
 
-    ovirt-ha-broker [--conf F] [--broker-conf F] [--socket P] [--log-file F] [--interval S] [--debug]
-                    [--host-agent HOST[:PORT]] [--hostd-root DIR]
+    ovirt-ha-broker [--conf F] [--broker-conf F] [--socket P] [--log-file F] [--interval S]
+                    [--debug] [--host-agent HOST[:PORT]] [--hostd-root DIR]
+
+--host-agent and --hostd-root (the embedded host agent's root, for its client
+certificate) let tests and development runs reach a host agent on another port.
 
 Runs in the foreground (systemd Type=simple), logs to --log-file and stderr,
 stops cleanly on SIGTERM (exit 0). A missing or invalid hosted-engine.conf

@@ -121,8 +121,9 @@ class Server:
         method = req.get('method')
         params = req.get('params') or {}
         if not isinstance(method, str) or method not in self.methods:
-            return {'id': req_id, 'error': {'code': 'unknown-method', 'message': 'no method %r; '
-                                            'known: %s' % (method, ', '.join(sorted(self.methods)))}}
+            known = ', '.join(sorted(self.methods))
+            return {'id': req_id, 'error': {'code': 'unknown-method',
+                                            'message': 'no method %r; known: %s' % (method, known)}}
         if not isinstance(params, dict):
             return {'id': req_id, 'error': {'code': 'bad-params',
                                             'message': 'params must be a JSON object'}}
@@ -141,8 +142,10 @@ class Server:
                                             'message': '%s: %s' % (method, e)}}
         except Exception as e:
             log.exception('broker method %s failed', method)
-            return {'id': req_id, 'error': {'code': 'internal-error', 'message': '%s failed: %s; '
-                                            'see the broker log' % (method, ' '.join(str(e).split()))}}
+            text = ' '.join(str(e).split()) or type(e).__name__
+            return {'id': req_id, 'error': {'code': 'internal-error',
+                                            'message': '%s failed: %s; see the broker log'
+                                            % (method, text)}}
         return {'id': req_id, 'result': result}
 
     def stop(self):
