@@ -64,7 +64,11 @@ def sanlock_live_ids():
     try:
         hosts = sanlock.get_hosts(name, 0)
     except sanlock.SanlockException as e:
-        raise RuntimeError('sanlock cannot list the hosts of the lockspace (%s)' % (e,))
+        if e.errno == errno.EAGAIN:
+            hosts = [{'flags': sanlock.HOST_UNKNOWN}]
+        else:
+            raise RuntimeError('sanlock cannot list the hosts of the %s lockspace (%s)'
+                               % (LOCKSPACE, e.args[-1] if e.args else e))
     if any(h.get('flags') == sanlock.HOST_UNKNOWN for h in hosts):
         raise RuntimeError('sanlock joined the %s lockspace too recently to know the other '
                            'hosts' % LOCKSPACE)

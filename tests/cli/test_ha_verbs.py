@@ -548,6 +548,47 @@ def test_stack_vm_start_reports_the_failure(stack):
         assert 'start the engine VM' in line and 'libvirtd running?' in line, line
 
 
+SANLOCK_JOIN = r'''
+import sys
+from ovirt_hosted_engine_setup.hostd import sanlock_util
+if sys.argv[1] == 'add':
+    sanlock_util.add_lockspace('hosted-engine', 1, sys.argv[2], iotimeout=1, wait=True)
+else:
+    sanlock_util.rem_lockspace('hosted-engine', 1, sys.argv[2])
+'''
+
+
+def test_stack_vm_status_from_sanlock_while_the_broker_is_down(stack):
+    """The broker is down: whether the data is current comes from sanlock's view of the
+    hosted-engine lockspace (this host still in it)."""
+    import subprocess
+    from api.hostd_proc import TOP, python
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    lockspace = shared_storage.volume_paths(
+        stack.conf, stack.prefix.path('/rhev/data-center'))['lockspace']
+    assert stack.stop('broker') == 0
+
+    def sanlock(op):
+        p = subprocess.run([python(), '-c', SANLOCK_JOIN, op, lockspace], cwd=TOP, env=stack.env(),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    sanlock('add')
+    try:
+        doc, err = stack.status()
+        if 'too recently' in err:     # sanlock has not renewed its host id once yet
+            doc, err = wait_until('sanlock knows the hosts', lambda: (
+                lambda d, e: 'too recently' not in e and (d, e))(*stack.status()), 30, 1)
+        assert "comes from sanlock's view of the hosted-engine lockspace" in err, err
+        assert 'is not reachable' in err          # and why the broker did not answer
+        assert doc['1']['live-data'] is True
+    finally:
+        sanlock('rem')
+    doc, err = stack.status()
+    assert 'up to date is unknown' in err and 'not in the hosted-engine sanlock lockspace' in err
+    assert doc['1']['live-data'] is False
+    test_stack_broker_global_maintenance(stack)    # the broker back, for the tests that follow
+
+
 def test_stack_agent_stopped_then_clean_own_slot(stack):
     assert stack.stop('agent') == 0
 
