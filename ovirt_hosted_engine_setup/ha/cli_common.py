@@ -110,7 +110,8 @@ def parse_options(verb, args, flags=(), values=(), positional=(), optional_posit
                 raise UsageError('unknown option %s for %s; see %s %s --help'
                                  % (name, verb, PROG, verb))
         elif arg.startswith('-') and len(arg) > 1:
-            raise UsageError('unknown option %s for %s; see %s %s --help' % (arg, verb, PROG, verb))
+            raise UsageError('unknown option %s for %s; see %s %s --help'
+                             % (arg, verb, PROG, verb))
         else:
             pos.append(arg)
         i += 1
@@ -187,7 +188,8 @@ def write_file_atomic(path, text, mode=0o644):
 
 
 def ini_get(text, key):
-    """(section, value) of ``key`` (``key`` or ``section.key``) in INI ``text``, or (None, None)."""
+    """(section, value) of ``key`` (``key`` or ``section.key``) in INI ``text``;
+    (None, None) when absent."""
     cp = configparser.ConfigParser(interpolation=None)
     cp.read_string(text)
     section, _, name = key.rpartition('.')

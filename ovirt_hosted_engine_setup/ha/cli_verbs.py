@@ -17,8 +17,8 @@ import urllib.request
 
 from .. import paths
 from . import metadata
-from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable, CliError, ServerError,
-                         UsageError, api, broker, broker_call, host_agent,
+from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable,
+                         CliError, ServerError, UsageError, api, broker, broker_call, host_agent,
                          ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
                          own_host_id, parse_host_id, parse_keyvalue, parse_options,
                          read_config_volume, read_metadata_area, set_keyvalue, vm_definition,

@@ -241,8 +241,8 @@ class VMBackend(Backend):
                    'launchPaused': paused}
             self.vms[vmID] = rec
             self._save(vmID)
-        threading.Thread(target=self._start, args=(vmID, xml, paused), name='vm-start-%s' % vmID[:8],
-                         daemon=True).start()
+        threading.Thread(target=self._start, args=(vmID, xml, paused),
+                         name='vm-start-%s' % vmID[:8], daemon=True).start()
         out = {k: v for k, v in vmParams.items() if k != 'xml'}
         out.update(vmId=vmID, vmName=name, status='WaitForLaunch', xml=xml)
         return out

@@ -1,9 +1,15 @@
 """The HA verbs of `hosted-engine`, run as the real command with its files relocated
-(OVIRT_HOSTED_ENGINE_PREFIX): --vm-status from a metadata volume written with the
-real slot format, bad input, --check-liveliness against a loopback HTTP server, the
-local and shared configuration. The verbs that need the host agent run against a
-real ovirt-hosted-engine-hostd in test_ha_verbs_hostd.py; with the real broker in
-test_ha_verbs_broker.py."""
+(OVIRT_HOSTED_ENGINE_PREFIX).
+
+- Without any daemon: --vm-status from a metadata volume written with the real slot
+  format (text layout, JSON, a corrupted slot, global maintenance, the bounded area),
+  bad input, --check-liveliness against a loopback HTTP server, the local and shared
+  configuration, one-line errors when the host agent or the broker is down.
+- With a real stack (sanlock, ovirt-hosted-engine-hostd on loopback, the storage domain
+  made by shared_storage.prepare_domain, ovirt-ha-broker and ovirt-ha-agent): storage
+  connection, maintenance modes, live status from the broker and from sanlock, metadata
+  cleaning, the VM verbs against libvirt, lockspace reinitialization.
+"""
 import json
 import os
 
