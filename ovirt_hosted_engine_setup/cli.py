@@ -144,6 +144,9 @@ def _ha(name):
             cli_common.log.info('%s: %s', PROG, e)
             sys.stderr.write('%s: %s\n' % (PROG, e))
             return e.code
+        except KeyboardInterrupt:
+            sys.stderr.write('\n%s: aborted by the user\n' % PROG)
+            return 1
         except Exception as e:
             cli_common.log.exception('unexpected error')
             sys.stderr.write('%s: unexpected error: %s: %s%s\n' % (
