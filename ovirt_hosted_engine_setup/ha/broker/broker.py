@@ -123,6 +123,10 @@ class Broker:
                           self.host_id, self.store.max_hosts, self.store.max_hosts)
             self.lockspace = lockspace_mod.Lockspace(paths.lockspace, self.host_id,
                                                      self.io_timeout).start()
+            if self._stop.is_set():
+                # stop() ran meanwhile and may not have seen the lockspace
+                self.lockspace.stop(leave=True)
+                return
             self._spawn('area-reader', self._area_loop)
             return
 

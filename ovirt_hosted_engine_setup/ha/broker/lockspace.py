@@ -2,7 +2,8 @@
 
 The broker joins the lockspace (python3-sanlock add_lockspace) in a background
 thread, retrying until it succeeds or the broker stops: joining takes about
-2 x io_timeout. ``held()`` asks sanlock (inq_lockspace); ``live_ids()`` is
+2 x io_timeout. The thread then watches the host id and joins again when
+sanlock has lost it. ``held()`` asks sanlock (inq_lockspace); ``live_ids()`` is
 sanlock's own view of which host ids still renew their delta lease.
 
 A host id counts as live unless sanlock reports it free or dead: a host that
@@ -26,12 +27,14 @@ def _b(value):
 
 
 class Lockspace:
-    def __init__(self, path, host_id, io_timeout=10, name=LOCKSPACE, retry_delay=5.0):
+    def __init__(self, path, host_id, io_timeout=10, name=LOCKSPACE, retry_delay=5.0,
+                 watch_interval=5.0):
         self.path = path
         self.host_id = int(host_id)
         self.io_timeout = int(io_timeout)
         self.name = name
         self.retry_delay = retry_delay
+        self.watch_interval = watch_interval
         self.join_error = None
         self.query_error = None
         self._stop = threading.Event()
@@ -45,8 +48,24 @@ class Lockspace:
         return self
 
     def _join_loop(self):
+        """Join, retrying until it works; then watch the host id and join again if
+        sanlock lost it (storage loss, a restarted sanlock daemon)."""
         last_error = None
         while not self._stop.is_set():
+            if self._joined:
+                self._stop.wait(self.watch_interval)
+                if self._stop.is_set():
+                    return
+                try:
+                    state = sanlock.inq_lockspace(_b(self.name), self.host_id, _b(self.path),
+                                                  offset=0)
+                except Exception:
+                    state = False
+                if state is not False:      # held, or sanlock is busy joining/leaving
+                    continue
+                log.warning('host id %d is no longer held in the %s lockspace; joining again',
+                            self.host_id, self.name)
+                self._joined = False
             try:
                 log.info('joining the %s lockspace as host id %d (%s)', self.name, self.host_id,
                          self.path)
@@ -54,15 +73,17 @@ class Lockspace:
                                       iotimeout=self.io_timeout, wait=True)
                 self._joined = True
                 self.join_error = None
+                last_error = None
                 log.info('host id %d acquired in the %s lockspace', self.host_id, self.name)
-                return
+                continue
             except sanlock.SanlockException as e:
                 if e.errno == errno.EEXIST:
                     self._joined = True
                     self.join_error = None
+                    last_error = None
                     log.info('host id %d already held in the %s lockspace', self.host_id,
                              self.name)
-                    return
+                    continue
                 self.join_error = 'cannot acquire host id %d in the %s lockspace: %s' % (
                     self.host_id, self.name, e)
             except Exception as e:  # keep retrying whatever sanlock said

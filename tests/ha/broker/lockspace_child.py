@@ -1,7 +1,10 @@
 """Run the broker's Lockspace in a process of its own (python3-sanlock talks to the
 daemon of $SANLOCK_RUN_DIR, read once per process), print what it saw as JSON.
 
-    lockspace_child.py PATH HOST_ID IO_TIMEOUT [--write] [--no-wait]
+    lockspace_child.py PATH HOST_ID IO_TIMEOUT [--write] [--no-wait] [--drop]
+
+--drop: once held, leave the lockspace behind the Lockspace's back (as when
+sanlock loses it) and report whether it joined again.
 """
 import json
 import sys
@@ -18,7 +21,7 @@ def main(argv):
     if '--write' in argv:
         sanlock.write_lockspace(LOCKSPACE.encode(), path.encode(), offset=0, max_hosts=0,
                                 iotimeout=io_timeout)
-    ls = Lockspace(path, host_id, io_timeout, retry_delay=0.5).start()
+    ls = Lockspace(path, host_id, io_timeout, retry_delay=0.5, watch_interval=0.5).start()
     out['held_at_once'] = ls.held()
     deadline = time.monotonic() + (8 * io_timeout + 10 if '--no-wait' not in argv else 3)
     while time.monotonic() < deadline and not ls.held():
@@ -29,6 +32,13 @@ def main(argv):
         time.sleep(0.2)     # sanlock answers get_hosts once it has seen the hosts renew
         out['live_ids'] = ls.live_ids()
     out['error'] = ls.error
+    if '--drop' in argv and out['held']:
+        sanlock.rem_lockspace(LOCKSPACE.encode(), host_id, path.encode(), offset=0, wait=True)
+        out['held_after_drop'] = ls.held()
+        deadline = time.monotonic() + 8 * io_timeout + 10
+        while time.monotonic() < deadline and not ls.held():
+            time.sleep(0.2)
+        out['rejoined'] = ls.held()
     t0 = time.monotonic()
     out['left'] = ls.stop()
     out['stop_seconds'] = round(time.monotonic() - t0, 1)

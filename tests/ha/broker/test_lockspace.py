@@ -45,9 +45,10 @@ def test_join_live_ids_and_leave(sanlock_dir):
     path = os.path.join(base, 'lockspace')
     with open(path, 'wb') as f:
         f.truncate(1 << 20)
-    out = run_child(run_dir, path, 2, 1, '--write')
+    out = run_child(run_dir, path, 2, 1, '--write', '--drop')
     assert out['held_at_once'] is False        # joining takes ~2 x io timeout
     assert out['held'] is True and out['error'] is None
+    assert out['held_after_drop'] is False and out['rejoined'] is True
     assert out['live_ids'] == [2]
     assert out['left'] is True and out['held_after'] is False
     assert 'hosted-engine' not in out['lockspaces']
