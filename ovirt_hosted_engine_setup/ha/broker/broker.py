@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 REQUIRED = ('host_id', 'sdUUID', 'vmid')
 BACKOFF_MAX = 60.0
+# unreadable area reads in a row before the images are prepared again
+REPREPARE_AFTER = 3
 
 
 class Broker:
@@ -131,14 +133,35 @@ class Broker:
             return
 
     def _area_loop(self):
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._read_area()
+                failures = 0
             except ApiError as e:
+                failures += 1
                 log.debug('area reader: %s', e.message)
+                if failures >= REPREPARE_AFTER:
+                    failures = 0
+                    self._reprepare(e.message)
             except Exception:
                 log.exception('area reader failed')
             self._stop.wait(self.interval)
+
+    def _reprepare(self, problem):
+        """The metadata volume stays unreadable (its image was torn down, the host
+        agent restarted...): connect the storage and prepare the images again."""
+        log.warning('the metadata volume is not readable (%s); preparing the hosted-engine '
+                    'images again', problem)
+        try:
+            paths = self._storage_connect(self.agent, self.conf)
+            store = MetadataStore(paths.metadata)
+        except Exception as e:
+            log.warning('preparing the hosted-engine images again failed: %s; retrying',
+                        ' '.join(str(e).split()))
+            return
+        self.paths, self.store = paths, store
+        log.info('hosted-engine images prepared again: metadata %s', paths.metadata)
 
     def stop(self, grace=3.0):
         """Stop the threads, leave the lockspace (when no lease uses it), close the client.

@@ -310,6 +310,28 @@ def test_bad_requests_keep_the_broker_up(broker):
     assert c.call('ping') is True
 
 
+def test_images_prepared_again_after_teardown(broker, cluster):
+    """The metadata image torn down under the broker (as by a host agent restart or a
+    disconnect): reads fail, then the broker prepares the images again by itself."""
+    proc, c = broker
+    v = cluster['values']
+    read(c)
+    with cluster['hostd'].client() as api:
+        api.call('Image.teardown', storagepoolID=v['spUUID'], storagedomainID=v['sdUUID'],
+                 imageID=v['metadata_image_UUID'], volumeID=v['metadata_volume_UUID'])
+    with pytest.raises(BrokerError) as e:
+        c.call('read_area')
+    assert e.value.code == 'storage-error'
+
+    def readable():
+        try:
+            return read(c)
+        except BrokerError:
+            return None
+    wait_for('area readable again', readable, 20)
+    assert 'preparing the hosted-engine images again' in proc.read_log()
+
+
 def test_sigterm_leaves_lockspace_and_socket(cluster, broker):
     proc, c = broker
     wait_for('lockspace held', lambda: held(c), 60)
