@@ -76,6 +76,19 @@ def wait_engine_healthy(lab, timeout=ENGINE_UP_TIMEOUT):  # noqa: F811
     return wait_for('engine VM up with good health', healthy, timeout)
 
 
+def wait_vm_running_again(lab, timeout=ENGINE_UP_TIMEOUT):  # noqa: F811
+    """After the VM went down: wait until an agent started it again (the metadata
+    may still show the old status for one loop, so libvirt is asked)."""
+    def running():
+        vms = running_vms(lab)
+        return [h for h, v in vms.items() if v]
+    hosts = wait_for('an agent starting the engine VM again', running, timeout, 2)
+    assert len(hosts) == 1, hosts
+    wait_for('the metadata showing the engine VM up again',
+             lambda: hosts[0] in engine_hosts(vm_status(lab)), 60, 2)
+    return hosts[0]
+
+
 def assert_one_vm(lab):  # noqa: F811
     vms = running_vms(lab)
     total = sum(len(v) for v in vms.values())
@@ -115,8 +128,9 @@ def test_vm_poweroff_is_restarted_by_an_agent(ha):
     wait_for('the VM down after --vm-poweroff',
              lambda: sum(len(v) for v in running_vms(ha).values()) == 0, 60, 1)
     t0 = time.monotonic()
+    restarted_on = wait_vm_running_again(ha)
     again = wait_engine_healthy(ha)
-    assert assert_one_vm(ha) == again
+    assert assert_one_vm(ha) == again == restarted_on
     print('engine healthy again on %s %.0f s after --vm-poweroff' % (again, time.monotonic() - t0))
 
 
@@ -139,8 +153,9 @@ def test_global_maintenance_stops_vm_actions(ha):
     ha.exec('host2', 'hosted-engine', '--set-maintenance', '--mode=none', timeout=60)
     out = ha.exec('host1', 'hosted-engine', '--vm-status', timeout=60).stdout
     assert 'GLOBAL MAINTENANCE' not in out
-    wait_engine_healthy(ha)
-    assert_one_vm(ha)
+    restarted_on = wait_vm_running_again(ha)
+    assert wait_engine_healthy(ha) == restarted_on
+    assert assert_one_vm(ha) == restarted_on
 
 
 def test_local_maintenance_on_the_other_host(ha):
