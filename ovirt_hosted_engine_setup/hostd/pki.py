@@ -4,8 +4,10 @@ Layout under <root>/pki/:
   cacert.pem, cakey.pem         the CA (kept if present, so a lab can share one CA)
   hostcert.pem, hostkey.pem     the agent's server certificate (TLS server side)
   clientcert.pem, clientkey.pem a client certificate local tools use
+  trusted-cas/*.pem             more CAs whose client certificates the agent accepts
+                                (the engine's CA, installed there by a deploy)
 
-The agent requires client certificates signed by the CA.
+The agent requires client certificates signed by the CA or by a trusted CA.
 """
 import datetime
 import ipaddress
@@ -25,6 +27,7 @@ class PkiPaths:
         self.server_key = os.path.join(self.dir, 'hostkey.pem')
         self.client_cert = os.path.join(self.dir, 'clientcert.pem')
         self.client_key = os.path.join(self.dir, 'clientkey.pem')
+        self.trusted_cas = os.path.join(self.dir, 'trusted-cas')
 
     def client_ready(self):
         return all(os.path.isfile(p) for p in (self.ca_cert, self.client_cert, self.client_key))

@@ -8,6 +8,7 @@ request's reply-to destination, events to the subscribers of jms.queue.events.
 import concurrent.futures
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -416,11 +417,77 @@ class Server:
             c.reply(EVENT_QUEUE, payload)
 
 
-def server_ssl_context(cafile, certfile, keyfile):
-    """TLS server context requiring client certificates signed by cafile."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cafile)
-    ctx.load_cert_chain(certfile, keyfile)
-    return ctx
+def server_ssl_context(cafile, certfile, keyfile, trusted_dir=None):
+    """TLS server context requiring client certificates signed by cafile or by
+    a CA certificate in trusted_dir (default: trusted-cas/ next to cafile)."""
+    if trusted_dir is None:
+        trusted_dir = os.path.join(os.path.dirname(os.path.abspath(cafile)), TRUSTED_CAS_DIR)
+    return ServerContext(cafile, certfile, keyfile, trusted_dir)
+
+
+TRUSTED_CAS_DIR = 'trusted-cas'
+
+
+class ServerContext:
+    """The agent's TLS server context and its trust store.
+
+    Client certificates must chain to the agent's own CA or to one of the CA
+    certificates in trusted_dir/*.pem (where a deploy installs the engine's
+    CA, as oVirt's host-deploy does on a VDSM host). The directory is looked at
+    on each new connection: when its *.pem files change, the context is built
+    again, so a CA added or removed there counts from the next connection on,
+    without restarting the agent. A file that is not a PEM CA certificate is
+    skipped with a warning."""
+
+    def __init__(self, cafile, certfile, keyfile, trusted_dir):
+        self.cafile, self.certfile, self.keyfile = cafile, certfile, keyfile
+        self.trusted_dir = trusted_dir
+        self._lock = threading.Lock()
+        self._ctx = None
+        self._signature = None
+        self.current()
+
+    def _trusted_files(self):
+        try:
+            names = sorted(n for n in os.listdir(self.trusted_dir) if n.endswith('.pem'))
+        except FileNotFoundError:
+            return ()
+        except OSError as e:
+            log.warning('cannot read the trusted CA directory %s: %s', self.trusted_dir,
+                        e.strerror or e)
+            return ()
+        out = []
+        for n in names:
+            path = os.path.join(self.trusted_dir, n)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    def current(self):
+        """The SSLContext for a new connection."""
+        files = self._trusted_files()
+        with self._lock:
+            if self._ctx is not None and files == self._signature:
+                return self._ctx
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.cafile)
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+            for path, _, _, _ in files:
+                try:
+                    ctx.load_verify_locations(path)
+                except (ssl.SSLError, OSError, ValueError) as e:
+                    log.warning('trusted CA file %s skipped: %s; put a PEM CA certificate '
+                                'there', path, getattr(e, 'reason', None) or e)
+                    continue
+                log.info('trusting client certificates from the CA in %s', path)
+            self._ctx = ctx
+            self._signature = files
+            return ctx
+
+    def wrap_socket(self, sock, server_side=True):
+        return self.current().wrap_socket(sock, server_side=server_side)
