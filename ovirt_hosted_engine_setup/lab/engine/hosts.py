@@ -24,7 +24,7 @@ import time
 from ovirt_hosted_engine_setup.api.client import Client
 from ovirt_hosted_engine_setup.api.errors import ApiError, ServerError
 
-from .pki import der_fingerprint, pem_fingerprint
+from .pki import PkiError, certificate_subject, der_fingerprint, pem_fingerprint
 
 log = logging.getLogger('engine.hosts')
 
@@ -102,8 +102,12 @@ class HostMonitor(threading.Thread):
             log.warning('host %s (%s:%d): no CA bundle given at add time; trusting its '
                         'certificate on first use, SHA-256 fingerprint %s',
                         host['name'], host['address'], port, fp)
+            try:
+                subject = certificate_subject(pem)
+            except PkiError:
+                subject = None
             host = self.state.update('hosts', self.host_id, server_cert=pem,
-                                     server_cert_fingerprint=fp)
+                                     server_cert_fingerprint=fp, server_cert_subject=subject)
             if host is None:
                 raise TrustError('host removed')
             pinned = pem

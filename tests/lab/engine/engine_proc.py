@@ -1,0 +1,99 @@
+"""A real lab engine process on loopback for the tests, stopped by pid."""
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+
+from api.hostd_proc import TOP, free_port, python
+
+ADMIN_PASSWORD = 'lab-Engine-pw1'
+FQDN = 'engine.lab.test'
+
+
+def engine_setup(state_dir, password=ADMIN_PASSWORD, fqdn=FQDN):
+    pw = os.path.join(os.path.dirname(state_dir), 'admin-password')
+    with open(pw, 'w') as f:
+        f.write(password + '\n')
+    return subprocess.run([python(), '-m', 'ovirt_hosted_engine_setup.lab.engine.setup',
+                           '--state-dir', state_dir, '--fqdn', fqdn,
+                           '--admin-password-file', pw],
+                          capture_output=True, text=True, timeout=120, cwd=TOP,
+                          stdin=subprocess.DEVNULL)
+
+
+class EngineProc:
+    def __init__(self, state_dir, monitor_interval=0.5):
+        self.state_dir = state_dir
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.monitor_interval = monitor_interval
+        self.pid_file = os.path.join(os.path.dirname(state_dir), 'engine.pid')
+        self.proc = None
+
+    @property
+    def http(self):
+        return 'http://127.0.0.1:%d' % self.http_port
+
+    @property
+    def https(self):
+        return 'https://127.0.0.1:%d' % self.https_port
+
+    @property
+    def api_url(self):
+        return self.https + '/ovirt-engine/api'
+
+    @property
+    def log_file(self):
+        return os.path.join(self.state_dir, 'engine.log')
+
+    def start(self, timeout=30):
+        cmd = [python(), '-m', 'ovirt_hosted_engine_setup.lab.engine', '--state-dir',
+               self.state_dir, '--address', '127.0.0.1', '--http-port', str(self.http_port),
+               '--https-port', str(self.https_port), '--pid-file', self.pid_file,
+               '--monitor-interval', str(self.monitor_interval), '--debug']
+        self.err = open(os.path.join(os.path.dirname(self.state_dir), 'engine.stderr'), 'ab')
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=self.err, cwd=TOP, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('engine exited with %s: %s' % (self.proc.returncode,
+                                                                  self.read_log()[-3000:]))
+            if os.path.exists(self.pid_file):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError('engine not ready within %d s' % timeout)
+
+    def stop(self, timeout=20):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return 'killed'
+
+    def read_log(self):
+        try:
+            with open(self.log_file, encoding='utf-8', errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def fetch_ca(self, dest):
+        """The engine CA over plain HTTP, as a deploy fetches it."""
+        url = (self.http + '/ovirt-engine/services/pki-resource'
+               '?resource=ca-certificate&format=X509-PEM-CA')
+        with urllib.request.urlopen(url, timeout=10) as r:
+            data = r.read()
+        with open(dest, 'wb') as f:
+            f.write(data)
+        return dest
+
+    def tls_context(self, ca_file):
+        return ssl.create_default_context(cafile=ca_file)
