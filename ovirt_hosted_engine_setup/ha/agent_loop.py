@@ -23,8 +23,9 @@ from dataclasses import replace
 
 from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
 from . import core, metadata
-from .agent_vm import (NO_SUCH_VM, VmDefinition, engine_status_from_stats, parse_kv,
-                       unreachable_status, write_atomic)
+from .agent_vm import NO_SUCH_VM, VmDefinition, engine_status_from_stats, unreachable_status
+from .heconf import parse_kv
+from .heconf import write as write_atomic
 from .broker_client import BrokerError, BrokerUnavailable
 from .score import Monitors
 

@@ -8,8 +8,6 @@
   without the health page, which only the broker's engine health monitor fetches.
 """
 import logging
-import os
-import tempfile
 
 from . import heconf
 from .broker import engine_health
@@ -17,38 +15,6 @@ from .broker import engine_health
 log = logging.getLogger(__name__)
 
 NO_SUCH_VM = 1
-
-
-def parse_kv(text):
-    """{key: value} of ``key=value`` lines (comments and blank lines skipped)."""
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith('#') or '=' not in line:
-            continue
-        key, _, value = line.partition('=')
-        out[key.strip()] = value.strip()
-    return out
-
-
-def write_atomic(path, data, mode=0o600):
-    """Replace ``path`` with ``data`` (bytes): temp file in the same directory, fsync, rename."""
-    directory = os.path.dirname(path) or '.'
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class VmDefinition:

@@ -9,12 +9,13 @@ import configparser
 import io
 import logging
 import os
-import tempfile
 
 from .. import paths
 from ..api.client import DEFAULT_PORT, Client
 from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
+from . import heconf
 from .broker_client import BrokerClient, BrokerError, BrokerUnavailable
+from .heconf import parse_kv as parse_keyvalue  # noqa: F401 (the verbs' name for it)
 
 log = logging.getLogger('ovirt_hosted_engine_setup.ha.cli')
 
@@ -137,17 +138,6 @@ def parse_host_id(text):
 
 # -- key=value files -----------------------------------------------------------------
 
-def parse_keyvalue(text):
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith('#') or '=' not in line:
-            continue
-        key, _, value = line.partition('=')
-        out[key.strip()] = value.strip()
-    return out
-
-
 def set_keyvalue(text, key, value):
     """Return ``text`` with ``key=value`` replaced (or appended), other lines kept."""
     lines = text.splitlines()
@@ -165,26 +155,7 @@ def set_keyvalue(text, key, value):
 
 def write_file_atomic(path, text, mode=0o644):
     """Replace ``path`` with ``text``, keeping its mode when it exists."""
-    directory = os.path.dirname(path) or '.'
-    os.makedirs(directory, exist_ok=True)
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    heconf.write(path, text, mode, keep_mode=True)
 
 
 def ini_get(text, key):
@@ -213,7 +184,6 @@ def ini_set(text, section, key, value):
 # -- hosted-engine.conf --------------------------------------------------------------
 
 def _load_heconf(path):
-    from . import heconf
     try:
         return heconf.load(path)
     except heconf.ConfError as e:
@@ -300,7 +270,6 @@ def write_config_volume(cv, files, checksum):
 def vm_definition(conf):
     """vm.conf as a dict with 'xml' decoded: the local copy (conf= of
     hosted-engine.conf) or else the one in the configuration volume."""
-    from . import heconf
     local = conf.get('conf')
     try:
         if local and os.path.isfile(local):

@@ -162,14 +162,35 @@ def io_timeout(conf):
     return int(conf.get('sanlock_io_timeout') or DEFAULT_SANLOCK_IO_TIMEOUT)
 
 
-def write(path, text, mode=0o644):
-    """Write a configuration file atomically (temporary file in the same directory, rename)."""
+def parse_kv(text):
+    """{key: value} of ``key=value`` lines, leniently: comments, blank lines and lines
+    without '=' are skipped (for files read to look one value up; load() checks)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith('#') or '=' not in line:
+            continue
+        key, _, value = line.partition('=')
+        out[key.strip()] = value.strip()
+    return out
+
+
+def write(path, text, mode=0o644, keep_mode=False):
+    """Write a file atomically (temporary file in the same directory, fsync, rename).
+
+    ``text`` is str (UTF-8) or bytes; ``keep_mode``: an existing file keeps its mode."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
+    if keep_mode:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            pass
+    data = text.encode('utf-8') if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
