@@ -149,6 +149,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     server_version = 'ovirt-lab-engine'
     sys_version = ''
+    timeout = 120     # an idle keep-alive connection is closed after this
 
     @property
     def engine(self):
