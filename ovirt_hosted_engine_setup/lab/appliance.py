@@ -43,9 +43,10 @@ from ovirt_hosted_engine_setup.lab.guest_image import _Cpio, fetch_kernel, modul
 OVA_NAME = 'ovirt-engine-appliance-lab.ova'
 STATE_DIR = '/var/lib/ovirt-engine-lab'
 STATE_LABEL = 'ENGINE_STATE'
+# The OVF gives disk sizes in whole GiB: the disk is 1 GiB, the state partition
+# takes what the boot partition leaves (sparse in the qcow2).
+DISK_MIB = 1024
 BOOT_MIB = 96
-STATE_MIB = 256
-DISK_MIB = 1 + BOOT_MIB + STATE_MIB
 MEMORY_MIB = 1024
 VCPUS = 1
 CHANNEL_NAME = guest_image.CHANNEL_NAME
@@ -334,10 +335,11 @@ def build_disk(kernel, initrd, out_path):
         os.unlink(tmp)
     with open(tmp, 'wb') as f:
         f.truncate(DISK_MIB << 20)
+    # partition 1 from sector 2048, partition 2 up to the last whole MiB
     p1 = 2048
     p1_sectors = BOOT_MIB << 11
     p2 = p1 + p1_sectors
-    p2_sectors = (DISK_MIB << 11) - p2
+    p2_sectors = ((DISK_MIB - 1) << 11) - p2
     table = ('label: dos\nstart=%d, size=%d, type=6, bootable\nstart=%d, size=%d, type=83\n'
              % (p1, p1_sectors, p2, p2_sectors))
     _run(['sfdisk', '-q', tmp], input=table.encode(), stdout=subprocess.DEVNULL)

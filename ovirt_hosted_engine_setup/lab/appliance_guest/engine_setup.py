@@ -239,7 +239,11 @@ def setup(opts, out):
     out.stage('Closing up')
     out.info('Starting engine service')
     if engine_pid() is None:
-        subprocess.run([START_ENGINE], check=True)
+        r = subprocess.run([START_ENGINE], capture_output=True, text=True)
+        out.debug('%s: %s %s' % (START_ENGINE, r.stdout.strip(), r.stderr.strip()))
+        if r.returncode != 0:
+            raise SetupError('the engine service did not start: %s'
+                             % (r.stderr.strip() or 'exit status %d' % r.returncode))
     out.info('Waiting for the engine health page')
     wait_health(out)
     out.plain('--== SUMMARY ==--')
