@@ -104,7 +104,8 @@ def test_agents_start_one_engine_vm(ha):
     ids = sorted(k for k in st if k != 'global_maintenance')
     assert ids == ['1', '2']
     for k in ids:
-        assert st[k]['score'] == 3400, st[k]
+        # 3400 less at most the CPU load penalty (the machine may be busy)
+        assert 2400 <= st[k]['score'] <= 3400, st[k]
         assert st[k]['live-data'] is True
 
 

@@ -4,7 +4,7 @@ import os
 import uuid
 
 from ovirt_hosted_engine_setup.lab import images
-from ovirt_hosted_engine_setup.lab.lab import DAEMONS, pids_in_ns, proc_start
+from ovirt_hosted_engine_setup.lab.lab import DAEMONS, HA_DAEMONS, pids_in_ns, proc_start
 
 from .conftest import netns_list
 
@@ -97,7 +97,10 @@ def test_status(lab):
     assert rows['host1'][1] == '192.168.222.11'
     assert rows['host2'][1] == '192.168.222.12'
     for host in ('host1', 'host2'):
-        assert rows[host][2:] == ['up'] * (1 + len(DAEMONS))
+        # the HA services are not started by `up` (hosted-engine-lab ha start does)
+        ha = len(HA_DAEMONS)
+        assert rows[host][2:] == ['up'] * (1 + len(DAEMONS) - ha) + ['-'] * ha
+    assert lab.cli('status').returncode == 0
 
 
 def test_up_twice_refused(lab):
