@@ -1,0 +1,305 @@
+"""The engine VM's definition (installer side): libvirt domain XML, vm.conf, value checks.
+
+    spec = EngineVMSpec(vm_uuid=..., memory_mb=4096, vcpus=2, disk_path=paths['vm'],
+                        sd_uuid=sd, volume_uuid=vol, image_uuid=img, seed_iso='/var/tmp/seed.iso',
+                        bridge='ovirtmgmt', mac=random_mac(),
+                        channel_path='/var/lib/libvirt/qemu/channels/<uuid>.org.ovirt.hosted-engine-setup.0')
+    xml = domain_xml(spec)          # give to VM.create as vmParams['xml']
+    conf = vm_conf(spec, xml)       # vm.conf dict (ha/heconf.render_vm_conf writes it)
+
+The VM: name HostedEngine, its disk on the hosted-engine storage domain
+(virtio, cache none, an I/O thread, exclusive), the sanlock lease of the VM
+volume (lockspace sdUUID, key the volume UUID, target <volume>.lease offset 0),
+the cloud-init seed as a read-only cdrom, one virtio NIC on the management
+bridge, the virtio-serial channels org.ovirt.hosted-engine-setup.0 and
+org.qemu.guest_agent.0, a serial console (pty), VNC (or SPICE) graphics whose
+password is set later with VM.setTicket, a virtio RNG and a memory balloon.
+
+Checks the deploy calls for the VM questions (each raises VMConfigError, one
+line naming the problem and the fix, or returns a warning text to confirm):
+check_mac, random_mac, check_memory, check_vcpus, check_disk_size.
+"""
+import dataclasses
+import math
+import random
+import re
+from typing import Optional
+from xml.sax.saxutils import escape, quoteattr
+
+from ovirt_hosted_engine_setup.ha import heconf
+
+NAME = 'HostedEngine'
+SETUP_CHANNEL = 'org.ovirt.hosted-engine-setup.0'
+GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0'
+MIN_MEMORY_MB = 4096
+MIN_VCPUS = 2
+DEFAULT_DISK_GIB = 25
+OVIRT_MAC_PREFIX = '00:16:3e'
+# A display password nobody can use: VM.setTicket sets the real one (VDSM does the same).
+LOCKED_PASSWD = '*****'
+LOCKED_PASSWD_VALID_TO = '1970-01-01T00:00:01'
+GiB = 1 << 30
+
+_MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$')
+_UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+                      r'[0-9a-fA-F]{12}$')
+
+
+class VMConfigError(ValueError):
+    """A bad VM value; str() is one line naming the problem and the fix."""
+
+
+@dataclasses.dataclass
+class EngineVMSpec:
+    """Deploy values of the engine VM.
+
+    domain_type: 'kvm' when /dev/kvm works on the host, else 'qemu' (TCG).
+    cpu_model: None (host-model under kvm, QEMU's default under TCG), 'host-model',
+      'host-passthrough' or a model name (oVirt's 'model_' prefix is accepted).
+    disk_path: the VM volume under /rhev/data-center/mnt/...; its sanlock lease is
+      lease_path (default disk_path + '.lease') in lockspace sd_uuid, key volume_uuid.
+    seed_iso: the cloud-init seed ISO (None: no cdrom).
+    channel_path / guest_agent_path: unix sockets libvirt binds for the two
+      virtio-serial channels (guest_agent_path None: libvirt chooses).
+    display_listen: the address VNC/SPICE listens on ('0' = every address of the
+      host; the display network's address in production).
+    """
+    vm_uuid: str
+    memory_mb: int
+    vcpus: int
+    disk_path: str
+    sd_uuid: str
+    volume_uuid: str
+    image_uuid: Optional[str] = None
+    lease_path: Optional[str] = None
+    disk_format: str = 'raw'
+    max_vcpus: Optional[int] = None
+    cpu_model: Optional[str] = None
+    domain_type: str = 'kvm'
+    emulated_machine: str = 'pc'
+    seed_iso: Optional[str] = None
+    bridge: str = 'ovirtmgmt'
+    mac: Optional[str] = None
+    channel_path: Optional[str] = None
+    guest_agent_path: Optional[str] = None
+    console: str = 'vnc'
+    display_listen: str = '0'
+    emulator: Optional[str] = None
+    name: str = NAME
+
+    def validate(self):
+        if not _UUID_RE.match(str(self.vm_uuid)):
+            raise VMConfigError('the VM UUID %r is not a UUID' % (self.vm_uuid,))
+        for what, value in (('storage domain UUID', self.sd_uuid),
+                            ('VM volume UUID', self.volume_uuid)):
+            if not value:
+                raise VMConfigError('the %s is missing: create the VM disk first' % what)
+        if self.domain_type not in ('kvm', 'qemu'):
+            raise VMConfigError('domain type %r is neither kvm nor qemu' % (self.domain_type,))
+        if self.disk_format not in ('raw', 'qcow2'):
+            raise VMConfigError('disk format %r is neither raw nor qcow2' % (self.disk_format,))
+        if self.console not in ('vnc', 'spice'):
+            raise VMConfigError('console type %r is neither vnc nor spice' % (self.console,))
+        if int(self.memory_mb) < 1 or int(self.vcpus) < 1:
+            raise VMConfigError('memory and vCPUs must be positive numbers')
+        if self.max_vcpus is not None and int(self.max_vcpus) < int(self.vcpus):
+            raise VMConfigError('maxVCpus %s is below the %s vCPUs' % (self.max_vcpus,
+                                                                       self.vcpus))
+        if self.mac:
+            check_mac(self.mac)
+        return self
+
+
+# ---------------------------------------------------------------- the domain XML
+
+def _cpu_model(spec):
+    model = spec.cpu_model
+    if model and model.startswith('model_'):
+        model = model[len('model_'):]
+    return model
+
+
+def _cpu_xml(spec, max_vcpus):
+    topology = "<topology sockets='%d' cores='1' threads='1'/>" % max_vcpus
+    model = _cpu_model(spec)
+    if model in ('host-model', 'host-passthrough'):
+        return "<cpu mode=%s>%s</cpu>" % (quoteattr(model), topology)
+    if model:
+        return ("<cpu mode='custom' match='exact'><model fallback='allow'>%s</model>%s</cpu>"
+                % (escape(model), topology))
+    if spec.domain_type == 'kvm':
+        return "<cpu mode='host-model'>%s</cpu>" % topology
+    return '<cpu>%s</cpu>' % topology
+
+
+def _cpu_type(spec):
+    model = _cpu_model(spec)
+    if model:
+        return model
+    return 'host-model' if spec.domain_type == 'kvm' else 'qemu64'
+
+
+def domain_xml(spec):
+    """The libvirt domain XML (a string) of the engine VM."""
+    spec.validate()
+    vcpus = int(spec.vcpus)
+    max_vcpus = int(spec.max_vcpus or vcpus)
+    lease_path = spec.lease_path or spec.disk_path + '.lease'
+    q35 = 'q35' in spec.emulated_machine
+    devices = []
+    if spec.emulator:
+        devices.append('<emulator>%s</emulator>' % escape(spec.emulator))
+    devices.append(
+        "<disk type='file' device='disk' snapshot='no'>"
+        "<driver name='qemu' type=%s cache='none' error_policy='stop' io='threads'"
+        " iothread='1'/>"
+        '<source file=%s/>'
+        "<target dev='vda' bus='virtio'/>"
+        '%s'
+        "<boot order='1'/>"
+        '</disk>' % (quoteattr(spec.disk_format), quoteattr(spec.disk_path),
+                     '<serial>%s</serial>' % escape(spec.image_uuid) if spec.image_uuid
+                     else ''))
+    if spec.seed_iso:
+        devices.append(
+            "<disk type='file' device='cdrom'>"
+            "<driver name='qemu' type='raw'/>"
+            '<source file=%s/>'
+            '%s<readonly/>'
+            '</disk>' % (quoteattr(spec.seed_iso),
+                         "<target dev='sdc' bus='sata'/>" if q35 else
+                         "<target dev='hdc' bus='ide'/>"))
+    devices.append(
+        '<lease><lockspace>%s</lockspace><key>%s</key><target path=%s offset=\'0\'/></lease>'
+        % (escape(spec.sd_uuid), escape(spec.volume_uuid), quoteattr(lease_path)))
+    devices.append(
+        "<interface type='bridge'>%s<source bridge=%s/><model type='virtio'/>"
+        "<link state='up'/></interface>"
+        % ('<mac address=%s/>' % quoteattr(check_mac(spec.mac)) if spec.mac else '',
+           quoteattr(spec.bridge)))
+    devices.append("<controller type='virtio-serial' index='0' ports='16'/>")
+    devices.append(
+        "<channel type='unix'><source mode='bind'%s/><target type='virtio' name=%s/></channel>"
+        % (' path=%s' % quoteattr(spec.channel_path) if spec.channel_path else '',
+           quoteattr(SETUP_CHANNEL)))
+    devices.append(
+        "<channel type='unix'><source mode='bind'%s/><target type='virtio' name=%s/></channel>"
+        % (' path=%s' % quoteattr(spec.guest_agent_path) if spec.guest_agent_path else '',
+           quoteattr(GUEST_AGENT_CHANNEL)))
+    devices.append("<serial type='pty'><target port='0'/></serial>")
+    devices.append("<console type='pty'><target type='serial' port='0'/></console>")
+    devices.append(
+        "<graphics type=%s autoport='yes' passwd=%s passwdValidTo=%s listen=%s>"
+        "<listen type='address' address=%s/></graphics>"
+        % (quoteattr(spec.console), quoteattr(LOCKED_PASSWD), quoteattr(LOCKED_PASSWD_VALID_TO),
+           quoteattr(spec.display_listen), quoteattr(spec.display_listen)))
+    devices.append("<video><model type=%s/></video>"
+                   % quoteattr('qxl' if spec.console == 'spice' else 'vga'))
+    devices.append("<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>")
+    devices.append("<memballoon model='virtio'/>")
+    memory = int(spec.memory_mb)
+    return (
+        "<domain type=%s>"
+        '<name>%s</name><uuid>%s</uuid>'
+        "<memory unit='MiB'>%d</memory><currentMemory unit='MiB'>%d</currentMemory>"
+        "<vcpu placement='static' current='%d'>%d</vcpu>"
+        '<iothreads>1</iothreads>'
+        "<os><type arch='x86_64' machine=%s>hvm</type><bios useserial='yes'/></os>"
+        '<features><acpi/><apic/></features>'
+        '%s'
+        "<clock offset='utc'/>"
+        '<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>'
+        '<on_crash>destroy</on_crash>'
+        '<devices>%s</devices>'
+        '</domain>'
+        % (quoteattr(spec.domain_type), escape(spec.name), escape(str(spec.vm_uuid)),
+           memory, memory, vcpus, max_vcpus, quoteattr(spec.emulated_machine),
+           _cpu_xml(spec, max_vcpus), ''.join(devices)))
+
+
+def vm_conf(spec, xml):
+    """The vm.conf dict of the engine VM (ha/heconf.make_vm_conf with the spec's values)."""
+    return heconf.make_vm_conf(
+        spec.vm_uuid, xml, mem_mb=spec.memory_mb, vcpus=spec.vcpus,
+        max_vcpus=spec.max_vcpus or spec.vcpus, cpu_type=_cpu_type(spec),
+        emulated_machine=spec.emulated_machine, display=spec.console, name=spec.name)
+
+
+# ---------------------------------------------------------------- checks
+
+def random_mac(rng=None):
+    """A unicast MAC in oVirt's range: 00:16:3e, 4th octet 0x00-0x7f, two random octets."""
+    rng = rng or random.SystemRandom()
+    return '%s:%02x:%02x:%02x' % (OVIRT_MAC_PREFIX, rng.randint(0, 0x7f), rng.randint(0, 0xff),
+                                  rng.randint(0, 0xff))
+
+
+def check_mac(mac):
+    """The MAC in lower-case colon form; VMConfigError if malformed, multicast or zero."""
+    text = str(mac or '').strip()
+    if not _MAC_RE.match(text):
+        raise VMConfigError('the MAC address %s is malformed; use six hex pairs separated by '
+                            'colons, such as %s' % (text or '(empty)', random_mac()))
+    text = text.replace('-', ':').lower()
+    first = int(text[:2], 16)
+    if first & 1:
+        raise VMConfigError('the MAC address %s is multicast; use a unicast address such as %s'
+                            % (text, random_mac()))
+    if text == '00:00:00:00:00:00':
+        raise VMConfigError('the MAC address %s is all zeros; use an address such as %s'
+                            % (text, random_mac()))
+    return text
+
+
+def _number(value, what):
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise VMConfigError('%s %r is not a whole number' % (what, value))
+    if n < 1:
+        raise VMConfigError('%s must be a positive number, not %d' % (what, n))
+    return n
+
+
+def check_memory(memory_mb, host_free_mb=None, minimum=MIN_MEMORY_MB):
+    """Returns a warning text (below the minimum: ask to confirm) or None.
+
+    Raises VMConfigError when the host has less free memory than asked for.
+    """
+    mb = _number(memory_mb, 'the memory size')
+    if host_free_mb is not None and mb > int(host_free_mb):
+        raise VMConfigError('%d MB of memory is more than the %d MB free on this host: give '
+                            'at most %d MB or free memory on the host'
+                            % (mb, int(host_free_mb), int(host_free_mb)))
+    if mb < minimum:
+        return ('%d MB of memory is below the minimum requirement of %d MB; the engine may '
+                'not run well' % (mb, minimum))
+    return None
+
+
+def check_vcpus(vcpus, host_cores=None, minimum=MIN_VCPUS):
+    """Returns a warning text (below the minimum) or None; VMConfigError above the host's cores."""
+    n = _number(vcpus, 'the number of vCPUs')
+    if host_cores is not None and n > int(host_cores):
+        raise VMConfigError('%d vCPUs are more than the %d CPU cores of this host: give at '
+                            'most %d' % (n, int(host_cores), int(host_cores)))
+    if n < minimum:
+        return ('%d vCPU%s below the minimum requirement of %d; the engine may be slow'
+                % (n, ' is' if n == 1 else 's are', minimum))
+    return None
+
+
+def check_disk_size(disk_gib, appliance_size_bytes=None, minimum_gib=DEFAULT_DISK_GIB):
+    """Check the VM disk size in GiB against the appliance's virtual size (bytes).
+
+    Raises VMConfigError if smaller than the appliance ("disk smaller than the
+    appliance: at least N GiB"); returns a warning text below minimum_gib, else None.
+    """
+    gib = _number(disk_gib, 'the disk size')
+    if appliance_size_bytes is not None and gib * GiB < int(appliance_size_bytes):
+        raise VMConfigError('disk smaller than the appliance: at least %d GiB'
+                            % int(math.ceil(int(appliance_size_bytes) / GiB)))
+    if gib < minimum_gib:
+        return ('a %d GiB disk is below the minimum requirement of %d GiB'
+                % (gib, minimum_gib))
+    return None
