@@ -397,7 +397,9 @@ class Appliance:
         volume_format: 'raw' or 'qcow2' (default: detected).
         tmpdir: where a gzip OVA's disk is extracted first (default /var/tmp);
           a plain tar is read in place.
-        progress(done_bytes, total_bytes, elapsed_seconds).
+        progress(done_bytes, total_bytes, elapsed_seconds): the conversion, in bytes of
+          the disk's virtual size; for a gzip OVA the extraction comes first, reported
+          in bytes of the archived disk file.
         """
         if not os.path.exists(volume_path):
             raise ApplianceError('the VM volume %s does not exist: create the VM disk first'
@@ -418,7 +420,7 @@ class Appliance:
                 source, src_fmt = self._source_spec(), None
                 info = self._info(source, None)
             else:
-                extracted = self.extract_disk(tmpdir or '/var/tmp')
+                extracted = self.extract_disk(tmpdir or '/var/tmp', progress=progress)
                 source, src_fmt = extracted, self.disk_format
                 info = self._info(source, src_fmt)
             virtual = int(info['virtual-size'])

@@ -63,6 +63,17 @@ def test_iso_volume_id_mode_and_files(iso):
     assert set(files) == {'meta-data', 'user-data', 'network-config'}
 
 
+def test_blkid_finds_the_label(iso):
+    """cloud-init's NoCloud source finds the seed by its file system label."""
+    blkid = shutil.which('blkid') or '/sbin/blkid'
+    if not os.path.exists(blkid):
+        pytest.skip('blkid (util-linux) is not installed')
+    p = subprocess.run([blkid, '-p', '-o', 'export', iso], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    fields = dict(line.split('=', 1) for line in p.stdout.splitlines() if '=' in line)
+    assert fields['LABEL'] == 'cidata' and fields['TYPE'] == 'iso9660'
+
+
 def test_meta_data(iso):
     meta = yaml.safe_load(_read(iso)[1]['meta-data'])
     assert meta == {'instance-id': '6f1a3c2e-0d4b-4b8e-9a51-2f7d9c0e1a11',
