@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -297,3 +298,48 @@ def test_not_enough_space_for_extraction(ova, tmp_path, monkeypatch):
     assert text.startswith('not enough free space in %s to extract the appliance disk: ' %
                            tmp_path)
     assert 'needed' in text
+
+
+# ------------------------------------------------------------------ a real guest
+
+def test_copied_appliance_boots(tmp_path):
+    """An OVA made from the lab guest's bootable disk (as qcow2), copied into a raw volume,
+    boots under QEMU from that volume and reports on the hosted-engine setup channel."""
+    from ovirt_hosted_engine_setup.lab import images
+    try:
+        img = images.guest_image()
+    except images.ImageMissing as e:
+        pytest.skip(str(e))
+    qemu = '/usr/bin/qemu-system-x86_64'
+    if not os.path.exists(qemu):
+        pytest.skip('qemu-system-x86 is not installed (scripts/bootstrap installs it)')
+    qcow = str(tmp_path / 'disk.qcow2')
+    _qemu_img('convert', '-f', 'raw', '-O', 'qcow2', img.disk, qcow)
+    ova, _ = appliance.build_ova(str(tmp_path / 'lab.ova'), qcow, vcpus=1, memory_mb=256)
+    app = Appliance.open(ova)
+    vol = _raw_volume(tmp_path / 'vol', 1 * GiB)
+    app.copy_to_volume(vol)
+    channel = tmp_path / 'channel'
+    console = tmp_path / 'console'
+    argv = [qemu, '-machine', 'pc,accel=tcg', '-m', '256', '-nodefaults', '-display', 'none',
+            '-no-user-config', '-serial', 'file:%s' % console,
+            '-drive', 'file=%s,format=raw,if=virtio,cache=none' % vol,
+            '-chardev', 'file,id=he,path=%s' % channel,
+            '-device', 'virtio-serial', '-device',
+            'virtserialport,chardev=he,name=org.ovirt.hosted-engine-setup.0']
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if channel.exists() and b'lab-guest: up' in channel.read_bytes():
+                break
+            if proc.poll() is not None:
+                raise AssertionError('qemu exited: %s' % proc.stderr.read().decode()[-500:])
+            time.sleep(0.5)
+        else:
+            tail = console.read_bytes()[-800:].decode('utf-8', 'replace') \
+                if console.exists() else ''
+            raise AssertionError('the guest did not report in 120 s; console: %s' % tail)
+    finally:
+        proc.kill()
+        proc.wait()
