@@ -141,6 +141,22 @@ def test_build_ova_helper(disk, tmp_path):
     assert app.ovf_xml == ovf
 
 
+def test_dot_slash_member_names(disk, tmp_path):
+    """An archive made with `tar -C dir -cf x.ova .` has ./-prefixed names."""
+    path = str(tmp_path / 'dot.ova')
+    with tarfile.open(path, 'w') as tar:
+        data = _ovf().encode()
+        info = tarfile.TarInfo('./master/vms/%s/%s.ovf' % (VM, VM))
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(disk, arcname='./images/%s/%s' % (IMG, VOL))
+    app = Appliance.open(path)
+    assert app.disk_member == './images/%s/%s' % (IMG, VOL)
+    vol = _raw_volume(tmp_path / 'vol', 1 * GiB)
+    app.copy_to_volume(vol)
+    assert _pattern_ok(vol)
+
+
 # ------------------------------------------------------------------ bad input
 
 def _one_line(exc):
