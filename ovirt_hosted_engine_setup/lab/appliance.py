@@ -26,7 +26,6 @@ Run as `python -m ovirt_hosted_engine_setup.lab.appliance [--force]`: a second r
 with the same inputs returns at once.
 """
 import glob
-import gzip
 import hashlib
 import json
 import os
@@ -38,7 +37,8 @@ import tempfile
 import uuid
 
 from ovirt_hosted_engine_setup.lab import guest_image, paths
-from ovirt_hosted_engine_setup.lab.guest_image import _Cpio, fetch_kernel, module_order
+from ovirt_hosted_engine_setup.lab.guest_image import (_Cpio, fetch_kernel, module_order,
+                                                       write_cpio_gz)
 
 OVA_NAME = 'ovirt-engine-appliance-lab.ova'
 STATE_DIR = '/var/lib/ovirt-engine-lab'
@@ -312,10 +312,7 @@ def write_initrd(root, out_path):
                 with open(full, 'rb') as f:
                     c.file(rel, f.read(), perm)
         # symlinks to directories are not descended into by os.walk
-    data = gzip.compress(c.finish(), compresslevel=6, mtime=0)
-    with open(out_path + '.tmp', 'wb') as f:
-        f.write(data)
-    os.rename(out_path + '.tmp', out_path)
+    write_cpio_gz(c, out_path)
 
 
 SYSLINUX_CFG = """\

@@ -269,7 +269,12 @@ def build_initrd(tree, version, out_path, default_ip=DEFAULT_IP):
             c.file('lib/modules/' + flat, f.read())
         names.append(flat)
     c.file('etc/modules-order', '\n'.join(names) + '\n')
-    data = gzip.compress(c.finish(), compresslevel=6, mtime=0)
+    write_cpio_gz(c, out_path)
+
+
+def write_cpio_gz(cpio, out_path):
+    """Write the finished cpio archive gzipped (reproducibly: mtime 0), atomically."""
+    data = gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
     with open(out_path + '.tmp', 'wb') as f:
         f.write(data)
     os.rename(out_path + '.tmp', out_path)
