@@ -14,6 +14,9 @@ class CoreEnv:
     DEPLOY_PROCEED = K('OVEHOSTED_CORE/deployProceed', answer_file=True)
     SCREEN_PROCEED = K('OVEHOSTED_CORE/screenProceed', answer_file=True)
     CONFIRM_SETTINGS = K('OVEHOSTED_CORE/confirmSettings', answer_file=True)
+    # warnings the user accepted (low memory, few vCPUs, small disk, replica 1...): a list of
+    # warning ids; an answer file that lists one accepts that warning without asking
+    ACCEPTED_WARNINGS = K('OVEHOSTED_CORE/acceptedWarnings', answer_file=True)
     USER_ANSWER_FILE = K('OVEHOSTED_CORE/userAnswerFile')
     ETC_ANSWER_FILE = K('OVEHOSTED_CORE/etcAnswerFile')
     ANSWER_FILE_DIR = K('OVEHOSTED_CORE/answerFileDir')
@@ -54,6 +57,12 @@ class EngineEnv:
     APP_HOST_NAME = K('OVEHOSTED_ENGINE/appHostName', preview='Host name for web application')
     ENGINE_SETUP_TIMEOUT = K('OVEHOSTED_ENGINE/engineSetupTimeout', validator=v.positive_int)
     INSECURE_SSL = K('OVEHOSTED_ENGINE/insecureSSL', answer_file=True)
+    # closeup results (not asked, not written)
+    CA_CERT = K('OVEHOSTED_ENGINE/caCert')              # the engine CA, PEM text
+    CA_FINGERPRINT = K('OVEHOSTED_ENGINE/caFingerprint')  # SHA-256, AA:BB:...
+    CA_SUBJECT = K('OVEHOSTED_ENGINE/caSubject')
+    HEALTH_TIMEOUT = K('OVEHOSTED_ENGINE/healthTimeout', validator=v.positive_int)   # seconds
+    HOST_UP_TIMEOUT = K('OVEHOSTED_ENGINE/hostUpTimeout', validator=v.positive_int)  # seconds
 
 
 class StorageEnv:
@@ -100,6 +109,10 @@ class StorageEnv:
                               validator=v.uuid)
     CONF_IMAGE_UUID = K('OVEHOSTED_STORAGE/confImageUUID', answer_file=True, validator=v.uuid)
     CONF_VOLUME_UUID = K('OVEHOSTED_STORAGE/confVolUUID', answer_file=True, validator=v.uuid)
+    IO_TIMEOUT = K('OVEHOSTED_STORAGE/sanlockIoTimeout', answer_file=True,
+                   validator=v.positive_int)
+    # the hosted-engine.conf storage values shared_storage.prepare_domain returned (misc)
+    DOMAIN_CONF = K('OVEHOSTED_STORAGE/domainConf')
 
 
 class VMEnv:
@@ -133,6 +146,12 @@ class VMEnv:
                         validator=v.one_of('yes', 'no', 'without-password'))
     ROOT_SSH_PUBKEY = K('OVEHOSTED_VM/rootSshPubkey', answer_file=True)
     CLOUDINIT_ROOTPWD = K('OVEHOSTED_VM/cloudinitRootPwd', secret=True)
+    # derived in misc (not asked, not written)
+    OVF_INFO = K('OVEHOSTED_VM/ovfInfo')          # dict: vcpus, memory_mb, disk_size (bytes)
+    SEED_ISO_PATH = K('OVEHOSTED_VM/seedISOPath')
+    DOMAIN_XML = K('OVEHOSTED_VM/domainXML')
+    VM_CONF = K('OVEHOSTED_VM/vmConf')            # dict, ha.heconf.make_vm_conf
+    CHANNEL_PATH = K('OVEHOSTED_VM/channelPath')  # unix socket of the setup channel
 
 
 class VDSMEnv:
@@ -140,6 +159,10 @@ class VDSMEnv:
                      validator=v.one_of('vnc', 'spice'))
     VM_PASSWD = K('OVEHOSTED_VDSM/passwd', secret=True)
     CPU = K('OVEHOSTED_VDSM/cpu', answer_file=True, preview='CPU Type')
+    # late_setup: api.client.Client of this host's agent, and its Host.getCapabilities
+    CLIENT = K('OVEHOSTED_VDSM/client')
+    CAPS = K('OVEHOSTED_VDSM/caps')
+    CONNECT_TIMEOUT = K('OVEHOSTED_VDSM/connectTimeout', validator=v.positive_int)
 
 
 class NotifEnv:
@@ -195,6 +218,23 @@ class Events:
     NOTIFICATIONS = 'ohosted.notifications.config'
     PREVIEW = 'ohosted.core.preview'
     ANSWER_FILES = 'ohosted.core.answerfiles'
+    # late_setup
+    VDSM_CONNECTED = 'ohosted.vdsm.connected'
+    # misc, in this order
+    BRIDGE_AVAILABLE = 'ohosted.network.bridge.available'
+    STORAGE_AVAILABLE = 'ohosted.storage.available'
+    IMAGE_AVAILABLE = 'ohosted.vm.image.available'
+    SEED_AVAILABLE = 'ohosted.vm.seed.available'
+    VM_CONF_AVAILABLE = 'ohosted.vm.conf.available'
+    # closeup, in this order
+    VM_STARTED = 'ohosted.vm.started'
+    ENGINE_SETUP_DONE = 'ohosted.engine.setup.done'
+    ENGINE_ALIVE = 'ohosted.engine.alive'
+    ENGINE_CA_AVAILABLE = 'ohosted.engine.ca.available'
+    HOST_ADDED = 'ohosted.engine.host.up'
+    HE_CONF_WRITTEN = 'ohosted.ha.conf.written'
+    VM_SHUTDOWN = 'ohosted.vm.shutdown'
+    HA_STARTED = 'ohosted.ha.started'
 
 
 # Customization sections in the order they are asked: (title, start event, end event).
