@@ -1,16 +1,6 @@
-"""The `hosted-engine` command line: verbs, options, unattended runs and bad input."""
+"""The `hosted-engine` command line: verbs, options and bad input found before the deploy
+touches the host (full deploys run in the lab: tests/lab/test_deploy_*.py)."""
 import os
-
-UNATTENDED = '''[environment:default]
-OVEHOSTED_CORE/deployProceed=bool:True
-OVEHOSTED_CORE/confirmSettings=bool:True
-OVEHOSTED_ENGINE/adminPassword=str:File-Pa55word
-OVEHOSTED_NOTIF/smtpServer=str:localhost
-OVEHOSTED_NOTIF/smtpPort=int:25
-OVEHOSTED_NOTIF/sourceEmail=str:root@localhost
-OVEHOSTED_NOTIF/destEmail=str:root@localhost
-'''
-
 
 def one_error_line(result):
     lines = [line for line in (result.stdout + result.stderr).splitlines()
@@ -35,47 +25,6 @@ def test_no_verb_and_bad_verb(prefix):
     assert r.returncode == 1 and 'unknown command --frobnicate' in r.stderr
 
 
-def test_unattended_deploy_from_answer_file(prefix, tmp_path):
-    conf = tmp_path / 'answers.conf'
-    conf.write_text(UNATTENDED)
-    r = prefix.run('--deploy', '--config-append=%s' % conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert '(Yes, No)' not in r.stdout and ']: ' not in r.stdout
-    assert 'Hosted Engine successfully set up' in r.stdout
-    for path in prefix.all_files():
-        assert 'File-Pa55word' not in open(path).read(), path
-
-
-def test_written_answer_file_replays_unattended(prefix, tmp_path):
-    conf = tmp_path / 'answers.conf'
-    conf.write_text(UNATTENDED)
-    assert prefix.run('--deploy', '--config-append=%s' % conf).returncode == 0
-    written = prefix.path('/etc/ovirt-hosted-engine/answers.conf')
-    secrets = tmp_path / 'secrets.conf'
-    secrets.write_text('[environment:default]\nOVEHOSTED_ENGINE/adminPassword=str:x-Pa55\n')
-    r = prefix.run('--deploy', '--config-append=%s' % written,
-                   '--config-append=%s' % secrets)
-    assert r.returncode == 0, r.stdout
-    assert ']: ' not in r.stdout
-
-
-def test_password_on_command_line_appears_nowhere(prefix, tmp_path):
-    conf = tmp_path / 'answers.conf'
-    conf.write_text(UNATTENDED.replace('File-Pa55word', 'ignored'))
-    r = prefix.run('--deploy', '--config-append=%s' % conf,
-                   '--generate-answer=%s' % (tmp_path / 'gen.conf'),
-                   '--otopi-environment=OVEHOSTED_ENGINE/adminPassword=str:CmdLine-Pa55')
-    assert r.returncode == 0, r.stdout
-    files = prefix.all_files() + [str(tmp_path / 'gen.conf')]
-    assert any(f.endswith('.log') for f in files)
-    for path in files:
-        text = open(path).read()
-        assert 'CmdLine-Pa55' not in text, path
-    log = prefix.logs()[0]
-    assert "OVEHOSTED_ENGINE/adminPassword=str:'**FILTERED**'" in open(log).read()
-    assert 'CmdLine-Pa55' not in r.stdout
-
-
 def test_unknown_deploy_option(prefix):
     r = prefix.run('--deploy', '--no-such-option')
     assert r.returncode == 1
@@ -88,17 +37,6 @@ def test_restore_from_missing_file(prefix, tmp_path):
     assert r.returncode == 1
     assert 'none.tar does not exist' in one_error_line(r)
     assert prefix.all_files() == []
-
-
-def test_restore_from_file_is_stored_as_realpath(prefix, tmp_path):
-    backup = tmp_path / 'backup.tar'
-    backup.write_text('x')
-    os.symlink(backup, tmp_path / 'link.tar')
-    conf = tmp_path / 'answers.conf'
-    conf.write_text(UNATTENDED)
-    r = prefix.run('--deploy', '--restore-from-file=%s' % (tmp_path / 'link.tar'),
-                   '--config-append=%s' % conf)
-    assert 'Restore from backup file           : %s' % backup in r.stdout
 
 
 def test_malformed_environment_assignment(prefix):
@@ -135,9 +73,20 @@ def test_check_deployed(prefix):
     assert prefix.run('--check-deployed').returncode == 0
 
 
-def test_example_lab_answer_file_runs_unattended(prefix):
-    example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), 'examples', 'lab-answers.conf')
-    r = prefix.run('--deploy', '--config-append=%s' % example)
-    assert r.returncode == 0, r.stdout
-    assert ']: ' not in r.stdout
+def test_existing_deployment_is_refused_before_anything_changes(prefix, tmp_path):
+    conf = prefix.path('/etc/ovirt-hosted-engine/hosted-engine.conf')
+    os.makedirs(os.path.dirname(conf))
+    with open(conf, 'w') as f:
+        f.write('fqdn=engine.example.com\nvmid=0b4e9c3a-3f57-4bd8-a3e8-2f0c1a6c2d11\n')
+    answers = tmp_path / 'a.conf'
+    answers.write_text('[environment:default]\nOVEHOSTED_CORE/deployProceed=bool:True\n'
+                       'OVEHOSTED_CORE/skipTTYCheck=bool:True\n')
+    before = prefix.all_files()
+    r = prefix.run('--deploy', '--config-append=%s' % answers)
+    assert r.returncode == 1
+    failed = [line for line in r.stdout.splitlines() if 'Failed to execute stage' in line]
+    assert len(failed) == 1 and 'Traceback' not in r.stdout + r.stderr, r.stdout
+    line = failed[0]
+    assert 'already a hosted-engine host' in line and 'ovirt-hosted-engine-cleanup' in line
+    after = [f for f in prefix.all_files() if not f.endswith('.log')]
+    assert after == before
