@@ -63,6 +63,9 @@ class EngineEnv:
     CA_SUBJECT = K('OVEHOSTED_ENGINE/caSubject')
     HEALTH_TIMEOUT = K('OVEHOSTED_ENGINE/healthTimeout', validator=v.positive_int)   # seconds
     HOST_UP_TIMEOUT = K('OVEHOSTED_ENGINE/hostUpTimeout', validator=v.positive_int)  # seconds
+    # closeup: the engine CA file (installed in the host agent's trusted CAs; the SDK's
+    # ca_file and hosted-engine.conf ca_cert)
+    CA_FILE = K('OVEHOSTED_ENGINE/caFile')
 
 
 class StorageEnv:
