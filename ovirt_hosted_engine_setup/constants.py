@@ -155,6 +155,11 @@ class VMEnv:
     DOMAIN_XML = K('OVEHOSTED_VM/domainXML')
     VM_CONF = K('OVEHOSTED_VM/vmConf')            # dict, ha.heconf.make_vm_conf
     CHANNEL_PATH = K('OVEHOSTED_VM/channelPath')  # unix socket of the setup channel
+    # the engine VM's network by cloud-init: dhcp, or static (cloudinitVMStaticCIDR)
+    CLOUDINIT_VM_NETWORK = K('OVEHOSTED_VM/cloudinitVMNetwork', answer_file=True,
+                             preview='Engine VM network', validator=v.one_of('dhcp', 'static'))
+    # the seed ISO given by the user when cloudInitISO=existing
+    CDROM = K('OVEHOSTED_VM/vmCDRom', answer_file=True, preview='Existing cloud-init ISO')
 
 
 class VDSMEnv:

@@ -303,3 +303,200 @@ def check_disk_size(disk_gib, appliance_size_bytes=None, minimum_gib=DEFAULT_DIS
         return ('a %d GiB disk is below the minimum requirement of %d GiB'
                 % (gib, minimum_gib))
     return None
+
+
+# ---------------------------------------------------------------- the host's view
+
+# oVirt's cluster CPU types, oldest first: (name, description, vendor, CPU flags a host
+# needs to offer the model). The name without "model_" is the libvirt/QEMU model.
+CPU_MODELS = (
+    ('model_Conroe', 'Intel Conroe Family', 'intel', ('sse2', 'ssse3')),
+    ('model_Penryn', 'Intel Penryn Family', 'intel', ('sse2', 'ssse3', 'sse4_1')),
+    ('model_Nehalem', 'Intel Nehalem Family', 'intel',
+     ('sse2', 'ssse3', 'sse4_1', 'sse4_2', 'popcnt')),
+    ('model_Westmere', 'Intel Westmere Family', 'intel',
+     ('sse2', 'ssse3', 'sse4_1', 'sse4_2', 'popcnt', 'aes', 'pclmulqdq')),
+    ('model_SandyBridge', 'Intel SandyBridge Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave')),
+    ('model_IvyBridge', 'Intel IvyBridge Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand',
+      'fsgsbase')),
+    ('model_Haswell-noTSX', 'Intel Haswell-noTSX Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand', 'fsgsbase',
+      'avx2', 'bmi1', 'bmi2', 'fma', 'movbe')),
+    ('model_Broadwell-noTSX', 'Intel Broadwell-noTSX Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand', 'fsgsbase',
+      'avx2', 'bmi1', 'bmi2', 'fma', 'movbe', 'adx', 'rdseed', 'smap')),
+    ('model_Skylake-Client', 'Intel Skylake Client Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand', 'fsgsbase',
+      'avx2', 'bmi1', 'bmi2', 'fma', 'movbe', 'adx', 'rdseed', 'smap', 'xsavec',
+      'clflushopt')),
+    ('model_Skylake-Server', 'Intel Skylake Server Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand', 'fsgsbase',
+      'avx2', 'bmi1', 'bmi2', 'fma', 'movbe', 'adx', 'rdseed', 'smap', 'xsavec',
+      'clflushopt', 'avx512f', 'avx512dq', 'avx512cd', 'avx512bw', 'avx512vl', 'clwb')),
+    ('model_Cascadelake-Server', 'Intel Cascadelake Server Family', 'intel',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'f16c', 'rdrand', 'fsgsbase',
+      'avx2', 'bmi1', 'bmi2', 'fma', 'movbe', 'adx', 'rdseed', 'smap', 'xsavec',
+      'clflushopt', 'avx512f', 'avx512dq', 'avx512cd', 'avx512bw', 'avx512vl', 'clwb',
+      'avx512_vnni')),
+    ('model_Opteron_G4', 'AMD Opteron G4', 'amd',
+     ('sse4_1', 'sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'sse4a')),
+    ('model_Opteron_G5', 'AMD Opteron G5', 'amd',
+     ('sse4_1', 'sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'sse4a', 'fma',
+      'f16c', 'tbm')),
+    ('model_EPYC', 'AMD EPYC', 'amd',
+     ('sse4_2', 'popcnt', 'aes', 'pclmulqdq', 'avx', 'xsave', 'avx2', 'bmi1', 'bmi2', 'fma',
+      'movbe', 'adx', 'rdseed', 'smap', 'sha_ni', 'xsavec')),
+)
+CPU_DESCRIPTIONS = {name: desc for name, desc, _v, _f in CPU_MODELS}
+# What QEMU's TCG emulates on any host (QEMU 7 and later): the models up to Westmere.
+TCG_FLAGS = frozenset(('sse2', 'ssse3', 'sse4_1', 'sse4_2', 'popcnt', 'aes', 'pclmulqdq'))
+
+
+def _flags(caps):
+    return {f.strip() for f in str((caps or {}).get('cpuFlags') or '').split(',') if f.strip()}
+
+
+def kvm_usable(caps):
+    """True when the engine VM can run under KVM: the host agent reports KVM enabled and
+    the CPU offers hardware virtualization (vmx or svm). Otherwise the VM runs under TCG
+    (domain type qemu), as in the lab, where /dev/kvm exists but the CPU shows neither."""
+    caps = caps or {}
+    enabled = str(caps.get('kvmEnabled', '')).lower() in ('true', '1', 'yes')
+    return enabled and bool(_flags(caps) & {'vmx', 'svm'})
+
+
+def host_vendor(caps):
+    text = ' '.join(str((caps or {}).get(k) or '') for k in ('cpuModel', 'cpuVendor')).lower()
+    if 'intel' in text or 'genuineintel' in text:
+        return 'intel'
+    if 'amd' in text or 'authenticamd' in text:
+        return 'amd'
+    return None
+
+
+def supported_cpu_models(caps):
+    """[(name, description)] of the CPU types this host can give the engine VM, newest first.
+
+    VDSM lists them as model_* entries of cpuFlags; otherwise a model is supported when the
+    host's CPU flags include the model's (under KVM, of the host's vendor), or, under TCG,
+    when QEMU emulates it.
+    """
+    flags = _flags(caps)
+    listed = [f for f in flags if f.startswith('model_')]
+    if listed:
+        order = {name: i for i, (name, _d, _v, _f) in enumerate(CPU_MODELS)}
+        listed.sort(key=lambda n: (order.get(n, -1), n), reverse=True)
+        return [(n, CPU_DESCRIPTIONS.get(n, n[len('model_'):])) for n in listed]
+    if kvm_usable(caps):
+        vendor = host_vendor(caps)
+        out = [(n, d) for n, d, v, need in CPU_MODELS
+               if (vendor is None or v == vendor) and set(need) <= flags]
+    else:
+        out = [(n, d) for n, d, _v, need in CPU_MODELS if set(need) <= TCG_FLAGS]
+    return list(reversed(out))
+
+
+def check_cpu_model(model, supported):
+    """The model if it is one of supported [(name, description)]; else VMConfigError."""
+    names = [n for n, _d in supported]
+    text = str(model or '').strip()
+    if text in names:
+        return text
+    if not text.startswith('model_') and 'model_' + text in names:
+        return 'model_' + text
+    raise VMConfigError('the CPU type %s is not supported by this host; use one of: %s'
+                        % (text or '(empty)', ', '.join(names) or '(none found)'))
+
+
+def host_cores(caps):
+    """CPU cores of the host (cpuCores, else cpuCores x cpuSockets as VDSM counts per
+    socket, else os.cpu_count())."""
+    import os
+    caps = caps or {}
+    try:
+        cores = int(caps.get('cpuCores') or 0)
+    except (TypeError, ValueError):
+        cores = 0
+    try:
+        threads = int(caps.get('cpuThreads') or 0)
+    except (TypeError, ValueError):
+        threads = 0
+    return max(cores, threads) or os.cpu_count() or 1
+
+
+def local_addresses(caps=None):
+    """IP addresses of this host: the host agent's view (nics, bridges, vlans, networks)
+    and the kernel's (ip -j addr), loopback included."""
+    import ipaddress
+    import json
+    import subprocess
+    out = set()
+
+    def add(text):
+        try:
+            out.add(str(ipaddress.ip_interface(str(text).strip()).ip))
+        except ValueError:
+            pass
+    for group in ('nics', 'bridges', 'vlans', 'networks', 'bondings'):
+        for info in ((caps or {}).get(group) or {}).values():
+            if not isinstance(info, dict):
+                continue
+            if info.get('addr'):
+                add(info['addr'])
+            for a in list(info.get('ipv4addrs') or []) + list(info.get('ipv6addrs') or []):
+                add(a)
+    try:
+        p = subprocess.run(['ip', '-j', 'addr', 'show'], capture_output=True, text=True,
+                           timeout=10)
+        for link in json.loads(p.stdout or '[]'):
+            for a in link.get('addr_info', []):
+                if a.get('local'):
+                    add(a['local'])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def resolve(name):
+    """The addresses name resolves to (the system resolver: /etc/hosts, DNS)."""
+    import socket
+    infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    return sorted({i[4][0] for i in infos})
+
+
+def check_engine_fqdn(fqdn, local_addrs, resolver=resolve):
+    """The engine VM's FQDN: syntax, not localhost, resolvable, not one of this host's
+    addresses. Returns the addresses it resolves to; VMConfigError otherwise."""
+    import ipaddress
+    import socket
+    text = str(fqdn or '').strip().rstrip('.')
+    if text.lower() == 'localhost' or text.lower().startswith('localhost.'):
+        raise VMConfigError('%s cannot be the engine FQDN: give the engine VM its own name, '
+                            'such as engine.example.com' % text)
+    labels = text.split('.')
+    if len(text) > 253 or len(labels) < 2 or not all(
+            re.match(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$', lb) for lb in labels):
+        raise VMConfigError('%r is not a valid fully qualified domain name: use letters, '
+                            'digits and "-" in dot-separated labels, such as '
+                            'engine.example.com' % text)
+    if labels[-1].isdigit():
+        raise VMConfigError('%s is an IP address: give the engine VM a fully qualified '
+                            'domain name' % text)
+    try:
+        addrs = resolver(text)
+    except (socket.gaierror, socket.herror, UnicodeError, OSError) as e:
+        raise VMConfigError('the engine FQDN %s does not resolve (%s): add it to DNS or to '
+                            '/etc/hosts on this host' % (text, getattr(e, 'strerror', None)
+                                                         or e))
+    if not addrs:
+        raise VMConfigError('the engine FQDN %s does not resolve: add it to DNS or to '
+                            '/etc/hosts on this host' % text)
+    local = set(local_addrs or ())
+    for a in addrs:
+        if a in local or ipaddress.ip_address(a).is_loopback:
+            raise VMConfigError('the engine FQDN %s resolves to %s, an address of this host: '
+                                'the engine VM needs a name and address of its own'
+                                % (text, a))
+    return addrs
