@@ -161,7 +161,8 @@ def subject(pem):
 # ---------------------------------------------------------------- engine-setup channel
 
 def stream_setup_channel(path, on_line, limit, reporter=None, alive=None,
-                         connect_limit=120, clock=time.monotonic):
+                         connect_limit=120, clock=time.monotonic, finished=None,
+                         finished_after=60):
     """Read the lines engine-setup writes on the VM's setup channel (the host side: the
     unix socket ``path`` libvirt binds) and give each to ``on_line(text)`` until the
     SUCCESS line (returns) or the FAIL line (raises EngineSetupFailed).
@@ -170,6 +171,9 @@ def stream_setup_channel(path, on_line, limit, reporter=None, alive=None,
     closes or cannot be connected; a VM that stopped ends the wait with an EngineError.
     limit: seconds for the whole engine-setup; while the VM is silent, reporter (a
     progress.Reporter) shows how long it has been waiting.
+    finished: callable -> (bool, detail), asked at most every ``finished_after`` seconds
+    of silence: true when the engine shows it is set up although no verdict line came (the
+    output was written while nobody listened); returns False then.
     """
     what = 'engine-setup in the engine VM to report over %s' % os.path.basename(path)
     t0 = clock()
@@ -177,6 +181,7 @@ def stream_setup_channel(path, on_line, limit, reporter=None, alive=None,
     sock = None
     buf = b''
     lines = 0
+    asked = [t0]
 
     def check_alive():
         if alive is None:
@@ -214,9 +219,17 @@ def stream_setup_channel(path, on_line, limit, reporter=None, alive=None,
             try:
                 data = sock.recv(65536)
             except socket.timeout:
+                now = clock()
                 if reporter:
-                    reporter(what, clock() - t0, limit,
-                             'last output %d s ago' % (clock() - last_line))
+                    reporter(what, now - t0, limit, 'last output %d s ago' % (now - last_line))
+                if finished is not None and now - max(last_line, asked[0]) >= finished_after:
+                    asked[0] = now
+                    done, detail = finished()
+                    if done:
+                        log.warning('no verdict from engine-setup on the setup channel after '
+                                    '%d s of silence, but %s: going on', now - last_line,
+                                    detail)
+                        return False
                 continue
             except OSError as e:
                 log.debug('setup channel read failed: %s', e)

@@ -310,3 +310,19 @@ def test_channel_closed_by_a_stopped_vm(tmp_path):
                                         alive=lambda: (False, 'status Down, exit Crashed'))
     assert 'The engine VM stopped before engine-setup finished (status Down, exit ' \
         'Crashed)' in str(e.value)
+
+
+def test_channel_silent_but_engine_healthy_goes_on(tmp_path, engine):
+    # the verdict was written while nobody listened: the health page says the engine is up
+    path = str(tmp_path / 'ch.sock')
+    ch = Channel(path, [b'some output\n'], close=False)
+    got = []
+
+    def healthy():
+        ok, reply = engine_api.read_health(engine.http)
+        return ok, reply
+    t0 = time.monotonic()
+    assert engine_api.stream_setup_channel(path, got.append, 30, finished=healthy,
+                                           finished_after=1) is False
+    ch.stop.set()
+    assert got == ['some output'] and time.monotonic() - t0 < 10

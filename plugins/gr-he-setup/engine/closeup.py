@@ -94,9 +94,14 @@ class Plugin(PluginBase):
         limit = int(env[c.EngineEnv.ENGINE_SETUP_TIMEOUT])
         self.logger.info('Running engine-setup in the engine VM (its output follows; limit '
                          '%d s)', limit)
-        engine_api.stream_setup_channel(path, self._show, limit, self._reporter(),
-                                        alive=alive)
-        self.logger.info('engine-setup finished successfully in the engine VM')
+        base = engine_api.http_base(self._fqdn())
+
+        def healthy():
+            ok, reply = engine_api.read_health(base)
+            return ok, 'the engine health page answers %r' % reply
+        if engine_api.stream_setup_channel(path, self._show, limit, self._reporter(),
+                                           alive=alive, finished=healthy):
+            self.logger.info('engine-setup finished successfully in the engine VM')
 
     # -- health page -------------------------------------------------------------------
 
