@@ -30,13 +30,15 @@ setup(
     data_files=(
         tree('plugins', 'share/ovirt-hosted-engine-setup/plugins')
         + tree('templates', 'share/ovirt-hosted-engine-setup/templates')
-        + [('share/man/man8', ['man/hosted-engine.8', 'man/ovirt-hosted-engine-setup.8'])]
+        + [('share/man/man8', ['man/hosted-engine.8', 'man/ovirt-hosted-engine-setup.8',
+                               'man/ovirt-hosted-engine-cleanup.8'])]
     ),
     entry_points={
         'console_scripts': [
             # bin/hosted-engine runs the same from a checkout without installing
             'hosted-engine = ovirt_hosted_engine_setup.cli:main',
             'ovirt-hosted-engine-setup = ovirt_hosted_engine_setup.cli:setup_main',
+            'ovirt-hosted-engine-cleanup = ovirt_hosted_engine_setup.cleanup:main',
             'ovirt-hosted-engine-hostd = ovirt_hosted_engine_setup.hostd.daemon:main',
             'ovirt-hosted-engine-rpc = ovirt_hosted_engine_setup.api.rpc_cli:main',
             'hosted-engine-lab = ovirt_hosted_engine_setup.lab.cli:main',

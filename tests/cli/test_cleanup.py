@@ -1,0 +1,452 @@
+"""ovirt-hosted-engine-cleanup, run as the real command with its files relocated
+(OVIRT_HOSTED_ENGINE_PREFIX).
+
+- Without a host agent: the confirmation (end of input, no, an unclear answer), the
+  files removed and the ones kept, the steps that need the host agent skipped with exit
+  status 1, a second run.
+- With a real stack (a sanlock daemon, ovirt-hosted-engine-hostd on loopback with
+  libvirtd, the storage domain made by shared_storage.prepare_domain on a directory,
+  ovirt-ha-broker holding its host id in the hosted-engine lockspace, ovirt-ha-agent, a
+  HostedEngine VM): aborting changes nothing; -q stops the daemons, destroys the VM, leaves
+  the lockspaces, disconnects the storage and removes the files; a second run exits 0;
+  --remove-storage without hosted-engine.conf finds the domain through the host agent and
+  deletes it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ovirt_hosted_engine_setup import cleanup
+from ovirt_hosted_engine_setup.ha import heconf
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMMAND = os.path.join(TOP, 'bin', 'ovirt-hosted-engine-cleanup')
+VM_ID = '6f1e0c5a-2b1d-4c8e-9a57-3d0f4b2e1c11'
+
+
+def run(env, *args, stdin=''):
+    return subprocess.run([sys.executable, COMMAND] + list(args), input=stdin,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def make_iso(path, volume_id):
+    import pycdlib
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, vol_ident=volume_id, rock_ridge='1.09')
+    data = b'instance-id: test\n'
+    import io
+    iso.add_fp(io.BytesIO(data), len(data), '/METADATA.;1', rr_name='meta-data')
+    iso.write(path)
+    iso.close()
+
+
+class Files:
+    """What a deploy leaves on a host, under a prefix (tests/cli/conftest.py Prefix)."""
+
+    def __init__(self, prefix, hostd_root, conf):
+        self.prefix = prefix
+        p = prefix.path
+        self.conf_path = p('/etc/ovirt-hosted-engine/hosted-engine.conf')
+        self.generated = [
+            self.conf_path,
+            p('/etc/ovirt-hosted-engine/vm.conf'),
+            p('/etc/ovirt-hosted-engine/answers.conf'),
+            p('/etc/ovirt-hosted-engine-ha/broker.conf'),
+            p('/run/ovirt-hosted-engine-ha/vm.conf'),
+            p('/var/lib/ovirt-hosted-engine-ha/ha.conf'),
+            os.path.join(hostd_root, 'pki', 'trusted-cas', 'engine-engine.lab.test.pem'),
+            p('/var/lib/ovirt-hosted-engine-setup/seed/seed.iso'),
+        ]
+        self.kept = [
+            p('/var/lib/ovirt-hosted-engine-setup/answers/answers-20260101000000.conf'),
+            p('/etc/ovirt-hosted-engine-ha/agent.conf'),
+            p('/var/lib/ovirt-hosted-engine-setup/other.iso'),
+            os.path.join(hostd_root, 'pki', 'trusted-cas', 'lab-ca.pem'),
+        ]
+        for path in self.generated + self.kept:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if path.endswith('.iso'):
+                make_iso(path, 'cidata' if 'seed' in path else 'OTHER')
+            else:
+                with open(path, 'w') as f:
+                    f.write('x=1\n')
+        with open(self.conf_path, 'w') as f:
+            f.write(heconf.render(conf))
+        with open(self.generated[1], 'w') as f:
+            f.write('vmId=%s\nvmName=HostedEngine\n' % conf['vmid'])
+
+    def existing(self):
+        return [p for p in self.generated + self.kept if os.path.exists(p)]
+
+
+def step_lines(result):
+    return [line for line in (result.stdout + result.stderr).splitlines()
+            if line.startswith('[ ')]
+
+
+# -- without a host agent ------------------------------------------------------------
+
+@pytest.fixture
+def offline(prefix, tmp_path):
+    hostd_root = str(tmp_path / 'hostd')
+    conf = {'vmid': VM_ID, 'sdUUID': '0b5c8f3e-7a4d-4f0e-8c61-2d9e5a7b3f40',
+            'storage': str(tmp_path / 'storage'), 'domainType': 'localfs', 'host_id': '1',
+            'connectionUUID': 'e3a1f7c2-5b8d-4e6a-9f03-1c2d4b6a8e57'}
+    files = Files(prefix, hostd_root, conf)
+    env = dict(prefix.env, OVIRT_HOSTED_ENGINE_HOSTD_PORT='1',
+               OVIRT_HOSTED_ENGINE_HOSTD_ROOT=hostd_root,
+               SANLOCK_RUN_DIR=str(tmp_path / 'no-sanlock'))
+    return files, env
+
+
+@pytest.mark.parametrize('stdin', ['', 'n\n', '\n', 'no\n'])
+def test_not_confirmed_changes_nothing(offline, stdin):
+    files, env = offline
+    before = files.existing()
+    r = run(env, stdin=stdin)
+    assert r.returncode == 1
+    assert 'Are you sure you want to continue? [y/N]' in r.stdout
+    # the warning lists what is going to be removed
+    for path in files.generated:
+        assert '      %s\n' % path in r.stdout, path
+    for path in files.kept:
+        assert path not in r.stdout
+    assert 'does not answer on localhost:1' in r.stdout
+    assert r.stderr.strip().splitlines() == [
+        '[ ERROR ] Aborted: nothing was changed (run ovirt-hosted-engine-cleanup -q to clean '
+        'up without questions)']
+    assert files.existing() == before
+
+
+def test_unclear_answer_is_asked_again(offline):
+    files, env = offline
+    r = run(env, stdin='maybe\ny\n')
+    assert r.stdout.count('Are you sure you want to continue?') == 2
+    assert 'Please answer y or n.' in r.stdout
+    assert 'Configuration files: 8 removed' in r.stdout
+    assert files.existing() == files.kept
+
+
+def test_host_agent_down_skips_its_steps_and_removes_files(offline):
+    files, env = offline
+    r = run(env, '-q')
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'Are you sure' not in r.stdout
+    lines = step_lines(r)
+    assert lines[0] == '[ INFO  ] 1/5 HA services: ovirt-ha-agent and ovirt-ha-broker are not ' \
+                       'running'
+    for n, title in ((2, 'Engine VM'), (3, 'Sanlock and storage monitoring'),
+                     (4, 'Storage connection')):
+        line = [x for x in lines if ' %d/5 %s: ' % (n, title) in x]
+        assert len(line) == 1 and line[0].startswith('[ WARN  ]'), lines
+        assert 'skipped' in line[0] and 'does not answer on localhost:1' in line[0]
+        assert line[0].endswith('start it and run ovirt-hosted-engine-cleanup again')
+    assert '[ INFO  ] 5/5 Configuration files: 8 removed' in lines
+    for path in files.generated:
+        assert '            - %s\n' % path in r.stdout
+    assert files.existing() == files.kept
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('[ ERROR ] Hosted engine cleanup incomplete (skipped: Engine VM, '
+                           'Sanlock and storage monitoring, Storage connection)')
+    assert 'Traceback' not in r.stdout + r.stderr
+    log = last.rpartition('log: ')[2]
+    assert log.startswith(files.prefix.path('/var/log/ovirt-hosted-engine-setup/'))
+    assert os.path.isfile(log)
+    # again: nothing left to remove, the same steps skipped
+    r = run(env, '-q')
+    assert r.returncode == 1
+    assert '[ INFO  ] 5/5 Configuration files: nothing to remove' in step_lines(r)
+
+
+def test_bad_option_is_one_line(offline):
+    _, env = offline
+    r = run(env, '--remove-everything')
+    assert r.returncode == 1
+    assert r.stdout == ''
+    assert r.stderr.strip().splitlines() == [
+        'ovirt-hosted-engine-cleanup: unrecognized arguments: --remove-everything; see '
+        'ovirt-hosted-engine-cleanup --help']
+
+
+def test_help_names_the_options(offline):
+    _, env = offline
+    r = run(env, '--help')
+    assert r.returncode == 0
+    assert '-q' in r.stdout and '--remove-storage' in r.stdout
+
+
+def test_sanlock_status_parsing():
+    text = ('daemon 7d0c-host\np -1 helper\n'
+            's hosted-engine:2:/rhev/data-center/mnt/a\\:b/sd/images/i/v:0\n'
+            's 0b5c8f3e:2:/rhev/data-center/mnt/x/0b5c8f3e/dom_md/ids:0 ADD\n'
+            'r 0b5c8f3e:vol:/path.lease:0:1 p 42\n')
+    assert cleanup.lockspaces_of_status(text) == [
+        (2, '/rhev/data-center/mnt/a:b/sd/images/i/v', 0,
+         'hosted-engine:2:/rhev/data-center/mnt/a\\:b/sd/images/i/v:0')]
+
+
+def test_seed_iso_recognised_by_volume_id(tmp_path):
+    make_iso(str(tmp_path / 'a.iso'), 'cidata')
+    make_iso(str(tmp_path / 'b.iso'), 'CIDATA2')
+    (tmp_path / 'c.iso').write_bytes(b'\0' * 40000)
+    assert cleanup.is_seed_iso(str(tmp_path / 'a.iso'))
+    assert not cleanup.is_seed_iso(str(tmp_path / 'b.iso'))
+    assert not cleanup.is_seed_iso(str(tmp_path / 'c.iso'))
+
+
+# -- with a real host agent, sanlock, libvirtd and the HA daemons -----------------------
+
+IO_TIMEOUT = 1
+PREPARE = r'''
+import json, sys
+from ovirt_hosted_engine_setup.api.client import Client
+from ovirt_hosted_engine_setup.ha import shared_storage
+with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
+    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
+print(json.dumps(conf))
+'''
+VM_XML = """<domain type='qemu'><name>HostedEngine</name><uuid>%s</uuid>
+<memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>"""
+
+
+def wait_until(what, predicate, timeout=60, interval=0.3):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, 'not within %d s: %s' % (timeout, what)
+        time.sleep(interval)
+
+
+class Stack:
+    def __init__(self, base):
+        from .conftest import Prefix
+        self.base = base
+        self.prefix = Prefix(os.path.join(base, 'root'))
+        self.procs = {}
+        self.sanlock = self.hostd = self.libvirt = None
+
+    def env(self):
+        return dict(self.prefix.env, SANLOCK_RUN_DIR=self.sanlock.run_dir,
+                    OVIRT_HOSTED_ENGINE_HOSTD_PORT=str(self.hostd.port),
+                    OVIRT_HOSTED_ENGINE_HOSTD_ROOT=self.hostd.root)
+
+    def run(self, *args, stdin=''):
+        return run(self.env(), *args, stdin=stdin)
+
+    def daemon(self, name, cmd):
+        err = open(os.path.join(self.base, name + '.stderr'), 'wb')
+        self.procs[name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
+                                            stderr=err, cwd=TOP, env=self.env(),
+                                            start_new_session=True)
+
+    def stop_daemons(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+    def call(self, method, **params):
+        with self.hostd.client() as c:
+            return c.call(method, **params)
+
+    def sanlock_status(self):
+        return subprocess.run(['sanlock', 'client', 'status'], capture_output=True, text=True,
+                              env=self.env(), timeout=30).stdout
+
+    def broker_status(self):
+        from ovirt_hosted_engine_setup.ha.broker_client import BrokerClient, BrokerUnavailable
+        try:
+            with BrokerClient(self.prefix.path('/run/ovirt-hosted-engine-ha/broker.socket'),
+                              timeout=5) as b:
+                return b.call('status')
+        except BrokerUnavailable:
+            return None
+
+    def vm_ids(self):
+        return [v['vmId'] for v in self.call('Host.getAllVmStats')]
+
+
+@pytest.fixture(scope='module')
+def stack():
+    import shutil
+    import tempfile
+    if os.geteuid() != 0:
+        pytest.skip('needs root (sanlock, the host agent, libvirtd)')
+    if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
+        pytest.skip('libvirtd and qemu-system-x86 are needed')
+    from api.hostd_proc import Hostd, python
+    from hostd.daemons import LibvirtHost, SanlockDaemon
+    base = tempfile.mkdtemp(prefix='he-cleanup-', dir='/var/tmp')
+    s = Stack(base)
+    try:
+        s.sanlock = SanlockDaemon(os.path.join(base, 'sanlock'), 'cleanup-host').start()
+        s.libvirt = LibvirtHost(os.path.join(base, 'libvirt'), s.sanlock.run_dir).start()
+        s.hostd = Hostd(os.path.join(base, 'hostd'), extra=[
+            '--sanlock-run-dir', s.sanlock.run_dir, '--sanlock-io-timeout', str(IO_TIMEOUT),
+            '--monitor-interval', '0.5', '--libvirt-uri', s.libvirt.uri,
+            '--data-center-dir', s.prefix.path('/rhev/data-center'),
+            '--ha-conf', s.prefix.path('/var/lib/ovirt-hosted-engine-ha/ha.conf')])
+        os.makedirs(s.hostd.base)
+        s.hostd.start()
+        s.storage = os.path.join(base, 'storage')
+        os.makedirs(s.storage)
+        spec = {'storage': s.storage, 'domain_type': 'localfs', 'vm_disk_size': 8 << 20,
+                'host_id': 1, 'io_timeout': IO_TIMEOUT}
+        p = subprocess.run([python(), '-c', PREPARE, str(s.hostd.port), s.hostd.root,
+                            json.dumps(spec)], capture_output=True, text=True, timeout=240,
+                           cwd=TOP, env=s.env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr[-3000:]
+        conf = json.loads(p.stdout.strip().splitlines()[-1])
+        conf.update(vmid=VM_ID, fqdn='127.0.0.1:1', vdsm_use_ssl='true',
+                    conf=s.prefix.path('/run/ovirt-hosted-engine-ha/vm.conf'))
+        s.conf = conf
+        s.files = Files(s.prefix, s.hostd.root, conf)
+        with open(conf['conf'], 'w') as f:
+            f.write(heconf.render_vm_conf(heconf.make_vm_conf(VM_ID, VM_XML % VM_ID, 64, 1)))
+        s.daemon('broker', [python(), '-m', 'ovirt_hosted_engine_setup.ha.broker.daemon',
+                            '--interval', '1', '--host-agent', '127.0.0.1:%d' % s.hostd.port,
+                            '--hostd-root', s.hostd.root])
+        wait_until('the broker holds host id 1', lambda: (s.broker_status() or {}).get(
+            'lockspace', {}).get('held'), 90)
+        # global maintenance: the agent leaves the VM to the test
+        r = subprocess.run([python(), os.path.join(TOP, 'bin', 'hosted-engine'),
+                            '--set-maintenance', '--mode=global'], capture_output=True,
+                           text=True, env=s.env(), timeout=60)
+        assert r.returncode == 0, r.stderr
+        s.daemon('agent', [python(), '-m', 'ovirt_hosted_engine_setup.ha.agent',
+                           '--interval', '1', '--host-agent', '127.0.0.1:%d' % s.hostd.port,
+                           '--hostd-root', s.hostd.root,
+                           '--data-center-dir', s.prefix.path('/rhev/data-center')])
+        s.call('VM.create', vmID=VM_ID, vmParams={'vmId': VM_ID, 'xml': VM_XML % VM_ID,
+                                                  'launchPaused': 'true'})
+        wait_until('the VM paused', lambda: [v for v in s.call('Host.getAllVmStats')
+                                             if v['status'] == 'Paused'], 60)
+        yield s
+    finally:
+        s.stop_daemons()
+        if s.hostd is not None:
+            s.hostd.stop()
+        if s.libvirt is not None:
+            try:
+                import libvirt
+                c = libvirt.open(s.libvirt.uri)
+                for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                    d.destroy()
+                c.close()
+            except Exception:
+                pass
+            s.libvirt.stop()
+        if s.sanlock is not None:
+            s.sanlock.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_stack_declined_second_question_changes_nothing(stack):
+    r = stack.run('--remove-storage', stdin='y\nn\n')
+    assert r.returncode == 1
+    assert 'the engine VM HostedEngine (%s, Paused) is powered off' % VM_ID in r.stdout
+    assert 'THE STORAGE DOMAIN %s on %s IS DELETED' % (stack.conf['sdUUID'],
+                                                      stack.storage) in r.stdout
+    assert 'Delete the hosted-engine storage domain %s on %s? This cannot be undone. [y/N]' % (
+        stack.conf['sdUUID'], stack.storage) in r.stdout
+    assert 'Aborted: nothing was changed' in r.stderr
+    assert all(p.poll() is None for p in stack.procs.values())
+    assert stack.vm_ids() == [VM_ID]
+    assert len(stack.files.existing()) == len(stack.files.generated + stack.files.kept)
+
+
+def test_stack_cleanup(stack):
+    status = stack.sanlock_status()
+    held = cleanup.lockspaces_of_status(status)
+    assert [h[0] for h in held] == [1], status       # the broker's host id, parsed
+    assert stack.conf['sdUUID'] in status            # the VM lease lockspace (monitoring)
+    mount = os.path.join(stack.prefix.path('/rhev/data-center/mnt'),
+                         stack.storage.replace('_', '__').replace('/', '_'))
+    assert os.path.islink(mount)
+
+    r = stack.run('-q')
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = step_lines(r)
+    assert lines[0].startswith('[ INFO  ] 1/5 HA services: ovirt-ha-agent and ovirt-ha-broker '
+                               'stopped (ovirt-ha-agent (pid %d) stopped, ovirt-ha-broker (pid '
+                               '%d) stopped)' % (stack.procs['agent'].pid,
+                                                 stack.procs['broker'].pid)), lines
+    assert lines[1] == '[ INFO  ] 2/5 Engine VM: powered off and removed from this host: ' \
+                       'HostedEngine (%s, was Paused)' % VM_ID
+    # the broker may have left its lockspace itself when it stopped
+    monitoring = '[ INFO  ] 3/5 Sanlock and storage monitoring: storage domain %s no longer ' \
+                 'monitored; ' % stack.conf['sdUUID']
+    assert lines[2] in (monitoring + 'not in the hosted-engine lockspace',
+                        monitoring + 'left the hosted-engine lockspace (host id 1)'), lines
+    assert lines[3] == '[ INFO  ] 4/5 Storage connection: %s disconnected' % stack.storage
+    # 8, and the broker's socket when the broker left it behind
+    assert lines[4] in ('[ INFO  ] 5/5 Configuration files: 8 removed',
+                        '[ INFO  ] 5/5 Configuration files: 9 removed'), lines
+    assert lines[5].startswith('[ INFO  ] Hosted engine cleanup finished: this host can be '
+                               'deployed again')
+    assert r.stderr == ''
+
+    assert stack.procs['agent'].wait(5) is not None
+    assert stack.procs['broker'].wait(5) is not None
+    assert stack.vm_ids() == []
+    import libvirt
+    conn = libvirt.open(stack.libvirt.uri)
+    assert conn.listAllDomains() == []
+    conn.close()
+    wait_until('sanlock without the lockspaces', lambda: stack.conf['sdUUID'] not in
+               stack.sanlock_status() and 'hosted-engine' not in stack.sanlock_status(), 30)
+    assert stack.call('Host.getStorageRepoStats') == {}
+    assert not os.path.lexists(mount)
+    assert stack.files.existing() == stack.files.kept
+    assert not os.path.exists(stack.prefix.path('/run/ovirt-hosted-engine-ha/broker.socket'))
+    # the storage domain stays without --remove-storage
+    assert os.path.isdir(os.path.join(stack.storage, stack.conf['sdUUID']))
+
+    r = stack.run('-q')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert step_lines(r)[:5] == [
+        '[ INFO  ] 1/5 HA services: ovirt-ha-agent and ovirt-ha-broker are not running',
+        '[ INFO  ] 2/5 Engine VM: no engine VM on this host',
+        '[ INFO  ] 3/5 Sanlock and storage monitoring: no hosted-engine storage domain '
+        'monitored; not in the hosted-engine lockspace',
+        '[ INFO  ] 4/5 Storage connection: no hosted-engine storage connection known: nothing '
+        'to disconnect',
+        '[ INFO  ] 5/5 Configuration files: nothing to remove']
+
+
+def test_stack_remove_storage_without_conf(stack):
+    """A deploy that failed before writing hosted-engine.conf: the domain is found through
+    the host agent by its name and deleted."""
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    conf = stack.conf
+    res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
+                     domainType=4, connectionParams=[shared_storage.connection_params(
+                         conf, conf['connectionUUID'])])
+    assert res[0]['status'] == 0
+    stack.call('Host.startMonitoringDomain', sdUUID=conf['sdUUID'], hostID=1)
+    wait_until('host id acquired', lambda: stack.call('Host.getStorageRepoStats').get(
+        conf['sdUUID'], {}).get('acquired'), 60)
+    assert not os.path.exists(stack.files.conf_path)
+
+    r = stack.run('-q', '--remove-storage')
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = step_lines(r)
+    assert lines[2] == '[ INFO  ] 3/6 Sanlock and storage monitoring: storage domain %s no ' \
+                       'longer monitored; not in the hosted-engine lockspace' % conf['sdUUID']
+    assert lines[3] == '[ INFO  ] 4/6 Storage domain: %s on %s deleted' % (conf['sdUUID'],
+                                                                          stack.storage)
+    assert lines[4] == '[ INFO  ] 5/6 Storage connection: %s disconnected' % stack.storage
+    assert os.listdir(stack.storage) == []
+    assert stack.call('Host.getStorageRepoStats') == {}
+
+    r = stack.run('-q', '--remove-storage')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '[ INFO  ] 4/6 Storage domain: no hosted-engine storage domain found: nothing to ' \
+           'delete' in step_lines(r)
