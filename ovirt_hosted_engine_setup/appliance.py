@@ -148,7 +148,7 @@ class Appliance:
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
             raise ApplianceError('the appliance OVA %s is not a tar archive (plain or gzip) '
                                  'or is truncated (%s): give an oVirt engine appliance OVA'
-                                 % (path, str(e).splitlines()[0] if str(e) else
+                                 % (path, str(e).splitlines()[0].rstrip(': ') or
                                     type(e).__name__))
         return app
 
