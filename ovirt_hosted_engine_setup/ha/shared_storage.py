@@ -605,6 +605,51 @@ def disconnect(client, conf):
                            'HA services first, then retry' % '; '.join(problems))
 
 
+def destroy_domain(client, conf):
+    """Remove a storage domain prepare_domain created (rollback of a deploy that failed
+    later): tear the images down, stop monitoring the domain, remove it (its directory with
+    the volumes) and disconnect the storage server.
+
+    Every step is tried; StorageError lists the ones that failed and what to remove by hand.
+    """
+    sd = conf['sdUUID']
+    sp = conf.get('spUUID') or BLANK_UUID
+    problems = []
+    for name, img, vol in IMAGES:
+        if conf.get(img):
+            try:
+                client.call('Image.teardown', storagepoolID=sp, storagedomainID=sd,
+                            imageID=conf[img], volumeID=conf.get(vol))
+            except Exception as e:
+                log.warning('teardown of the %s image: %s', name, e)
+    try:
+        client.call('Host.stopMonitoringDomain', sdUUID=sd)
+    except Exception as e:
+        problems.append('stop monitoring: %s' % e)
+    removed = False
+    try:
+        client.call('StorageDomain.format', storagedomainID=sd, autoDetach=True)
+        removed = True
+    except Exception as e:
+        problems.append('remove storage domain %s: %s' % (sd, e))
+    try:
+        res = client.call('StoragePool.disconnectStorageServer', storagepoolID=BLANK_UUID,
+                          domainType=_domain_type(conf['domainType']),
+                          connectionParams=[connection_params(conf, conf['connectionUUID'])])
+        status = (res or [{}])[0]
+        if status.get('status') not in (0, None):
+            problems.append('disconnect: code %s %s' % (status.get('status'),
+                                                        status.get('message', '')))
+    except Exception as e:
+        problems.append('disconnect: %s' % e)
+    if problems:
+        where = (os.path.join(conf['storage'], sd) if conf.get('domainType') in
+                 ('localfs', 'posixfs') else 'directory %s of %s' % (sd, conf['storage']))
+        raise StorageError('removing the hosted-engine storage domain %s: %s; %s' % (
+            sd, '; '.join(problems),
+            'disconnect the storage by hand' if removed else 'remove %s by hand' % where))
+
+
 # ------------------------------------------------------------ configuration volume
 
 class ConfigVolume:

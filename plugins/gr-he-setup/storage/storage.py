@@ -1,0 +1,287 @@
+"""`--== STORAGE CONFIGURATION ==--`: storage type, connection, mount options, domain and
+data center names, VM disk size.
+
+The connection is tested through the host agent (StoragePool.connectStorageServer, as the
+domain will be connected in misc): it must mount, be writable, hold no storage domain yet
+and have room for the VM disk and the three small volumes; the test connection is
+disconnected again before the next question. Typed answers that fail a check are asked
+again; answer-file values fail the deploy with the same message.
+"""
+import os
+import uuid
+
+from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup import paths, storage_checks, validators
+from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event
+
+SECTION_START = c.Events.TITLE_S_STORAGE
+SECTION_END = c.Events.TITLE_E_STORAGE
+TYPE = 'ohosted.storage.type'
+CONNECTION = 'ohosted.storage.connection'
+CHECK = 'ohosted.storage.check'
+NAMES = 'ohosted.storage.names'
+IMAGE_SIZE = 'ohosted.storage.imagesize'
+
+SMALL_DISK_WARNING = 'small-disk'
+
+TYPE_NOTE = 'Please specify the storage you would like to use (%s)' % ', '.join(
+    storage_checks.SUPPORTED_TYPES)
+REMOTE_NOTE = 'Please specify the full shared storage connection path to use (example: host:/path)'
+LOCAL_NOTE = ('Please specify the full path of the directory shared by the hosts to use as '
+              'storage (example: /srv/hosted-engine)')
+MNT_NOTE = ('If needed, specify additional mount options for the connection to the '
+            'hosted-engine storage domain')
+NFS_NOTE = 'Please specify the nfs version you would like to use'
+ADDITIONAL_NOTE = ('The specified storage location already contains a data domain. Is this an '
+                   'additional host setup?')
+SIZE_NOTE = 'Please specify the disk size of the VM in GB'
+
+
+def one_line(text):
+    """A host agent message on one line (mount errors come with several)."""
+    return ' '.join(str(text or 'failed').split())
+
+
+class StorageCheckError(RuntimeError):
+    """A storage answer failed a check; str() names the problem and the fix."""
+
+
+class Plugin(PluginBase):
+
+    def __init__(self, context):
+        super().__init__(context)
+        # what the connection test measured: (dtype, storage, free bytes)
+        self._measured = None
+
+    @event(stage=Stages.INIT)
+    def _init(self):
+        env = self.environment
+        for key in (c.StorageEnv.DOMAIN_TYPE, c.StorageEnv.NFS_VERSION,
+                    c.StorageEnv.STORAGE_DOMAIN_CONNECTION, c.StorageEnv.MNT_OPTIONS,
+                    c.StorageEnv.STORAGE_DOMAIN_NAME, c.StorageEnv.STORAGE_DATACENTER_NAME,
+                    c.StorageEnv.IMAGE_SIZE_GB):
+            env.setdefault(key, None)
+        env.setdefault(c.StorageEnv.IO_TIMEOUT, shared_storage.DEFAULT_IO_TIMEOUT)
+        env.setdefault(c.StorageEnv.HOST_ID, 1)
+        env.setdefault(c.CoreEnv.ACCEPTED_WARNINGS, [])
+
+    # -- questions -----------------------------------------------------------------
+    def _ask_or_check(self, key, check, ask):
+        """env[key] from the environment (checked) or asked (ask() validates with check)."""
+        env = self.environment
+        if env[key] is None:
+            env[key] = ask()
+        else:
+            try:
+                env[key] = check(env[key])
+            except ValueError as e:
+                raise StorageCheckError('%s=%r: %s' % (key, env[key], e))
+        return env[key]
+
+    @event(stage=Stages.CUSTOMIZATION, name=TYPE, after=(SECTION_START,),
+           before=(SECTION_END,))
+    def _storage_type(self):
+        dtype = self._ask_or_check(
+            c.StorageEnv.DOMAIN_TYPE, storage_checks.domain_type,
+            lambda: self.dialog.query_string('STORAGE_DOMAIN_TYPE', TYPE_NOTE, default='nfs',
+                                             validator=storage_checks.domain_type))
+        if dtype == 'nfs':
+            self._ask_or_check(
+                c.StorageEnv.NFS_VERSION, storage_checks.nfs_version,
+                lambda: self.dialog.query_string(
+                    'STORAGE_NFS_VERSION', NFS_NOTE, valid_values=storage_checks.NFS_VERSIONS,
+                    case_sensitive=False, default=storage_checks.DEFAULT_NFS_VERSION))
+
+    @event(stage=Stages.CUSTOMIZATION, name=CONNECTION, after=(SECTION_START, TYPE),
+           before=(SECTION_END,))
+    def _connection(self):
+        env = self.environment
+        dtype = env[c.StorageEnv.DOMAIN_TYPE]
+
+        def check(value):
+            return storage_checks.connection(dtype, value)
+        note = REMOTE_NOTE if storage_checks.is_remote(dtype) else LOCAL_NOTE
+        self._ask_or_check(
+            c.StorageEnv.STORAGE_DOMAIN_CONNECTION, check,
+            lambda: self.dialog.query_string('STORAGE_CONNECTION', note, validator=check))
+        if dtype in storage_checks.MOUNT_OPTION_TYPES:
+            def options(value):
+                storage_checks.mount_options(dtype, env.get(c.StorageEnv.NFS_VERSION),
+                                             value)
+                return str(value).strip()
+            self._ask_or_check(
+                c.StorageEnv.MNT_OPTIONS, options,
+                lambda: self.dialog.query_string('STORAGE_MNT_OPTIONS', MNT_NOTE, default='',
+                                                 allow_empty=True, validator=options))
+
+    # -- the connection test -----------------------------------------------------------
+    def _conf(self):
+        """The connection as shared_storage sees it (hosted-engine.conf names)."""
+        env = self.environment
+        dtype = env[c.StorageEnv.DOMAIN_TYPE]
+        return {'storage': env[c.StorageEnv.STORAGE_DOMAIN_CONNECTION], 'domainType': dtype,
+                'mnt_options': storage_checks.mount_options(
+                    dtype, env.get(c.StorageEnv.NFS_VERSION), env.get(c.StorageEnv.MNT_OPTIONS))}
+
+    def _call(self, what, method, **params):
+        try:
+            return self.environment[c.VDSMEnv.CLIENT].call(method, **params)
+        except Exception as e:
+            raise StorageCheckError('The host agent failed %s (%s: %s): check the host agent '
+                                    'log (/var/log/ovirt-hosted-engine-hostd or vdsm)'
+                                    % (what, method, one_line(getattr(e, 'message', None) or e)))
+
+    def _test_connection(self):
+        """Connect, measure, disconnect. Returns (free bytes, [(sdUUID, name)])."""
+        conf = self._conf()
+        storage, dtype = conf['storage'], conf['domainType']
+        type_id = shared_storage.DOMAIN_TYPES[dtype]
+        params = shared_storage.connection_params(conf, str(uuid.uuid4()))
+        mnt = shared_storage.mount_point(storage, paths.DATA_CENTER_DIR)
+        was_connected = os.path.islink(mnt) or os.path.ismount(mnt)
+        self.logger.info('Checking the storage %s (%s) through the host agent', storage, dtype)
+        res = self._call('to connect the storage %s' % storage,
+                         'StoragePool.connectStorageServer',
+                         storagepoolID=shared_storage.BLANK_UUID, domainType=type_id,
+                         connectionParams=[params])
+        status = (res or [{}])[0]
+        if status.get('status') != 0:
+            raise StorageCheckError(
+                'Cannot connect the storage %s (%s): the host agent reports: %s (code %s): '
+                'check the address, that the export exists and is writable by the host agent, '
+                'and the mount options' % (storage, dtype, one_line(status.get('message')),
+                                           status.get('status')))
+        try:
+            reason = storage_checks.probe_writable(mnt)
+            if reason:
+                raise StorageCheckError(
+                    'The storage %s is not writable: %s: give a storage this host can write '
+                    '(for NFS: rw, owned by 36:36 or no root squash)' % (storage, reason))
+            free = storage_checks.free_bytes(mnt)
+            domains = dict(storage_checks.find_domains(mnt))
+            for sd in self._call('to list the storage domains on %s' % storage,
+                                 'Host.getStorageDomains', storageType=type_id,
+                                 remotePath=storage) or ():
+                domains.setdefault(sd, '')
+        finally:
+            if not was_connected:
+                try:
+                    self.environment[c.VDSMEnv.CLIENT].call(
+                        'StoragePool.disconnectStorageServer',
+                        storagepoolID=shared_storage.BLANK_UUID, domainType=type_id,
+                        connectionParams=[params])
+                except Exception as e:
+                    self.logger.warning('Disconnecting the test connection to %s failed: %s',
+                                        storage, e)
+        return free, sorted(domains.items())
+
+    @event(stage=Stages.CUSTOMIZATION, name=CHECK, after=(SECTION_START, CONNECTION),
+           before=(SECTION_END,))
+    def _check_storage(self):
+        env = self.environment
+        storage = env[c.StorageEnv.STORAGE_DOMAIN_CONNECTION]
+        dtype = env[c.StorageEnv.DOMAIN_TYPE]
+        free, domains = self._test_connection()
+        self.logger.debug('storage %s: %d bytes free, domains %s', storage, free, domains)
+        if domains:
+            listed = ', '.join('%s%s' % (sd, ' (%s)' % name if name else '')
+                               for sd, name in domains)
+            if self.dialog.query_yes_no('STORAGE_ADDITIONAL_HOST', ADDITIONAL_NOTE,
+                                        default=False):
+                raise StorageCheckError(
+                    'The storage %s holds the storage domain %s: additional hosts are added '
+                    'from the engine in this version: in the Administration Portal, Hosts > '
+                    'New, choose "Deploy" in the Hosted Engine tab' % (storage, listed))
+            raise AbortError(
+                'The storage %s already holds the storage domain %s and re-deploying over a '
+                'deployed domain is not supported: give a clean export, or run '
+                'ovirt-hosted-engine-cleanup and clear the storage' % (storage, listed))
+        minimum = storage_checks.minimum_domain_bytes(dtype)
+        if free < minimum:
+            try:
+                storage_checks.check_space(dtype, storage, free, 0)
+            except ValueError as e:
+                raise StorageCheckError(str(e))
+        self._measured = (dtype, storage, free)
+        self.logger.info('Storage %s is usable: %s free', storage,
+                         storage_checks.size_text(free))
+
+    @event(stage=Stages.CUSTOMIZATION, name=NAMES, after=(SECTION_START, CHECK),
+           before=(SECTION_END,))
+    def _names(self):
+        self._ask_or_check(
+            c.StorageEnv.STORAGE_DOMAIN_NAME, self._name,
+            lambda: self.dialog.query_string('STORAGE_DOMAIN_NAME',
+                                             'Please provide storage domain name',
+                                             default=c.DEFAULT_STORAGE_DOMAIN_NAME,
+                                             validator=self._name))
+        self._ask_or_check(
+            c.StorageEnv.STORAGE_DATACENTER_NAME, self._name,
+            lambda: self.dialog.query_string('STORAGE_DATACENTER_NAME',
+                                             'Local storage datacenter name',
+                                             default=c.DEFAULT_STORAGE_DATACENTER_NAME,
+                                             validator=self._name))
+
+    @staticmethod
+    def _name(value):
+        validators.name(value)
+        return str(value)
+
+    # -- the VM disk size ------------------------------------------------------------
+    def _size(self, value):
+        """A whole number of GB that fits the measured free space."""
+        size = validators.positive_int(value)
+        if self._measured is not None:
+            dtype, storage, free = self._measured
+            storage_checks.check_space(dtype, storage, free, size)
+        return size
+
+    def _accept_warning(self, warning_id, message, question):
+        env = self.environment
+        accepted = list(env.get(c.CoreEnv.ACCEPTED_WARNINGS) or [])
+        if warning_id in accepted:
+            self.logger.warning('%s (accepted: %s)', message, warning_id)
+            return True
+        self.logger.warning('%s', message)
+        if self.dialog.query_yes_no('STORAGE_ACCEPT_SMALL_DISK', question, default=False):
+            env[c.CoreEnv.ACCEPTED_WARNINGS] = accepted + [warning_id]
+            return True
+        return False
+
+    @event(stage=Stages.CUSTOMIZATION, name=IMAGE_SIZE, after=(SECTION_START, NAMES),
+           before=(SECTION_END,))
+    def _image_size(self):
+        env = self.environment
+        key = c.StorageEnv.IMAGE_SIZE_GB
+        while True:
+            typed = env[key] is None
+            self._ask_or_check(key, self._size, lambda: self.dialog.query_string(
+                'STORAGE_IMAGE_SIZE_GB', SIZE_NOTE, default=c.DEFAULT_IMAGE_SIZE_GB,
+                validator=self._size))
+            typed = typed and self.dialog.last_answer_typed
+            size = env[key]
+            if size >= storage_checks.RECOMMENDED_DISK_GB or self._accept_warning(
+                    SMALL_DISK_WARNING,
+                    'The VM disk size %d GB is below the recommended minimum of %d GB'
+                    % (size, storage_checks.RECOMMENDED_DISK_GB),
+                    'Continue with a %d GB disk?' % size):
+                return
+            if not typed:
+                raise StorageCheckError(
+                    'The VM disk size %d GB is below the recommended minimum of %d GB and was '
+                    'not accepted: give %s of at least %d, or accept the warning %s in %s'
+                    % (size, storage_checks.RECOMMENDED_DISK_GB, key,
+                       storage_checks.RECOMMENDED_DISK_GB, SMALL_DISK_WARNING,
+                       c.CoreEnv.ACCEPTED_WARNINGS))
+            env[key] = None
+
+    @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,))
+    def _validate_space(self):
+        """The disk size may have been raised after the storage section (to fit the
+        appliance): it must still fit the storage."""
+        env = self.environment
+        try:
+            self._size(env[c.StorageEnv.IMAGE_SIZE_GB])
+        except ValueError as e:
+            raise StorageCheckError(str(e))
