@@ -153,6 +153,12 @@ class Plugin(PluginBase):
                 'and the mount options' % (storage, dtype, one_line(status.get('message')),
                                            status.get('status')))
         try:
+            if not os.path.isdir(mnt):
+                raise StorageCheckError(
+                    'The host agent connected the storage %s, but its mount point %s is not '
+                    'visible to the deploy: run the deploy on the host of the agent, with the '
+                    'agent\'s data center directory at %s' % (storage, mnt,
+                                                             paths.DATA_CENTER_DIR))
             reason = storage_checks.probe_writable(mnt)
             if reason:
                 raise StorageCheckError(
