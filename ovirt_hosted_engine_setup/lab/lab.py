@@ -53,6 +53,7 @@ HOST_DIRS = [
     ('/etc/ovirt-hosted-engine', 'etc-ovirt-hosted-engine'),
     ('/etc/ovirt-hosted-engine-ha', 'etc-ovirt-hosted-engine-ha'),
     ('/var/lib/ovirt-hosted-engine-ha', 'var-lib-ovirt-hosted-engine-ha'),
+    ('/var/lib/ovirt-hosted-engine-setup', 'var-lib-ovirt-hosted-engine-setup'),
     (HOSTD_ROOT, 'var-lib-ovirt-hosted-engine-hostd'),
     ('/rhev', 'rhev'),
 ]
