@@ -218,6 +218,14 @@ class VMBackend(Backend):
             if g.get('type') in ('vnc', 'spice') and 'passwd' not in g.attrib:
                 g.set('passwd', os.urandom(6).hex()[:8])
                 g.set('passwdValidTo', '1970-01-01T00:00:01')
+        # The directories of the unix sockets the VM's channels bind (VDSM's package ships
+        # /var/lib/libvirt/qemu/channels; a fresh host may not have it).
+        for src in root.findall("./devices/channel[@type='unix']/source[@path]"):
+            try:
+                os.makedirs(os.path.dirname(src.get('path')), mode=0o755, exist_ok=True)
+            except OSError as e:
+                raise VdsmError(1000, 'cannot create the directory of the channel socket %s: %s'
+                                % (src.get('path'), e.strerror or e))
         name = root.findtext('name') or vm_id
         return ET.tostring(root, encoding='unicode'), name
 

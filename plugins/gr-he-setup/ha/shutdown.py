@@ -10,8 +10,7 @@ from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.errors import ServerError
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
-SHUTDOWN_DELAY = 120      # the host agent powers the VM off after this
-SHUTDOWN_TIMEOUT = 180
+SHUTDOWN_TIMEOUT = 180    # the guest's time to power off after the ACPI request
 
 
 def vm_status(client, vm_id):
@@ -43,7 +42,7 @@ class Plugin(PluginBase):
         vm_id = env[c.VMEnv.VM_UUID]
         self.logger.info('Shutting down the engine VM, to hand it over to the HA services')
         if vm_status(client, vm_id) not in (None, 'Down'):
-            client.call('VM.shutdown', vmID=vm_id, delay=SHUTDOWN_DELAY,
+            client.call('VM.shutdown', vmID=vm_id, delay=0, timeout=SHUTDOWN_TIMEOUT,
                         message='The engine VM is handed over to the hosted-engine HA services')
 
             def down():
