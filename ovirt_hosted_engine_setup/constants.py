@@ -31,7 +31,7 @@ class NetworkEnv:
              validator=v.fqdn)
     BRIDGE_NAME = K('OVEHOSTED_NETWORK/bridgeName', answer_file=True, preview='Bridge name',
                     validator=v.name)
-    BRIDGE_IF = K('OVEHOSTED_NETWORK/bridgeIf', preview='Bridge interface')
+    BRIDGE_IF = K('OVEHOSTED_NETWORK/bridgeIf', answer_file=True, preview='Bridge interface')
     GATEWAY = K('OVEHOSTED_NETWORK/gateway', answer_file=True, preview='Gateway address',
                 validator=v.host_address)
     FIREWALL_MANAGER = K('OVEHOSTED_NETWORK/firewallManager', answer_file=True,
@@ -43,7 +43,7 @@ class NetworkEnv:
                                  answer_file=True, validator=v.host_address)
     NETWORK_TEST_TCP_PORT = K('OVEHOSTED_NETWORK/network_test_tcp_port', answer_file=True,
                               validator=v.port)
-    HOST_NAME = K('OVEHOSTED_NETWORK/host_name', preview='Host address')
+    HOST_NAME = K('OVEHOSTED_NETWORK/host_name', answer_file=True, preview='Host address')
     SSHD_PORT = K('OVEHOSTED_NETWORK/sshdPort', preview='SSH daemon port', validator=v.port)
 
 
@@ -54,7 +54,8 @@ class EngineEnv:
                         preview='Engine data center name', validator=v.name)
     ADMIN_USERNAME = K('OVEHOSTED_ENGINE/adminUsername')
     ADMIN_PASSWORD = K('OVEHOSTED_ENGINE/adminPassword', secret=True)
-    APP_HOST_NAME = K('OVEHOSTED_ENGINE/appHostName', preview='Host name for web application')
+    APP_HOST_NAME = K('OVEHOSTED_ENGINE/appHostName', answer_file=True,
+                      preview='Host name for web application')
     ENGINE_SETUP_TIMEOUT = K('OVEHOSTED_ENGINE/engineSetupTimeout', validator=v.positive_int)
     INSECURE_SSL = K('OVEHOSTED_ENGINE/insecureSSL', answer_file=True)
     # closeup results (not asked, not written)

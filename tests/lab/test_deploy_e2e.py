@@ -1,0 +1,199 @@
+"""The first-host deploy end to end, in a one-host lab, typed through a pseudo-terminal as a
+person types it (like the seed transcript): every question of the five sections, the preview,
+then the real work: bridge, storage domain, appliance, seed, engine VM, engine-setup in the VM,
+health page, engine CA, host added through ovirt-engine-sdk-python, configuration, hand-over
+to the HA services. Then: `hosted-engine --vm-status` shows the engine up with good health, the
+engine's API lists host1 Up, no password is on disk; ovirt-hosted-engine-cleanup undoes it,
+and the answers.conf the run wrote replays to the preview without a question.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pexpect
+import pytest
+
+from ovirt_hosted_engine_setup.lab import appliance
+
+from .conftest import LAB_CLI, LabRunner
+from .deploy_helpers import lab_storage
+
+ADMIN_PW = 'Typed-Admin-Pa55'
+ROOT_PW = 'Typed-Root-Pa55'
+CA = '/var/lib/ovirt-hosted-engine-hostd/pki/trusted-cas/engine-engine.lab.test.pem'
+
+
+@pytest.fixture(scope='module')
+def lab():
+    lab_dir = tempfile.mkdtemp(prefix='he-deploy-test-', dir='/var/tmp')
+    runner = LabRunner(lab_dir)
+    try:
+        runner.cli('up', '--hosts', '1', timeout=600)
+        yield runner
+    finally:
+        runner.cli('down', check=False, timeout=180)
+        shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def rules(storage):
+    """(text of a question, what a person types); the first found in the output wins."""
+    return [
+        ('Are you sure you want to continue?', 'Yes'),
+        ('Please specify the storage you would like to use', 'localfs'),
+        ('directory shared by the hosts', storage),
+        ('specify additional mount options', ''),
+        ('Please provide storage domain name', ''),
+        ('datacenter name', ''),
+        ('disk size of the VM in GB', ''),
+        ('nic to set', ''),
+        ('pingable gateway IP address', ''),
+        ('network connectivity should be checked', 'ping'),
+        ('Host address', 'host1.lab.test'),
+        ('OVF archive you would like to use', appliance.ova_path()),
+        ('CPU type to be used by the VM', 'model_Nehalem'),
+        ('number of virtual CPUs', ''),
+        ('memory size of the VM in MB', ''),
+        ('Do you want to continue anyway?', 'Yes'),
+        ('unicast MAC address for the VM', ''),
+        ('console type you would like to use', ''),
+        ('emulated machine type', ''),
+        ('use cloud-init to customize the appliance', ''),
+        ('generate on-fly a cloud-init', ''),
+        ('Engine VM FQDN', 'engine.lab.test'),
+        ('Automatically execute engine-setup', ''),
+        ('Enter root password that will be used', ROOT_PW),
+        ('Confirm appliance root password', ROOT_PW),
+        ('ssh public key for the root user', ''),
+        ('ssh access for the root user', ''),
+        ('How should the engine VM network be configured', 'Static'),
+        ('IP address to be used for the engine VM', '192.168.222.200/24'),
+        ('Engine VM DNS', '192.168.222.1'),
+        ('is still up to you', 'Yes'),          # add engine and host to /etc/hosts
+        ('time zone of the engine VM', 'UTC'),
+        ('name of the data center where', ''),
+        ('name of the cluster where', ''),
+        ('identify this host inside the', 'host1'),
+        ('Enter engine admin password', ADMIN_PW),
+        ('Confirm engine admin password', ADMIN_PW),
+        ('name of the SMTP server', ''),
+        ('TCP port number of the SMTP server', ''),
+        ('from which notifications will be sent', ''),
+        ('which will get notifications', ''),
+        ('Please confirm installation settings', 'Yes'),
+    ]
+
+
+def type_deploy(lab, log):
+    """Spawn the deploy in host1 on a pseudo-terminal and answer every question."""
+    env = dict(lab.env, TERM='dumb')
+    for k in ('SSH_CONNECTION', 'SSH_CLIENT', 'TMUX', 'STY'):
+        env.pop(k, None)
+    child = pexpect.spawn(sys.executable, LAB_CLI[1:] + ['exec', 'host1', '--', 'hosted-engine',
+                                                           '--deploy'],
+                          env=env, encoding='utf-8', timeout=900, dimensions=(60, 220))
+    child.logfile_read = log
+    table = rules(lab_storage(lab))
+    texts = [t for t, _ in table]
+    asked = []
+    while True:
+        i = child.expect_exact(texts + [']: ', 'Hosted Engine successfully set up',
+                                        'Hosted Engine deployment failed', pexpect.EOF])
+        if i < len(texts):
+            child.expect_exact(': ')
+            asked.append(texts[i])
+            child.sendline(table[i][1])
+        elif i == len(texts):
+            # a question this test does not know: take its default, as Enter does
+            asked.append('default: ' + child.before.splitlines()[-1][-80:])
+            child.sendline('')
+        else:
+            ok = i == len(texts) + 1
+            child.expect(pexpect.EOF)
+            child.close()
+            return ok, child.exitstatus, asked
+
+
+def in_host(lab, *cmd, **kw):
+    return lab.exec('host1', *cmd, **kw)
+
+
+def engine_hosts(lab):
+    code = ('import ovirtsdk4 as sdk\n'
+            'c = sdk.Connection(url="https://engine.lab.test/ovirt-engine/api", '
+            'username="admin@internal", password=open(0).read(), ca_file=%r)\n'
+            'for h in c.system_service().hosts_service().list():\n'
+            '    print(h.name, h.address, h.status.value)\n'
+            'c.close()\n' % CA)
+    r = in_host(lab, 'python3', '-c', code, input=ADMIN_PW, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.split()
+
+
+def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
+    transcript = open(tmp_path / 'transcript.txt', 'w')
+    ok, code, asked = type_deploy(lab, transcript)
+    transcript.close()
+    out = open(tmp_path / 'transcript.txt').read()
+    assert ok and code == 0, out[-6000:]
+    # every section was asked, in order, and the typed passwords never echoed
+    titles = [m.group(1) for m in re.finditer(r'--== ([A-Z ]+) ==--', out)]
+    assert titles[:5] == ['STORAGE CONFIGURATION', 'NETWORK CONFIGURATION', 'VM CONFIGURATION',
+                          'HOSTED ENGINE CONFIGURATION', 'CONFIGURATION PREVIEW'], titles
+    assert ADMIN_PW not in out and ROOT_PW not in out
+    assert 'engine-setup: ' in out and 'SHA-256 fingerprint' in out
+    assert not [a for a in asked if a.startswith('default:')], asked
+
+    # the HA services report the engine up with good health
+    deadline = time.monotonic() + 300
+    while True:
+        r = in_host(lab, 'hosted-engine', '--vm-status', check=False)
+        if '"health": "good"' in r.stdout and '"vm": "up"' in r.stdout:
+            break
+        assert time.monotonic() < deadline, r.stdout + r.stderr
+        time.sleep(5)
+    assert 'Engine status' in r.stdout and 'Score                              : 3400' in r.stdout
+
+    # the engine lists this host Up
+    assert engine_hosts(lab)[:3] == ['host1', 'host1.lab.test', 'up']
+
+    # the written files: mode 0600 answers, no password anywhere on the host's disk
+    hd = os.path.join(lab.dir, 'hosts', 'host1')
+    answers = os.path.join(hd, 'etc-ovirt-hosted-engine', 'answers.conf')
+    assert oct(os.stat(answers).st_mode & 0o777) == '0o600'
+    text = open(answers).read()
+    assert 'OVEHOSTED_STORAGE/domainType=str:localfs' in text
+    assert 'adminPassword' not in text and 'cloudinitRootPwd' not in text
+    for d, _, files in os.walk(hd):
+        for f in files:
+            p = os.path.join(d, f)
+            if os.path.isfile(p) and os.path.getsize(p) < 50 << 20:
+                data = open(p, 'rb').read()
+                assert ADMIN_PW.encode() not in data and ROOT_PW.encode() not in data, p
+    shutil.copy(answers, tmp_path / 'written.conf')
+    pytest.written = str(tmp_path / 'written.conf')
+
+
+def test_cleanup_then_the_written_answers_replay_without_questions(lab, tmp_path):
+    written = getattr(pytest, 'written', None)
+    if written is None:
+        pytest.skip('the deploy above did not finish')
+    r = in_host(lab, 'ovirt-hosted-engine-cleanup', '-q', '--remove-storage', check=False,
+                timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    secrets = tmp_path / 'secrets.conf'
+    secrets.write_text('[environment:default]\n'
+                       'OVEHOSTED_ENGINE/adminPassword=str:%s\n'
+                       'OVEHOSTED_VM/cloudinitRootPwd=str:%s\n'
+                       'OVEHOSTED_CORE/confirmSettings=bool:False\n' % (ADMIN_PW, ROOT_PW))
+    os.chmod(secrets, 0o600)
+    r = in_host(lab, 'hosted-engine', '--deploy', '--config-append=%s' % written,
+                '--config-append=%s' % secrets, stdin=subprocess.DEVNULL, check=False,
+                timeout=300)
+    out = r.stdout + r.stderr
+    assert '--== CONFIGURATION PREVIEW ==--' in out, out
+    assert ']: ' not in out, out           # nothing asked
+    assert 'Aborted by user' in out and r.returncode == 1
