@@ -37,8 +37,8 @@ import subprocess
 import sys
 import time
 
-from . import paths
-from .api.client import DEFAULT_HOSTD_ROOT, HOSTD_ROOT_ENV, Client
+from . import host_agent, paths
+from .api.client import Client
 from .api.errors import ConnectionFailed
 from .ha import cli_common, shared_storage
 from .ha.heconf import parse_kv
@@ -99,10 +99,6 @@ def latest_answers():
         kind, sep, rest = value.partition(':')
         out[key] = rest if sep and kind in ('str', 'int', 'bool', 'none', 'multi-str') else value
     return out
-
-
-def hostd_root():
-    return os.environ.get(HOSTD_ROOT_ENV) or DEFAULT_HOSTD_ROOT
 
 
 def is_seed_iso(path):
@@ -504,7 +500,7 @@ class Cleanup:
                            for n in sorted(os.listdir(paths.HA_STATE_DIR))]
         except OSError:
             pass
-        candidates += sorted(glob.glob(os.path.join(hostd_root(), 'pki', 'trusted-cas',
+        candidates += sorted(glob.glob(os.path.join(host_agent.root(), 'pki', 'trusted-cas',
                                                     'engine-*.pem')))
         candidates += seed_isos()
         return [p for p in dict.fromkeys(candidates) if os.path.lexists(p)]

@@ -590,6 +590,15 @@ def disconnect(client, conf):
         client.call('Host.stopMonitoringDomain', sdUUID=sd)
     except Exception as e:
         problems.append('stop monitoring: %s' % e)
+    _disconnect_server(client, conf, sp, problems)
+    if problems:
+        raise StorageError('disconnecting the hosted-engine storage: %s; stop the VM and the '
+                           'HA services first, then retry' % '; '.join(problems))
+
+
+def _disconnect_server(client, conf, sp, problems):
+    """StoragePool.disconnectStorageServer of conf's connection; a failure is appended to
+    problems."""
     try:
         res = client.call('StoragePool.disconnectStorageServer', storagepoolID=sp,
                           domainType=_domain_type(conf['domainType']),
@@ -600,9 +609,6 @@ def disconnect(client, conf):
                                                         status.get('message', '')))
     except Exception as e:
         problems.append('disconnect: %s' % e)
-    if problems:
-        raise StorageError('disconnecting the hosted-engine storage: %s; stop the VM and the '
-                           'HA services first, then retry' % '; '.join(problems))
 
 
 def destroy_domain(client, conf):
@@ -632,16 +638,7 @@ def destroy_domain(client, conf):
         removed = True
     except Exception as e:
         problems.append('remove storage domain %s: %s' % (sd, e))
-    try:
-        res = client.call('StoragePool.disconnectStorageServer', storagepoolID=BLANK_UUID,
-                          domainType=_domain_type(conf['domainType']),
-                          connectionParams=[connection_params(conf, conf['connectionUUID'])])
-        status = (res or [{}])[0]
-        if status.get('status') not in (0, None):
-            problems.append('disconnect: code %s %s' % (status.get('status'),
-                                                        status.get('message', '')))
-    except Exception as e:
-        problems.append('disconnect: %s' % e)
+    _disconnect_server(client, conf, BLANK_UUID, problems)
     if problems:
         where = (os.path.join(conf['storage'], sd) if conf.get('domainType') in
                  ('localfs', 'posixfs') else 'directory %s of %s' % (sd, conf['storage']))

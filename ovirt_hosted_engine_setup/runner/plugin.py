@@ -16,3 +16,17 @@ class PluginBase:
     @property
     def dialog(self):
         return self.context.dialog
+
+    def ask_or_check(self, key, check, ask, error=ValueError):
+        """environment[key]: asked when unset (``ask()`` validates what is typed), else the
+        given value passed through ``check`` (returns the normalised value or raises
+        ValueError), whose failure becomes ``error('KEY=value: reason')``."""
+        env = self.environment
+        if env.get(key) is None:
+            env[key] = ask()
+        else:
+            try:
+                env[key] = check(env[key])
+            except ValueError as e:
+                raise error('%s=%r: %s' % (key, env[key], e))
+        return env[key]

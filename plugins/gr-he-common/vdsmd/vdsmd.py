@@ -5,26 +5,13 @@ a host that is already deployed. Every later step talks to the host only through
 import os
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import paths, progress
+from ovirt_hosted_engine_setup import host_agent, paths, progress
 from ovirt_hosted_engine_setup.api.client import Client
 from ovirt_hosted_engine_setup.api.errors import ConnectionFailed
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
-HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
-DEFAULT_PORT = 54321
-
-
 class AlreadyDeployed(RuntimeError):
     pass
-
-
-def hostd_port():
-    text = os.environ.get(HOSTD_PORT_ENV)
-    try:
-        return int(text) if text else DEFAULT_PORT
-    except ValueError:
-        raise ValueError('%s=%r is not a port number: unset it or give the host agent port'
-                         % (HOSTD_PORT_ENV, text))
 
 
 class Plugin(PluginBase):
@@ -54,7 +41,7 @@ class Plugin(PluginBase):
     @event(stage=Stages.LATE_SETUP, name=c.Events.VDSM_CONNECTED, priority=Priority.HIGH)
     def _connect_host_agent(self):
         env = self.environment
-        port = hostd_port()
+        port = host_agent.port()
         limit = int(env[c.VDSMEnv.CONNECT_TIMEOUT])
         self.logger.info('Connecting to the host agent on localhost:%d', port)
         try:

@@ -9,37 +9,16 @@ import re
 import socket
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_api, progress
-from ovirt_hosted_engine_setup.api.client import DEFAULT_HOSTD_ROOT, HOSTD_ROOT_ENV, VDSM_CAFILE
+from ovirt_hosted_engine_setup import engine_api, host_agent, progress
+from ovirt_hosted_engine_setup.api.client import DEFAULT_PORT, VDSM_CAFILE
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 from ovirt_hosted_engine_setup.runner.transaction import write_file
 
-from .vm_start import down_detail, vm_stats
+from .vm_start import down_detail
 
-HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
-DEFAULT_HOSTD_PORT = 54321
 HEALTH_INTERVAL = 5
 HOST_UP_INTERVAL = 5
 _LEVEL = re.compile(r'^\[\s*(INFO|WARNING|ERROR|DEBUG)\s*\]\s?(.*)$')
-
-
-def hostd_root():
-    return os.environ.get(HOSTD_ROOT_ENV) or DEFAULT_HOSTD_ROOT
-
-
-def trusted_ca_path(fqdn):
-    """Where the host agent finds the engine CA it accepts client certificates from."""
-    return os.path.join(hostd_root(), 'pki', 'trusted-cas', 'engine-%s.pem' % fqdn)
-
-
-def hostd_port():
-    text = os.environ.get(HOSTD_PORT_ENV)
-    try:
-        return int(text) if text else DEFAULT_HOSTD_PORT
-    except ValueError:
-        raise ValueError('%s=%r is not a port number: unset it or give the host agent port'
-                         % (HOSTD_PORT_ENV, text))
-
 
 class Plugin(PluginBase):
 
@@ -87,7 +66,7 @@ class Plugin(PluginBase):
         vm_id = env[c.VMEnv.VM_UUID]
 
         def alive():
-            stats = vm_stats(client, vm_id)
+            stats = host_agent.vm_stats(client, vm_id)
             if stats is None or stats.get('status') == 'Down':
                 return False, down_detail(stats)
             return True, 'status %s' % stats.get('status')
@@ -127,12 +106,12 @@ class Plugin(PluginBase):
         env[c.EngineEnv.CA_SUBJECT] = engine_api.subject(pem)
         self.logger.info('Engine CA: %s, SHA-256 fingerprint %s',
                          env[c.EngineEnv.CA_SUBJECT], env[c.EngineEnv.CA_FINGERPRINT])
-        path = trusted_ca_path(fqdn)
+        path = host_agent.trusted_ca_path(fqdn)
         try:
             write_file(path, pem, mode=0o644, backup=False)
         except OSError as e:
             raise RuntimeError('Cannot install the engine CA as %s (%s): check the host agent '
-                               'directory %s' % (path, e.strerror or e, hostd_root()))
+                               'directory %s' % (path, e.strerror or e, host_agent.root()))
         env[c.EngineEnv.CA_FILE] = path
         self.logger.info('The host agent now trusts the engine CA (%s)', path)
 
@@ -141,7 +120,7 @@ class Plugin(PluginBase):
     def _agent_ca(self):
         """The CA that signed the host agent's certificate (the engine verifies the agent
         with it), or None (the engine then trusts the agent's certificate on first use)."""
-        for path in (os.path.join(hostd_root(), 'pki', 'cacert.pem'), VDSM_CAFILE):
+        for path in (os.path.join(host_agent.root(), 'pki', 'cacert.pem'), VDSM_CAFILE):
             try:
                 with open(path) as f:
                     return f.read()
@@ -161,7 +140,7 @@ class Plugin(PluginBase):
         fqdn = self._fqdn()
         name = env[c.EngineEnv.APP_HOST_NAME]
         address = env.get(c.NetworkEnv.HOST_NAME) or socket.getfqdn()
-        port = hostd_port()
+        port = host_agent.port()
         conn = engine_api.connect(engine_api.api_url(fqdn), env[c.EngineEnv.ADMIN_USERNAME],
                                   env[c.EngineEnv.ADMIN_PASSWORD], env[c.EngineEnv.CA_FILE])
         try:
@@ -171,7 +150,7 @@ class Plugin(PluginBase):
                              'of data center %s)', name, address, cluster.name, dc.name)
             host = engine_api.add_host(
                 conn, name, address, cluster, ca_pem=self._agent_ca(),
-                port=port if port != DEFAULT_HOSTD_PORT else None)
+                port=port if port != DEFAULT_PORT else None)
             self.logger.info('Waiting for the host to become operational in the engine. This '
                              'may take several minutes...')
             hint = ('check that the engine VM resolves %s and reaches it on port %d (DNS or '

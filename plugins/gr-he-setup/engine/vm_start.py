@@ -9,8 +9,7 @@ import socket
 import string
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import progress
-from ovirt_hosted_engine_setup.api.errors import ServerError
+from ovirt_hosted_engine_setup import host_agent, progress
 from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
 
 VM_START_TIMEOUT = 300
@@ -26,17 +25,6 @@ def temporary_password(rng=None):
     rng = rng or secrets.SystemRandom()
     return (''.join(rng.choice(string.digits) for _ in range(4)) +
             ''.join(rng.choice(string.ascii_letters) for _ in range(4)))
-
-
-def vm_stats(client, vm_id):
-    """The VM's getStats entry, or None when the host agent does not know the VM."""
-    try:
-        stats = client.call('VM.getStats', vmID=vm_id)
-    except ServerError as e:
-        if e.code == 1:      # noVM
-            return None
-        raise
-    return stats[0] if stats else None
 
 
 def down_detail(stats):
@@ -75,7 +63,7 @@ class Plugin(PluginBase):
         reporter = progress.Reporter(self.logger)
 
         def running():
-            stats = vm_stats(client, vm_id)
+            stats = host_agent.vm_stats(client, vm_id)
             status = stats.get('status') if stats else None
             if stats is None or status == 'Down':
                 raise RuntimeError(
@@ -102,7 +90,7 @@ class Plugin(PluginBase):
                          'hours)', TICKET_TTL // 3600)
 
         def display():
-            stats = vm_stats(client, vm_id) or {}
+            stats = host_agent.vm_stats(client, vm_id) or {}
             for d in stats.get('displayInfo') or ():
                 if str(d.get('port', '-1')) not in ('-1', '', 'None'):
                     return d, 'port assigned'

@@ -6,30 +6,10 @@ cloud-init seed ISO is removed (the VM definition the HA agent uses has no cdrom
 import os
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import progress
-from ovirt_hosted_engine_setup.api.errors import ServerError
+from ovirt_hosted_engine_setup import host_agent, progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 SHUTDOWN_TIMEOUT = 180    # the guest's time to power off after the ACPI request
-
-
-def vm_status(client, vm_id):
-    """The VM's status, or None when the host agent does not know it (any more)."""
-    try:
-        stats = client.call('VM.getStats', vmID=vm_id)
-    except ServerError as e:
-        if e.code == 1:      # noVM
-            return None
-        raise
-    return stats[0].get('status') if stats else None
-
-
-def destroy(client, vm_id):
-    try:
-        client.call('VM.destroy', vmID=vm_id)
-    except ServerError as e:
-        if e.code != 1:      # an unknown VM is what we want
-            raise
 
 
 class Plugin(PluginBase):
@@ -41,19 +21,19 @@ class Plugin(PluginBase):
         client = env[c.VDSMEnv.CLIENT]
         vm_id = env[c.VMEnv.VM_UUID]
         self.logger.info('Shutting down the engine VM, to hand it over to the HA services')
-        if vm_status(client, vm_id) not in (None, 'Down'):
+        if host_agent.vm_status(client, vm_id) not in (None, 'Down'):
             client.call('VM.shutdown', vmID=vm_id, delay=0, timeout=SHUTDOWN_TIMEOUT,
                         message='The engine VM is handed over to the hosted-engine HA services')
 
             def down():
-                status = vm_status(client, vm_id)
+                status = host_agent.vm_status(client, vm_id)
                 return status in (None, 'Down'), 'status %s' % status
             try:
                 progress.wait_until(down, 'the engine VM to shut down', SHUTDOWN_TIMEOUT, 2.0,
                                     progress.Reporter(self.logger))
             except progress.WaitTimeout as e:
                 self.logger.warning('%s: powering the engine VM off', e)
-        destroy(client, vm_id)
+        host_agent.destroy_vm(client, vm_id)
         self.logger.info('The engine VM is down')
         seed = env.get(c.VMEnv.SEED_ISO_PATH)
         if seed and os.path.exists(seed):

@@ -48,15 +48,7 @@ class Plugin(PluginBase):
             env.setdefault(key, None)
 
     def _ask_or_check(self, key, check, ask):
-        env = self.environment
-        if env[key] is None:
-            env[key] = ask()
-        else:
-            try:
-                env[key] = check(env[key])
-            except ValueError as e:
-                raise NetworkCheckError('%s=%r: %s' % (key, env[key], e))
-        return env[key]
+        return self.ask_or_check(key, check, ask, NetworkCheckError)
 
     @property
     def caps(self):
@@ -115,7 +107,6 @@ class Plugin(PluginBase):
     @event(stage=Stages.CUSTOMIZATION, name=NETWORK_TEST, after=(SECTION_START, GATEWAY),
            before=(SECTION_END,))
     def _network_test(self):
-        env = self.environment
         test = self._ask_or_check(
             c.NetworkEnv.NETWORK_TEST, network_checks.network_test,
             lambda: self.dialog.query_string(

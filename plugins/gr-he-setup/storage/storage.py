@@ -68,16 +68,7 @@ class Plugin(PluginBase):
 
     # -- questions -----------------------------------------------------------------
     def _ask_or_check(self, key, check, ask):
-        """env[key] from the environment (checked) or asked (ask() validates with check)."""
-        env = self.environment
-        if env[key] is None:
-            env[key] = ask()
-        else:
-            try:
-                env[key] = check(env[key])
-            except ValueError as e:
-                raise StorageCheckError('%s=%r: %s' % (key, env[key], e))
-        return env[key]
+        return self.ask_or_check(key, check, ask, StorageCheckError)
 
     @event(stage=Stages.CUSTOMIZATION, name=TYPE, after=(SECTION_START,),
            before=(SECTION_END,))
