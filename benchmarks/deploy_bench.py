@@ -103,7 +103,8 @@ def main():
             d = max(0.0, nxt - t)
             by_stage[stage] = by_stage.get(stage, 0.0) + d
             if d >= 0.5:
-                print('%-14s %-62s %8.1f' % (stage, label[-62:], d))
+                print('%-14s %-62s %8.1f' % (stage, label.replace('ovirt_he_plugins.', '')[-62:],
+                                             d))
         print('\n%-14s %8s' % ('stage', 'seconds'))
         for stage, d in by_stage.items():
             print('%-14s %8.1f' % (stage, d))
