@@ -200,6 +200,19 @@ def test_machine_dialect_frames_the_questions_of_a_real_deploy(lab, tmp_path):
     nothing_created(lab)
 
 
+def test_example_answer_file_answers_every_question(lab, tmp_path):
+    """examples/lab-answers.conf (the README's unattended deploy) asks nothing; stopped at the
+    preview here (the full unattended run is scripts/lab-deploy and the deploy benchmark)."""
+    answers = write_answers(lab, tmp_path / 'a.conf',
+                            extra={'OVEHOSTED_CORE/confirmSettings': 'bool:False'})
+    r = deploy(lab, answers, stdin=subprocess.DEVNULL, timeout=300)
+    out = r.stdout + r.stderr
+    assert ']: ' not in out and 'End of input' not in out, out
+    assert '%-35s: %s' % ('Engine FQDN', 'engine.lab.test') in out, out
+    assert 'Aborted by user' in out and r.returncode == 1
+    nothing_created(lab)
+
+
 def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
     transcript = open(tmp_path / 'transcript.txt', 'w')
     ok, code, asked = type_deploy(lab, transcript)
