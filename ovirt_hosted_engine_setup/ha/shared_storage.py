@@ -571,6 +571,17 @@ def connect(client, conf, wait=False, progress=None):
     return out
 
 
+def _teardown_images(client, conf, sp, report):
+    """Image.teardown of the four images of conf; report(text) for each failure."""
+    for name, img, vol in IMAGES:
+        if conf.get(img):
+            try:
+                client.call('Image.teardown', storagepoolID=sp, storagedomainID=conf['sdUUID'],
+                            imageID=conf[img], volumeID=conf.get(vol))
+            except Exception as e:
+                report('teardown of the %s image: %s' % (name, e))
+
+
 def disconnect(client, conf):
     """Tear the images down, stop monitoring the domain, disconnect the storage server.
 
@@ -579,13 +590,7 @@ def disconnect(client, conf):
     sd = conf['sdUUID']
     sp = conf.get('spUUID') or BLANK_UUID
     problems = []
-    for name, img, vol in IMAGES:
-        if conf.get(img):
-            try:
-                client.call('Image.teardown', storagepoolID=sp, storagedomainID=sd,
-                            imageID=conf[img], volumeID=conf.get(vol))
-            except Exception as e:
-                problems.append('teardown of the %s image: %s' % (name, e))
+    _teardown_images(client, conf, sp, problems.append)
     try:
         client.call('Host.stopMonitoringDomain', sdUUID=sd)
     except Exception as e:
@@ -621,13 +626,7 @@ def destroy_domain(client, conf):
     sd = conf['sdUUID']
     sp = conf.get('spUUID') or BLANK_UUID
     problems = []
-    for name, img, vol in IMAGES:
-        if conf.get(img):
-            try:
-                client.call('Image.teardown', storagepoolID=sp, storagedomainID=sd,
-                            imageID=conf[img], volumeID=conf.get(vol))
-            except Exception as e:
-                log.warning('teardown of the %s image: %s', name, e)
+    _teardown_images(client, conf, sp, lambda text: log.warning('%s', text))
     try:
         client.call('Host.stopMonitoringDomain', sdUUID=sd)
     except Exception as e:

@@ -117,3 +117,16 @@ class HealthServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+# Run in a child process (python -c PREPARE PORT HOSTD_ROOT SPEC_JSON): prepares the
+# hosted-engine storage domain through a host agent and prints the conf as JSON. A child,
+# because sanlock's client library binds to one daemon per process.
+PREPARE = r'''
+import json, sys
+from ovirt_hosted_engine_setup.api.client import Client
+from ovirt_hosted_engine_setup.ha import shared_storage
+with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
+    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
+print(json.dumps(conf))
+'''

@@ -22,6 +22,8 @@ import pytest
 from ovirt_hosted_engine_setup import cleanup
 from ovirt_hosted_engine_setup.ha import heconf
 
+from .ha_helpers import PREPARE
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMAND = os.path.join(TOP, 'bin', 'ovirt-hosted-engine-cleanup')
 VM_ID = '6f1e0c5a-2b1d-4c8e-9a57-3d0f4b2e1c11'
@@ -200,14 +202,6 @@ def test_seed_iso_recognised_by_volume_id(tmp_path):
 # -- with a real host agent, sanlock, libvirtd and the HA daemons -----------------------
 
 IO_TIMEOUT = 1
-PREPARE = r'''
-import json, sys
-from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
-with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
-    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
-print(json.dumps(conf))
-'''
 VM_XML = """<domain type='qemu'><name>HostedEngine</name><uuid>%s</uuid>
 <memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>"""

@@ -19,7 +19,7 @@ from ovirt_hosted_engine_setup import cli
 from ovirt_hosted_engine_setup.ha import metadata
 from ovirt_hosted_engine_setup.ha.shared_storage import ConfigVolume
 
-from .ha_helpers import DOWN, UP, Deployed, HealthServer, one_line
+from .ha_helpers import DOWN, PREPARE, UP, Deployed, HealthServer, one_line
 
 HA_VERBS = ['--vm-status', '--set-maintenance', '--vm-start', '--vm-start-paused',
             '--vm-shutdown', '--vm-poweroff', '--add-console-password', '--console',
@@ -316,14 +316,6 @@ def test_console_password_needs_a_source(prefix, deployed, env):
 # in the hosted-engine lockspace, and the HA agent.
 
 IO_TIMEOUT = 1
-PREPARE = r'''
-import json, sys
-from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
-with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
-    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
-print(json.dumps(conf))
-'''
 
 
 VM_XML = """<domain type='qemu'><name>HostedEngine</name><uuid>%s</uuid>
