@@ -16,6 +16,9 @@ each reported in one line and each a no-op when its object is already gone:
 4. with --remove-storage: delete the hosted-engine storage domain (StorageDomain.format),
    only a domain that names itself hosted-engine (its description);
 5. disconnect the storage server (StoragePool.disconnectStorageServer);
+   then, only when the deploy opened the firewall (its record in
+   /var/lib/ovirt-hosted-engine-setup/firewall.json, or the nftables table
+   inet ovirt_hosted_engine on this host): remove those rules and the record;
 6. remove the generated configuration: hosted-engine.conf, vm.conf, answers.conf,
    broker.conf, the HA services' runtime vm.conf and state, the engine CA the host agent
    trusts, the deploy's cloud-init seed ISO. Each removed file is listed.
@@ -37,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from . import host_agent, paths
+from . import firewall, host_agent, paths
 from .api.client import Client
 from .api.errors import ConnectionFailed
 from .ha import cli_common, shared_storage
@@ -357,6 +360,8 @@ class Domain:
 
 
 class Cleanup:
+    firewall_pending = False    # discover(): the deploy's firewall rules are to be removed
+
     def __init__(self, quiet=False, remove_storage=False, out=sys.stdout, err=sys.stderr,
                  stdin=sys.stdin):
         self.quiet = quiet
@@ -409,6 +414,7 @@ class Cleanup:
             self.domains = [Domain(self.conf['sdUUID'], self.conf.get('storage'),
                                    self.conf.get('domainType'), self.conf.get('connectionUUID'),
                                    self.conf.get('spUUID'), self.conf.get('mnt_options'))]
+        self.firewall_pending = firewall.pending(paths.FIREWALL_RECORD)
         self.connect_agent()
         if self.client is not None:
             try:
@@ -523,6 +529,9 @@ class Cleanup:
                 lines.append('  - storage domain %s is no longer monitored and its storage '
                              'disconnected' % d.where())
         lines.append('  - this host leaves the %s sanlock lockspace' % LOCKSPACE)
+        if self.firewall_pending:
+            lines.append('  - the firewall rules the deploy added are removed (nftables table '
+                         '%s or firewalld service %s)' % (firewall.TABLE, firewall.SERVICE))
         files = self.files_to_remove()
         if files:
             lines.append('  - these files are removed:')
@@ -783,6 +792,12 @@ class Cleanup:
                                    'was not connected'))
         return '; '.join(done)
 
+    def remove_firewall(self):
+        try:
+            return firewall.undo_recorded(paths.FIREWALL_RECORD)
+        except firewall.FirewallError as e:
+            raise StepFailed('%s; then run %s again' % (e, PROG))
+
     def remove_files(self, ha_stopped):
         files = self.files_to_remove()
         socket = os.path.join(paths.HA_RUN_DIR, 'broker.socket')
@@ -817,7 +832,7 @@ class Cleanup:
             self.error('Aborted: nothing was changed (run %s -q to clean up without questions)'
                        % PROG)
             return 1
-        self.total = 6 if self.remove_storage else 5
+        self.total = (6 if self.remove_storage else 5) + (1 if self.firewall_pending else 0)
         self.step('HA services', self.stop_ha)
         ha_stopped = 'HA services' not in self.failed
         self.step('Engine VM', self.destroy_vm)
@@ -833,6 +848,8 @@ class Cleanup:
             else:
                 self.step('Storage domain', self.delete_domain)
         self.step('Storage connection', self.disconnect)
+        if self.firewall_pending:
+            self.step('Firewall', self.remove_firewall)
         self.step('Configuration files', lambda: self.remove_files(ha_stopped))
         self.close_agent()
         if self.failed or self.skipped:

@@ -34,8 +34,11 @@ class NetworkEnv:
     BRIDGE_IF = K('OVEHOSTED_NETWORK/bridgeIf', answer_file=True, preview='Bridge interface')
     GATEWAY = K('OVEHOSTED_NETWORK/gateway', answer_file=True, preview='Gateway address',
                 validator=v.host_address)
+    # nftables, firewalld or none (firewall.check_manager); the ports are firewall.host_ports
     FIREWALL_MANAGER = K('OVEHOSTED_NETWORK/firewallManager', answer_file=True,
                          preview='Firewall manager')
+    # derived before the preview (not asked, not written): what the deploy opens
+    FIREWALL_PORTS = K('OVEHOSTED_NETWORK/firewallPorts', preview='Firewall')
     NETWORK_TEST = K('OVEHOSTED_NETWORK/network_test', answer_file=True,
                      preview='Network connectivity check',
                      validator=v.one_of('ping', 'dns', 'tcp', 'none'))
@@ -231,6 +234,7 @@ class Events:
     VDSM_CONNECTED = 'ohosted.vdsm.connected'
     # misc, in this order
     BRIDGE_AVAILABLE = 'ohosted.network.bridge.available'
+    FIREWALL_AVAILABLE = 'ohosted.network.firewall.available'
     STORAGE_AVAILABLE = 'ohosted.storage.available'
     IMAGE_AVAILABLE = 'ohosted.vm.image.available'
     SEED_AVAILABLE = 'ohosted.vm.seed.available'

@@ -21,6 +21,8 @@ HA_ETC_DIR = _p('/etc/ovirt-hosted-engine-ha')
 SETUP_LOG_DIR = _p('/var/log/ovirt-hosted-engine-setup')
 SETUP_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-setup')
 ANSWERS_DIR = os.path.join(SETUP_STATE_DIR, 'answers')
+# what the deploy opened in the host firewall (JSON), for rollback and cleanup
+FIREWALL_RECORD = os.path.join(SETUP_STATE_DIR, 'firewall.json')
 HA_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-ha')
 HA_CONF = os.path.join(HA_STATE_DIR, 'ha.conf')
 HA_RUN_DIR = _p('/run/ovirt-hosted-engine-ha')

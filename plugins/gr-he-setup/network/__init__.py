@@ -1,3 +1,4 @@
-"""NETWORK CONFIGURATION: the NIC of the management bridge, the gateway, the network test and
-this host's address; in misc the management bridge (removed again if a later step fails)."""
-from . import bridge, network  # noqa: F401
+"""NETWORK CONFIGURATION: the firewall, the NIC of the management bridge, the gateway, the
+network test and this host's address; in misc the management bridge and the firewall rules
+(both removed again if a later step fails)."""
+from . import bridge, firewall, network  # noqa: F401

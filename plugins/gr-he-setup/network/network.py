@@ -1,15 +1,14 @@
-"""`--== NETWORK CONFIGURATION ==--`: firewall manager (only where firewalld is installed),
-the NIC of the management bridge, a gateway that answers ping, the network test of the HA
-agent and this host's address.
+"""`--== NETWORK CONFIGURATION ==--`: whether to configure the firewall (nftables, or firewalld
+where it runs; applied in misc by firewall.py), the NIC of the management bridge, a gateway
+that answers ping, the network test of the HA agent and this host's address.
 
 The NICs and addresses come from the host agent's capabilities (OVEHOSTED_VDSM/caps). Typed
 answers that fail a check are asked again; answer-file values fail with the same message.
 """
-import shutil
 import socket
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import network_checks, validators
+from ovirt_hosted_engine_setup import firewall, network_checks, validators
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 SECTION_START = c.Events.TITLE_S_NETWORK
@@ -20,7 +19,9 @@ GATEWAY = 'ohosted.network.gateway'
 NETWORK_TEST = 'ohosted.network.test'
 HOST_ADDRESS = 'ohosted.network.hostaddress'
 
-FIREWALL_NOTE = ('firewalld was detected on your computer, do you wish setup to configure it?')
+FIREWALL_NOTE = '%s was detected on your computer, do you wish setup to configure it?'
+NO_FIREWALL_NOTE = ('Neither nftables (nft) nor firewalld was found on this host: setup can '
+                    'only leave the firewall as it is. Do you wish setup to configure it?')
 NIC_NOTE = 'Please indicate a nic to set %s bridge on'
 GATEWAY_NOTE = 'Please indicate a pingable gateway IP address'
 TEST_NOTE = 'Please specify which way the network connectivity should be checked'
@@ -54,18 +55,28 @@ class Plugin(PluginBase):
     def caps(self):
         return self.environment.get(c.VDSMEnv.CAPS) or {}
 
-    @staticmethod
-    def firewalld_present():
-        return shutil.which('firewall-cmd') is not None
-
     @event(stage=Stages.CUSTOMIZATION, name=FIREWALL, after=(SECTION_START,),
-           before=(SECTION_END,),
-           condition=lambda self: (self.environment[c.NetworkEnv.FIREWALL_MANAGER] is None and
-                                   self.firewalld_present()))
+           before=(SECTION_END,))
     def _firewall(self):
-        configure = self.dialog.query_yes_no('NETWORK_FIREWALL_MANAGER', FIREWALL_NOTE,
-                                             default=True)
-        self.environment[c.NetworkEnv.FIREWALL_MANAGER] = 'firewalld' if configure else 'none'
+        """firewallManager: nftables, firewalld or none. Asked as oVirt asks it (Yes: the
+        manager found here); a given value is checked against what this host has."""
+        found = firewall.detect()
+
+        def check(value):
+            return firewall.check_manager(value, found)
+
+        def answer(value):
+            if value == 'Yes' and found is None:
+                raise ValueError('neither nft nor firewalld is on this host: %s, or answer No'
+                                 % firewall.INSTALL_HINT)
+
+        def ask():
+            note = FIREWALL_NOTE % found if found else NO_FIREWALL_NOTE
+            reply = self.dialog.query_string(
+                'NETWORK_FIREWALL_MANAGER', note, valid_values=('Yes', 'No'),
+                case_sensitive=False, default='Yes' if found else 'No', validator=answer)
+            return found if reply == 'Yes' else firewall.NONE
+        self._ask_or_check(c.NetworkEnv.FIREWALL_MANAGER, check, ask)
 
     @event(stage=Stages.CUSTOMIZATION, name=NIC, after=(SECTION_START, FIREWALL),
            before=(SECTION_END,))
