@@ -1,6 +1,13 @@
-"""Answer files: INI with the four environment sections and typed values."""
+"""Answer files: INI with the four environment sections and typed values.
+
+An answer file must be a regular file of at most MAX_ANSWER_FILE_SIZE bytes (1 MiB): a
+device (/dev/zero, /dev/urandom), a FIFO, a directory or a larger file is refused at once,
+before anything is read, and no more than that size is ever read.
+"""
+import errno
 import glob
 import os
+import stat
 
 from . import typed
 from .constants import CONFIG_SECTIONS
@@ -14,22 +21,71 @@ def expand(path):
     return files
 
 
-def parse_file(path):
-    """-> list of (section, key, value, where, warning). Raises ConfigError naming file and line."""
+MAX_ANSWER_FILE_SIZE = 1 << 20
+MAX_ANSWER_FILE_TEXT = '1 MiB'
+
+
+def _kind(mode):
+    if stat.S_ISDIR(mode):
+        return 'a directory'
+    if stat.S_ISFIFO(mode):
+        return 'a FIFO'
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return 'a device'
+    if stat.S_ISSOCK(mode):
+        return 'a socket'
+    return 'not a regular file'
+
+
+def read_bounded(path):
+    """The text of an answer file: a regular file of at most MAX_ANSWER_FILE_SIZE bytes, in
+    UTF-8. Anything else raises ConfigError before its content is read. Opened without
+    blocking (a FIFO would wait for a writer) and checked on the open descriptor."""
     try:
-        with open(path, encoding='utf-8') as f:
-            lines = f.read().splitlines()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise ConfigError('Answer file %s does not exist; check the path given to '
                           '--config-append' % path)
-    except IsADirectoryError:
-        raise ConfigError('Answer file %s is a directory, not a file' % path)
     except PermissionError:
         raise ConfigError('Answer file %s is not readable (permission denied)' % path)
-    except UnicodeDecodeError:
-        raise ConfigError('Answer file %s is not UTF-8 text' % path)
+    except OSError as e:
+        if e.errno == errno.ENXIO:      # a FIFO or socket nobody writes to
+            raise ConfigError('Answer file %s is not a regular file: give the path of an '
+                              'answer file' % path)
+        raise ConfigError('Answer file %s cannot be read: %s' % (path, e.strerror or e))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError('Answer file %s is %s, not a regular file: give the path of an '
+                              'answer file' % (path, _kind(st.st_mode)))
+        if st.st_size > MAX_ANSWER_FILE_SIZE:
+            raise ConfigError('Answer file %s is %d bytes, more than answer files may have (%s): '
+                              'give the answer file itself' % (path, st.st_size,
+                                                               MAX_ANSWER_FILE_TEXT))
+        chunks = []
+        size = 0
+        while size <= MAX_ANSWER_FILE_SIZE:
+            chunk = os.read(fd, MAX_ANSWER_FILE_SIZE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_ANSWER_FILE_SIZE:     # it grew while being read
+            raise ConfigError('Answer file %s is more than %s: give the answer file itself'
+                              % (path, MAX_ANSWER_FILE_TEXT))
     except OSError as e:
         raise ConfigError('Answer file %s cannot be read: %s' % (path, e.strerror or e))
+    finally:
+        os.close(fd)
+    try:
+        return b''.join(chunks).decode('utf-8')
+    except UnicodeDecodeError:
+        raise ConfigError('Answer file %s is not UTF-8 text' % path)
+
+
+def parse_file(path):
+    """-> list of (section, key, value, where, warning). Raises ConfigError naming file and line."""
+    lines = read_bounded(path).splitlines()
 
     entries = []      # [section, key, raw value, first line number]
     section = None

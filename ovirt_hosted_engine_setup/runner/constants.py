@@ -61,12 +61,19 @@ class ExitCodes:
     SUCCESS = 0
     GENERAL_ERROR = 1
     INITIALIZATION_ERROR = 2
+    # a run ended by a signal exits with 128 + the signal number: 130 for SIGINT (Ctrl-C),
+    # 143 for SIGTERM, 129 for SIGHUP, 131 for SIGQUIT, 141 for SIGPIPE
+    SIGNAL_BASE = 128
 
 
 class BaseEnv:
     ERROR = 'BASE/error'
     ABORTED = 'BASE/aborted'
     EXCEPTION_INFO = 'BASE/exceptionInfo'
+    # the name of the signal that ended the run (SIGINT, SIGTERM, ...), else None
+    INTERRUPTED = 'BASE/interrupted'
+    # the id of the stage where the run first failed, else None
+    FAILED_STAGE = 'BASE/failedStage'
     EXIT_CODE = 'BASE/exitCode'
     LOG = 'BASE/log'
     PLUGIN_PATH = 'BASE/pluginPath'

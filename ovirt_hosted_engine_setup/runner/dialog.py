@@ -10,6 +10,9 @@ from .constants import QUESTION_PREFIX, CoreEnv, DialogEnv
 from .errors import DialogEOF, RunnerError
 
 NOTE_INDENT = ' ' * 9
+# the longest answer read from the input (an SSH public key fits many times): input without a
+# line end, such as /dev/zero, is never read beyond it
+MAX_ANSWER_LENGTH = 65536
 NOTE_WIDTH = 110
 _COLORS = {'INFO': '\033[32m', 'WARNING': '\033[33m', 'ERROR': '\033[31m', 'CRITICAL': '\033[31m'}
 _RESET = '\033[0m'
@@ -56,6 +59,7 @@ class Dialog:
             self.environment.setdefault(CoreEnv.LOG_FILTER, [])
             if value not in self.environment[CoreEnv.LOG_FILTER]:
                 self.environment[CoreEnv.LOG_FILTER].append(value)
+            self.secret_filter.add((value,))
 
     # -- questions ------------------------------------------------------------------------
     def _preseed_key(self, name):
@@ -145,13 +149,16 @@ class Dialog:
             except (AttributeError, ValueError, OSError, termios.error):
                 fd = None
         try:
-            line = self.stdin.readline()
+            line = self.stdin.readline(MAX_ANSWER_LENGTH + 1)
         finally:
             if fd is not None:
                 termios.tcsetattr(fd, termios.TCSADRAIN, old)
                 self.write('\n')
         if line == '':
             raise DialogEOF('End of input while asking %s; aborting' % name)
+        if len(line) > MAX_ANSWER_LENGTH and not line.endswith('\n'):
+            raise RunnerError('The answer to %s is longer than %d characters: check what '
+                              'the input of the deploy is' % (name, MAX_ANSWER_LENGTH))
         line = line.rstrip('\r\n')
         if hidden:
             self.register_secret(line)

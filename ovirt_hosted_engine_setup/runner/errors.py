@@ -21,9 +21,13 @@ class DialogEOF(RunnerError):
     """End of input while a question was asked (Ctrl-D)."""
 
 
-class SignalReceived(RunnerError):
-    """A terminating signal arrived (INT, TERM, HUP, QUIT, PIPE)."""
+class SignalReceived(BaseException):
+    """A terminating signal arrived (INT, TERM, HUP, QUIT, PIPE).
+
+    Not an Exception, so that a plugin's ``except Exception`` (a retry loop, a wait) cannot
+    swallow it: it ends the run wherever it arrives."""
 
     def __init__(self, signum, name):
         super().__init__('Interrupted by signal %s' % name)
         self.signum = signum
+        self.name = name

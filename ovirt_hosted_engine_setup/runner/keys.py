@@ -9,14 +9,19 @@ class EnvKey(str):
     secret: its value is filtered from logs and never written to answer files.
     validator: callable(value) raising ValueError with the reason when invalid
         (applied to values from answer files and the command line).
+    kind: the type its value must have when given in an answer file or on the command line
+        ('bool', 'int', 'str' or 'multi-str'; None: any), so that ``KEY=str:No`` for a bool
+        key is an error rather than a true value.
     """
 
-    def __new__(cls, name, answer_file=False, preview=None, secret=False, validator=None):
+    def __new__(cls, name, answer_file=False, preview=None, secret=False, validator=None,
+                kind=None):
         self = str.__new__(cls, name)
         self.answer_file = answer_file and not secret
         self.preview = preview
         self.secret = secret
         self.validator = validator
+        self.kind = kind
         return self
 
 

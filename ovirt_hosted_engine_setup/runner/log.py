@@ -13,24 +13,47 @@ LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s %(module)s.%(funcName)s:%(linen
 
 
 class SecretFilter:
-    """Knows the secret strings of a run and removes them from text."""
+    """Knows the secret strings of a run and removes them from text.
+
+    The secret values are kept in one set, and one compiled pattern of them (longest first,
+    so a secret that contains another is replaced whole) is rebuilt only when the set grows;
+    filtering a line costs what the number of secrets costs, whatever the size of the
+    environment. A value once known stays filtered for the rest of the run, also after its key
+    is removed or changed.
+    """
 
     def __init__(self):
-        self._values_fn = lambda: ()
+        self._values_fn = None
+        self._values = set()
+        self._pattern = None
 
     def set_source(self, values_fn):
-        """values_fn() -> iterable of secret strings, evaluated on every record."""
+        """values_fn() -> the current secret strings, asked for every record: it must cost
+        what the number of secrets costs (see Context._secret_values)."""
         self._values_fn = values_fn
+
+    def add(self, values):
+        """Learn secret strings (None and '' are ignored)."""
+        new = {str(v) for v in values if v is not None and v != ''}
+        new.difference_update(self._values)
+        if new:
+            self._values.update(new)
+            self._pattern = re.compile('|'.join(
+                re.escape(v) for v in sorted(self._values, key=len, reverse=True)))
+
+    @property
+    def values(self):
+        return frozenset(self._values)
 
     def scrub(self, text):
         if not text:
             return text
-        text = _PRIVATE_KEY.sub(FILTERED, text)
-        secrets = sorted({str(v) for v in self._values_fn() if v not in (None, '')},
-                         key=len, reverse=True)
-        for value in secrets:
-            if value in text:
-                text = text.replace(value, FILTERED)
+        if 'PRIVATE KEY-----' in text:
+            text = _PRIVATE_KEY.sub(FILTERED, text)
+        if self._values_fn is not None:
+            self.add(self._values_fn())
+        if self._pattern is not None:
+            text = self._pattern.sub(FILTERED, text)
         return text
 
 

@@ -8,7 +8,10 @@ logger = logging.getLogger('otopi.transaction')
 
 
 class TransactionElement:
-    """One reversible piece of work."""
+    """One reversible piece of work; str() says what it is (shown when it is rolled back)."""
+
+    def __str__(self):
+        return type(self).__name__
 
     def prepare(self):
         """Do everything that can fail, without a visible change."""
@@ -29,6 +32,8 @@ class Transaction:
         self._elements = []
         self._prepared = []
         self.active = False
+        self.committed = False
+        self.rolled_back = []     # what the last abort undid (str of each element)
 
     def append(self, element):
         self._elements.append(element)
@@ -50,9 +55,11 @@ class Transaction:
         for element in self._prepared:
             logger.debug('committing transaction element %s', element)
             element.commit()
+        self.committed = True
         self._done()
 
     def abort(self):
+        self.rolled_back = [str(e) for e in reversed(self._prepared)]
         for element in reversed(self._prepared):
             try:
                 logger.debug('aborting transaction element %s', element)

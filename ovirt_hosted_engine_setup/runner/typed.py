@@ -1,31 +1,49 @@
-"""Typed values: ``type:value`` as used in answer files, the command line and environment dumps."""
+"""Typed values: ``type:value`` as used in answer files, the command line and environment dumps.
+
+Booleans are strict: the spellings below, in any case, and nothing else. otopi reads every
+word but its false spellings as True (so ``bool:Flase`` or ``bool:no`` meant True there); here
+a misspelt value is an error naming the key, and ``bool:no`` means False.
+"""
+import re
+
 from .errors import ConfigError
 
-FALSE_WORDS = ('0', 'f', 'F', 'false', 'False')
-TRUE_WORDS = ('1', 't', 'T', 'true', 'True')
+# the one table of bool spellings (compared case-insensitively)
+TRUE_WORDS = ('true', 'yes', 't', '1')
+FALSE_WORDS = ('false', 'no', 'f', '0')
+BOOL_SPELLINGS = 'True, False, yes, no, t, f, 1, 0 (any case)'
 TYPES = ('none', 'bool', 'int', 'str', 'multi-str')
+_INT = re.compile(r'^[+-]?[0-9]+$')
+
+
+def parse_bool(value, where='value'):
+    """A bool spelling of the table -> True/False; anything else raises ConfigError."""
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError('%s: %r is not a bool: write one of %s' % (where, value, BOOL_SPELLINGS))
 
 
 def parse(text, where='value'):
-    """``type:value`` -> (python value, warning or None). ``where`` names the place for errors."""
+    """``type:value`` -> (python value, warning or None). ``where`` names the place (key and
+    file line) for errors: a missing or unknown type and a value that is not a valid spelling
+    of its type raise ConfigError."""
     if ':' not in text:
         raise ConfigError('%s: missing type in %r (write it as type:value, with type one of %s)'
                           % (where, text, ', '.join(TYPES)))
     kind, value = text.split(':', 1)
-    warning = None
     if kind == 'none':
         return None, None
     if kind == 'bool':
-        result = value not in FALSE_WORDS
-        if value not in FALSE_WORDS + TRUE_WORDS:
-            warning = ('%s: bool:%s is read as True; write bool:True or bool:False'
-                       % (where, value))
-        return result, warning
+        return parse_bool(value, where), None
     if kind == 'int':
-        try:
+        if _INT.match(value.strip()):
             return int(value.strip()), None
-        except ValueError:
-            raise ConfigError('%s: %r is not an integer (write int:NUMBER)' % (where, value))
+        else:
+            raise ConfigError('%s: %r is not an integer (write int:NUMBER, digits with an '
+                              'optional sign)' % (where, value))
     if kind == 'str':
         return value, None
     if kind == 'multi-str':

@@ -1,4 +1,7 @@
 """Environment precedence, answer-file sections, typed values, command-line assignments."""
+import os
+import time
+
 import pytest
 
 from ovirt_hosted_engine_setup.runner import typed
@@ -90,19 +93,77 @@ def test_typed_values_in_files(tmp_path):
     assert env['Case/Key'] == 'x'
 
 
-@pytest.mark.parametrize('word,value', [('0', False), ('f', False), ('F', False),
-                                        ('false', False), ('False', False), ('1', True),
-                                        ('True', True), ('no', True), ('yes', True)])
-def test_bool_compatibility(word, value):
+@pytest.mark.parametrize('word,value', [
+    ('0', False), ('f', False), ('F', False), ('false', False), ('False', False),
+    ('FALSE', False), ('no', False), ('No', False), (' no ', False),
+    ('1', True), ('t', True), ('True', True), ('TRUE', True), ('yes', True), ('Yes', True)])
+def test_bool_spellings(word, value):
     parsed, warning = typed.parse('bool:' + word)
-    assert parsed is value
-    assert (warning is not None) == (word in ('no', 'yes'))
+    assert parsed is value and warning is None
 
 
-def test_bool_no_warns_in_run(tmp_path):
-    r = run(tmp_path, {'p': DEFAULTS}, assignments=['TEST/x=bool:no'])
-    assert r.env['TEST/x'] is True
-    assert 'bool:no is read as True' in r.output
+@pytest.mark.parametrize('word', ['Flase', 'ture', '', 'y', '2', 'None', 'off'])
+def test_bool_misspelt_is_an_error(word):
+    with pytest.raises(ConfigError) as e:
+        typed.parse('bool:' + word, where='a.conf line 3: TEST/x')
+    text = str(e.value)
+    assert 'a.conf line 3: TEST/x' in text and repr(word) in text
+    assert typed.BOOL_SPELLINGS in text
+
+
+@pytest.mark.parametrize('word', ['1_000', '٣', '1.5', '', '0x10'])
+def test_int_strict(word):
+    with pytest.raises(ConfigError):
+        typed.parse('int:' + word)
+    assert typed.parse('int: -12 ')[0] == -12
+
+
+def test_misspelt_bool_in_answer_file_fails_before_anything_runs(tmp_path):
+    line = _bad(tmp_path, '[environment:default]\nTEST/proceed=bool:Flase\n')
+    assert 'line 2' in line and 'TEST/proceed' in line and "'Flase'" in line
+    assert 'True, False, yes, no' in line
+
+
+def test_misspelt_bool_on_command_line_fails_before_anything_runs(tmp_path):
+    line = _bad(tmp_path, assignments=['TEST/proceed=bool:Flase'])
+    assert 'command line: TEST/proceed' in line and "'Flase'" in line
+
+
+def test_value_of_the_wrong_type_for_a_typed_key(tmp_path):
+    key = EnvKey('TEST/proceed', kind='bool')
+    line = _bad(tmp_path, '[environment:default]\nTEST/proceed=str:No\n', keys=[key])
+    assert 'line 2' in line and 'TEST/proceed' in line and 'takes a bool' in line
+    line = _bad(tmp_path / 'b', assignments=['TEST/proceed=int:0'], keys=[key])
+    assert 'takes a bool' in line
+    r = run(tmp_path / 'c', {'p': DEFAULTS}, assignments=['TEST/proceed=bool:no'], keys=[key])
+    assert r.code == 0 and r.env['TEST/proceed'] is False
+
+
+def test_unknown_key_of_a_known_group_is_warned_with_the_nearest_key(tmp_path):
+    keys = [EnvKey('OVEHOSTED_STORAGE/storageDomainConnection'),
+            EnvKey('OVEHOSTED_STORAGE/domainType')]
+    f = write(tmp_path / 'a.conf', '[environment:default]\n'
+              'OVEHOSTED_STORAGE/storageDomainConection=str:nfs:/x\n'
+              'OVEHOSTED_STORAGE/domainType=str:nfs\n'
+              'OTHER_GROUP/whatever=str:x\n')
+    r = run(tmp_path, {'p': DEFAULTS}, keys=keys,
+            assignments=['CORE/configFileAppend=str:' + f, 'OVEHOSTED_STORAGE/zzz=str:1'])
+    assert r.code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if '[WARNING]' in line]
+    assert len(warnings) == 2, r.output
+    assert ('a.conf line 2: OVEHOSTED_STORAGE/storageDomainConection: unknown key, nothing '
+            'reads it; did you mean OVEHOSTED_STORAGE/storageDomainConnection?') in warnings[1]
+    assert 'command line: OVEHOSTED_STORAGE/zzz: unknown key' in warnings[0]
+
+
+def test_unknown_key_warnings_are_bounded(tmp_path):
+    keys = [EnvKey('OVEHOSTED_VM/vmVCpus')]
+    text = '[environment:default]\n' + ''.join(
+        'OVEHOSTED_VM/unknown%d=str:x\n' % i for i in range(500))
+    f = write(tmp_path / 'a.conf', text)
+    r = run(tmp_path, {'p': DEFAULTS}, keys=keys, assignments=['CORE/configFileAppend=str:' + f])
+    warnings = [line for line in r.output.splitlines() if '[WARNING]' in line]
+    assert len(warnings) == 11 and '490 more unknown keys' in warnings[-1], r.output
 
 
 def test_typed_round_trip():
@@ -221,3 +282,49 @@ def test_malformed_command_line_assignment(tmp_path):
 def test_config_error_raised_by_parser():
     with pytest.raises(ConfigError):
         typed.parse('str', where='x')
+
+
+# -- bounded input: answer files that are not regular files or are too large -----------
+
+@pytest.mark.parametrize('special,kind', [('/dev/zero', 'a device'),
+                                          ('/dev/urandom', 'a device'),
+                                          ('fifo', 'a FIFO'), ('dir', 'a directory')])
+def test_answer_file_that_is_not_a_regular_file_is_refused(tmp_path, special, kind):
+    if special == 'fifo':
+        special = str(tmp_path / 'fifo')
+        os.mkfifo(special)            # nobody writes: reading it would wait forever
+    elif special == 'dir':
+        special = str(tmp_path / 'dir')
+        os.mkdir(special)
+    t0 = time.monotonic()
+    line = _bad(tmp_path / 'run', assignments=['CORE/configFileAppend=str:' + special])
+    assert time.monotonic() - t0 < 10
+    assert '%s is %s, not a regular file' % (special, kind) in line
+
+
+def test_answer_file_larger_than_the_limit_is_refused(tmp_path):
+    from ovirt_hosted_engine_setup.runner import config
+    big = tmp_path / 'big.conf'
+    big.write_text('[environment:default]\n' + '#' * config.MAX_ANSWER_FILE_SIZE)
+    line = _bad(tmp_path / 'run', assignments=['CORE/configFileAppend=str:%s' % big])
+    assert 'is %d bytes' % big.stat().st_size in line and '(1 MiB)' in line
+    # exactly at the limit is fine
+    ok = tmp_path / 'ok.conf'
+    head = '[environment:default]\nTEST/a=str:x\n'
+    ok.write_text(head + '#' * (config.MAX_ANSWER_FILE_SIZE - len(head)))
+    r = run(tmp_path / 'ok', {'p': DEFAULTS}, assignments=['CORE/configFileAppend=str:%s' % ok])
+    assert r.code == 0 and r.env['TEST/a'] == 'x', r.output
+
+
+def test_large_file_in_dot_d_is_refused(tmp_path):
+    f = write(tmp_path / 'a.conf', '[environment:default]\nTEST/a=str:x\n')
+    (tmp_path / 'a.conf.d').mkdir()
+    os.symlink('/dev/zero', str(tmp_path / 'a.conf.d' / 'zero.conf'))
+    line = _bad(tmp_path / 'run', assignments=['CORE/configFileAppend=str:' + f])
+    assert 'zero.conf is a device, not a regular file' in line
+
+
+def test_answer_without_line_end_is_bounded(tmp_path):
+    r = run(tmp_path, {'p': QUESTIONS}, stdin='x' * 200000)
+    assert r.code == 1
+    assert 'The answer to NAME is longer than 65536 characters' in r.output

@@ -100,9 +100,12 @@ def test_signal_is_a_failure(tmp_path):
     old = signal.getsignal(signal.SIGTERM)
     r = run(tmp_path, {'p': src})
     assert signal.getsignal(signal.SIGTERM) == old     # handlers restored
-    assert r.code == 1
+    assert r.code == 143                               # 128 + SIGTERM
     assert r.env['TEST/trace'] == ['terminate']
-    assert 'SIGTERM' in r.output
+    errors = [line for line in r.output.splitlines() if '[ ERROR ]' in line]
+    assert errors == ['[ ERROR ] Interrupted by SIGTERM: nothing to roll back; log file: %s'
+                      % r.log_file], r.output
+    assert 'Failed to execute stage' not in r.output
 
 
 def test_condition_false_skips(tmp_path):
