@@ -7,10 +7,27 @@ A host slot holds, in its first 512 bytes (NUL padded), ``|``-separated fields:
     engine status JSON | hostname | local maintenance 0/1 | stopped 0/1 |
     crc32 | conf_on_shared_storage 0/1 | local_conf_timestamp
 
-The crc32 (8 lowercase hex digits) is computed over the 512-byte header with
-that field written as ``00000000``. From byte 512 come human-readable
-``key=value`` lines (timestamp, host-id, score, ... state=<State>, stopped,
-timeout).
+The crc32 (8 lowercase hex digits of crc32 masked to 32 bits) is computed over
+the ``|``-joined token string itself with that token written as ``00000000``
+(not over the NUL-padded 512 bytes), as ovirt-hosted-engine-ha writes and
+checks it. From byte 512 come human-readable ``key=value`` lines (timestamp,
+host-id, score, ... state=<State>, stopped, timeout).
+
+Compatibility with the slots oVirt's agents write (ovirt-hosted-engine-ha 2.x,
+metadata parse version 1, feature version 1): the parse version is the first
+run of digits; a slot whose parse version is newer than our feature version
+is "too new"; a slot whose feature version is older than our parse version is
+"too old" (an incompatible agent: ignored, as oVirt ignores it). Older agents
+leave out the trailing tokens: 7 tokens are enough; stopped, crc32,
+conf_on_shared_storage and local_conf_timestamp are read when present, and the
+crc32 is checked when present. Tokens beyond the twelfth (a newer agent of the
+same parse version) are kept in the checksum and otherwise ignored. An engine
+status of ``null`` (an agent whose broker had no value yet) reads as unknown.
+
+The global block (slot 0) is ``key=value`` tokens separated by ``\n`` with no
+empty token (oVirt's parser splits every token on ``=``): we write
+``maintenance=1`` or ``maintenance=0`` with no trailing newline and read it
+with or without one.
 
 Parsing never raises for bad data: a slot that is garbage, torn, CRC-broken,
 of a newer parse version or of another host id is skipped and reported as a
@@ -20,6 +37,7 @@ initialised); bytes beyond it are never looked at.
 """
 import functools
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -30,6 +48,8 @@ FEATURE_VERSION = 1
 CRC_PLACEHOLDER = '00000000'
 CRC_FIELD = 9
 N_FIELDS = 12
+# the fewest tokens oVirt's parser accepts (agents before local maintenance wrote 7)
+MIN_FIELDS = 7
 # oVirt scans up to this many slots; this project bounds the scan to what deploy initialised.
 MAX_HOST_ID = 250
 
@@ -38,6 +58,7 @@ GARBAGE = 'garbage'
 TORN = 'torn'
 CRC = 'crc-mismatch'
 TOO_NEW = 'too-new'
+TOO_OLD = 'too-old'
 WRONG_ID = 'host-id-mismatch'
 
 
@@ -83,11 +104,18 @@ class AreaView:
 
 def _json_field(status):
     # '|' never appears outside JSON strings, so escaping it inside strings keeps it valid JSON
-    return json.dumps(status, sort_keys=True, separators=(', ', ': ')).replace('|', '\\u007c')
+    return json.dumps(status, separators=(', ', ': ')).replace('|', '\\u007c')
 
 
 def _clean(text):
     return str(text).replace('|', '_').replace('\0', '').replace('\n', ' ')
+
+
+def token_crc(tokens):
+    """The crc32 token of a header: over the '|'-joined tokens, the crc32 token as 00000000."""
+    zeroed = list(tokens)
+    zeroed[CRC_FIELD] = CRC_PLACEHOLDER
+    return '%08x' % (zlib.crc32('|'.join(zeroed).encode('utf-8')) & 0xffffffff)
 
 
 def serialize_host(host_id, timestamp, score, engine_status, hostname, *, local_maintenance=False,
@@ -100,14 +128,13 @@ def serialize_host(host_id, timestamp, score, engine_status, hostname, *, local_
               str(int(score)), _json_field(engine_status), _clean(hostname),
               '1' if local_maintenance else '0', '1' if stopped else '0', CRC_PLACEHOLDER,
               '1' if conf_on_shared_storage else '0', str(int(local_conf_timestamp))]
+    crc = token_crc(fields)
+    fields[CRC_FIELD] = crc
     header = '|'.join(fields).encode('utf-8')
     if len(header) > HEADER_SIZE:
         raise ValueError('metadata header of host %d is %d bytes, more than %d'
                          % (host_id, len(header), HEADER_SIZE))
     header = header.ljust(HEADER_SIZE, b'\0')
-    crc = '%08x' % (zlib.crc32(header) & 0xffffffff)
-    fields[CRC_FIELD] = crc
-    header = '|'.join(fields).encode('utf-8').ljust(HEADER_SIZE, b'\0')
     extra = ('metadata_parse_version=%d\nmetadata_feature_version=%d\ntimestamp=%d (%s)\n'
              'host-id=%d\nscore=%d\nvm_conf_refresh_time=%d\nconf_on_shared_storage=%s\n'
              'maintenance=%s\nstate=%s\nstopped=%s\n' % (
@@ -122,14 +149,19 @@ def serialize_host(host_id, timestamp, score, engine_status, hostname, *, local_
 
 
 def serialize_global(maintenance):
-    """Return the 4096 bytes of the global block (slot 0)."""
-    return ('maintenance=%d\n' % (1 if maintenance else 0)).encode('ascii').ljust(SLOT_SIZE, b'\0')
+    """Return the 4096 bytes of the global block (slot 0): no trailing newline, so that
+    oVirt's parser (which splits every '\\n'-separated token on '=') finds no empty key."""
+    return ('maintenance=%d' % (1 if maintenance else 0)).encode('ascii').ljust(SLOT_SIZE, b'\0')
 
 
-def _bool01(text):
-    if text not in ('0', '1'):
-        raise ValueError('expected 0 or 1, got %r' % text)
-    return text == '1'
+def _flag(text):
+    """A 0/1 token, read as oVirt reads it: a number, true when > 0."""
+    return int(text) > 0
+
+
+# what oVirt's agent makes of an engine status it cannot read (e.g. null)
+UNKNOWN_STATUS = {'vm': 'unknown', 'health': 'unknown', 'detail': 'serialization error'}
+_DIGITS = re.compile(r'\d+')
 
 
 @functools.lru_cache(maxsize=8192)
@@ -149,37 +181,50 @@ def parse_host_slot(slot, data):
         text = text.decode('utf-8')
     except UnicodeDecodeError:
         return Skipped(slot, GARBAGE, 'not UTF-8')
-    fields = text.split('|')
-    try:
-        version = int(fields[0])
-    except ValueError:
+    m = _DIGITS.match(text)
+    if m is None:
         return Skipped(slot, GARBAGE, 'no parse version')
-    if version > PARSE_VERSION:
+    version = int(m.group())
+    if version > FEATURE_VERSION:
         return Skipped(slot, TOO_NEW, 'parse version %d' % version)
     if version < 1:
         return Skipped(slot, GARBAGE, 'parse version %d' % version)
-    if len(fields) != N_FIELDS:
-        return Skipped(slot, TORN if len(fields) < N_FIELDS else GARBAGE,
-                       '%d fields instead of %d' % (len(fields), N_FIELDS))
-    crc = fields[CRC_FIELD]
-    zeroed = list(fields)
-    zeroed[CRC_FIELD] = CRC_PLACEHOLDER
-    expected = '%08x' % (zlib.crc32('|'.join(zeroed).encode('utf-8').ljust(HEADER_SIZE, b'\0'))
-                         & 0xffffffff)
-    if crc != expected:
-        return Skipped(slot, CRC, 'stored %s, computed %s' % (crc[:8], expected))
+    fields = text.split('|')
+    if len(fields) < MIN_FIELDS:
+        return Skipped(slot, TORN, '%d fields instead of at least %d' % (len(fields), MIN_FIELDS))
+    try:
+        feature = int(fields[1])
+    except ValueError:
+        return Skipped(slot, GARBAGE, 'no feature version')
+    if feature < PARSE_VERSION:
+        return Skipped(slot, TOO_OLD, 'feature version %d, this agent reads %d and later'
+                       % (feature, PARSE_VERSION))
+    crc = ''
+    if len(fields) > CRC_FIELD:
+        crc = fields[CRC_FIELD]
+        expected = token_crc(fields)
+        if crc != expected:
+            return Skipped(slot, CRC, 'stored %s, computed %s' % (crc[:8], expected))
     try:
         host_id = int(fields[3])
         timestamp = int(fields[2])
         score = int(fields[4])
         status = json.loads(fields[5])
+        if status is None:
+            status = dict(UNKNOWN_STATUS)
         if not isinstance(status, dict):
             raise ValueError('engine status is not an object')
+        optional = fields[7:CRC_FIELD] + fields[CRC_FIELD + 1:N_FIELDS]
+        if any(not t.strip().lstrip('-').isdigit() for t in optional):
+            raise ValueError('a flag or timestamp token is not a number')
         record_fields = dict(
             host_id=host_id, timestamp=timestamp, score=score, engine_status=status,
-            hostname=fields[6], local_maintenance=_bool01(fields[7]), stopped=_bool01(fields[8]),
-            crc32=crc, conf_on_shared_storage=_bool01(fields[10]),
-            local_conf_timestamp=int(fields[11]))
+            hostname=fields[6],
+            local_maintenance=len(fields) > 7 and _flag(fields[7]),
+            stopped=len(fields) > 8 and _flag(fields[8]),
+            crc32=crc,
+            conf_on_shared_storage=len(fields) > 10 and _flag(fields[10]),
+            local_conf_timestamp=int(fields[11]) if len(fields) > 11 else 0)
     except ValueError as e:
         return Skipped(slot, GARBAGE, str(e))
     if host_id != slot:
@@ -198,7 +243,7 @@ def parse_host_slot(slot, data):
             return Skipped(slot, TORN, 'bad extra line %r' % line[:40])
         extra[key] = value
     ts_line = extra.get('timestamp', '').split(' ')[0]
-    if ts_line != str(timestamp):
+    if extra and ts_line != str(timestamp):
         # header and extra lines from different writes: a torn write
         return Skipped(slot, TORN, 'extra timestamp %r, header %d' % (ts_line, timestamp))
     return HostRecord(extra=extra, **record_fields)
@@ -259,12 +304,13 @@ def area_size(max_hosts):
     return (min(int(max_hosts), MAX_HOST_ID) + 1) * SLOT_SIZE
 
 
-def status_report(view, live_ids):
+def status_report(view, live_ids, unknown_ids=()):
     """The ``hosted-engine --vm-status --json`` document for an AreaView.
 
-    ``live_ids``: host ids whose data is judged current (ha/liveness.py; from
-    sanlock's view of the lockspace when the local agent is down), giving
-    each host's "live-data". Skipped slots are not reported as hosts.
+    ``live_ids``: host ids whose data is judged current (ha/liveness.py),
+    giving each host's "live-data"; ``unknown_ids``: host ids for which that
+    cannot be known now ("live-data": null). Skipped slots are not reported
+    as hosts.
     """
     out = {}
     for host_id, rec in sorted(view.hosts.items()):
@@ -280,7 +326,7 @@ def status_report(view, live_ids):
             'conf_on_shared_storage': rec.conf_on_shared_storage,
             'local_conf_timestamp': rec.local_conf_timestamp,
             'extra': ''.join('%s=%s\n' % kv for kv in rec.extra.items()),
-            'live-data': host_id in live_ids,
+            'live-data': None if host_id in unknown_ids else host_id in live_ids,
         }
     out['global_maintenance'] = bool(view.global_maintenance)
     return out
