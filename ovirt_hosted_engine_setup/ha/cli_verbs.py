@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 from .. import paths
-from . import metadata
+from . import heconf, metadata
 from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable,
                          CliError, ServerError, UsageError, api, broker, broker_call, host_agent,
                          ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
@@ -29,6 +29,9 @@ GLOBAL_BANNER = '!! Cluster is in GLOBAL MAINTENANCE mode !!'
 CONSOLE_PASSWORD_ENV = 'OVIRT_HOSTED_ENGINE_CONSOLE_PASSWORD'
 CONSOLE_TTL = 120
 SHUTDOWN_DELAY = 120
+# after the delay, the host agent waits this long for the guest to power down
+SHUTDOWN_GRACE = 60 + SHUTDOWN_DELAY
+SHUTDOWN_WAIT = SHUTDOWN_DELAY + SHUTDOWN_GRACE
 SHUTDOWN_MESSAGE = 'VM is shutting down!'
 HEALTH_PATH = '/ovirt-engine/services/health'
 HEALTH_TIMEOUT = 20
@@ -45,9 +48,15 @@ def note(text):
 
 # -- liveness of the hosts -------------------------------------------------------------
 
+class OwnIdNotHeld(RuntimeError):
+    """sanlock shows that this host does not hold its host id (no daemon, not in the
+    lockspace): its own metadata cannot be moving."""
+
+
 def sanlock_live_ids():
     """Host ids sanlock reports live in the hosted-engine lockspace, or raise
-    RuntimeError saying why sanlock's view is not available."""
+    RuntimeError saying why sanlock's view is not available (OwnIdNotHeld when this
+    host does not hold its own host id)."""
     try:
         import sanlock
     except ImportError:
@@ -57,10 +66,10 @@ def sanlock_live_ids():
         spaces = sanlock.get_lockspaces()
     except sanlock.SanlockException as e:
         if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
-            raise RuntimeError('the sanlock daemon of this host is not running')
+            raise OwnIdNotHeld('the sanlock daemon of this host is not running')
         raise RuntimeError('sanlock is not answering (%s)' % (e.args[-1] if e.args else e))
     if not any(s.get('lockspace') == name for s in spaces):
-        raise RuntimeError('this host is not in the %s sanlock lockspace' % LOCKSPACE)
+        raise OwnIdNotHeld('this host is not in the %s sanlock lockspace' % LOCKSPACE)
     try:
         hosts = sanlock.get_hosts(name, 0)
     except sanlock.SanlockException as e:
@@ -75,8 +84,19 @@ def sanlock_live_ids():
     return {int(h['host_id']) for h in hosts if h.get('flags') == sanlock.HOST_LIVE}
 
 
+def own_data_fresh(rec, now=None):
+    """Whether this host's own slot was written within the liveness window: its timestamp
+    is the monotonic clock of this very host (the local broker writes it), so it can be
+    compared with ours now, unlike the other hosts' timestamps."""
+    import time
+    from . import liveness
+    now = time.monotonic() if now is None else now
+    return rec is not None and 0 <= now - rec.timestamp <= liveness.WINDOW
+
+
 def judge_liveness():
-    """(live host ids or None when unknown, where the judgement comes from, notes)."""
+    """(live host ids or None when unknown, where the judgement comes from, notes): who may
+    still run an agent (the broker's verdicts, else every host id sanlock shows live)."""
     notes = []
     try:
         with broker(timeout=15) as b:
@@ -97,6 +117,57 @@ def judge_liveness():
     return None, None, notes
 
 
+def judge_status_liveness(view, own_id):
+    """For --vm-status: (host ids whose data is up to date, host ids for which that is
+    unknown, where the judgement comes from, notes).
+
+    The broker answers from its own observation over time (timestamps that changed
+    within the window, and sanlock). Without the broker, sanlock alone does not prove a
+    host's data current (its host id stays live after its broker died and the metadata
+    froze): this host's slot is judged by its timestamp against this host's monotonic
+    clock; another host whose host id sanlock shows live is unknown, one whose host id
+    it does not show is not up to date."""
+    notes = []
+    try:
+        with broker(timeout=15) as b:
+            result = b.call('read_area')
+        verdicts = result.get('liveness') or {}
+        return {int(k) for k, v in verdicts.items() if v == 'live'}, set(), 'broker', notes
+    except (BrokerUnavailable, BrokerError, AttributeError, ValueError) as e:
+        broker_problem = str(e)
+        log.info('broker read_area: %s', broker_problem)
+    hosts = set(view.hosts) if view is not None else set()
+    own = view.hosts.get(own_id) if view is not None and own_id is not None else None
+    others = hosts - {own_id}
+    try:
+        live = sanlock_live_ids()
+    except OwnIdNotHeld as e:
+        notes.append("Note: the HA broker is not answering (%s) and %s: this host's status is "
+                     "not up to date, and whether each other host's status is up to date is "
+                     "unknown" % (broker_problem, e))
+        return set(), others, None, notes
+    except RuntimeError as e:
+        fresh = {own_id} if own_data_fresh(own) else set()
+        notes.append("Note: whether each host's status is up to date is unknown: the HA broker "
+                     "is not answering (%s) and %s%s" % (
+                         broker_problem, e, "; this host's own status is judged by its "
+                         "timestamp" if own is not None else ''))
+        return fresh, others, None, notes
+    result = set()
+    if own_id in live and own_data_fresh(own):
+        result.add(own_id)
+    unknown = {h for h in others if h in live}
+    notes.append("Note: the HA broker is not answering (%s); 'Status up-to-date' comes from "
+                 "sanlock's view of the %s lockspace and this host's own timestamp" % (
+                     broker_problem, LOCKSPACE))
+    if unknown:
+        notes.append("Note: sanlock shows host(s) %s holding their host id, but whether their "
+                     "metadata still changes cannot be seen without the HA broker: their "
+                     "status is shown as up-to-date unknown; start ovirt-ha-broker to know"
+                     % ', '.join(str(h) for h in sorted(unknown)))
+    return result, unknown, 'sanlock', notes
+
+
 # -- --vm-status -----------------------------------------------------------------------
 
 def engine_status_text(status):
@@ -115,16 +186,17 @@ def render_status(report, liveness_known=True):
     for hid in ids:
         h = report[hid]
         lines += ['', '', '--== Host %s (id: %s) status ==--' % (h['hostname'], hid), '']
-        if h['live-data'] or not liveness_known:
+        if h['live-data'] or h['live-data'] is None or not liveness_known:
             engine = engine_status_text(h['engine-status'])
         else:
             engine = 'unknown stale-data'
+        up_to_date = 'unknown' if h['live-data'] is None else h['live-data']
         rows = [('Host ID', h['host-id']), ('Host timestamp', h['host-ts']),
                 ('Score', h['score']), ('Engine status', engine), ('Hostname', h['hostname']),
                 ('Local maintenance', h['maintenance']), ('stopped', h['stopped']),
                 ('crc32', h['crc32']), ('conf_on_shared_storage', h['conf_on_shared_storage']),
                 ('local_conf_timestamp', h['local_conf_timestamp']),
-                ('Status up-to-date', h['live-data'])]
+                ('Status up-to-date', up_to_date)]
         for label, value in rows:
             lines.append('%s: %s' % (label.ljust(LABEL_WIDTH), value))
         lines.append('Extra metadata (valid at timestamp):')
@@ -150,10 +222,14 @@ def run_vm_status(args):
     view = metadata.parse_area(data, max_hosts)
     for s in view.skipped:
         note('Warning: %s' % s)
-    live, _source, notes = judge_liveness()
+    try:
+        own_id = int(conf.get('host_id'))
+    except (TypeError, ValueError):
+        own_id = None
+    live, unknown, _source, notes = judge_status_liveness(view, own_id)
     for n in notes:
         note(n)
-    report = metadata.status_report(view, live or set())
+    report = metadata.status_report(view, live or set(), unknown)
     if opts.get('--json'):
         out(json.dumps(report))
     else:
@@ -242,13 +318,24 @@ Usage: hosted-engine --vm-start-paused
 """
 
 VM_SHUTDOWN_HELP = """\
-Usage: hosted-engine --vm-shutdown
-    Ask the engine VM on this host to shut down (the guest gets %d seconds).
-""" % SHUTDOWN_DELAY
+Usage: hosted-engine --vm-shutdown [--wait [--timeout=SECONDS]]
+    Ask the engine VM on this host to shut down. The guest is given %d seconds
+    before it is asked to power down (ACPI), and then up to %d more seconds to
+    finish. Without --wait the command returns as soon as the shutdown is
+    requested, while the guest may take minutes.
+
+    --wait
+        wait until the engine VM is down on this host, showing what is awaited,
+        the time elapsed and the limit. Exit 0 when it is down; exit 1 when it
+        is still up at the limit (power it off with hosted-engine --vm-poweroff).
+    --timeout=SECONDS
+        the limit of --wait (default %d).
+""" % (SHUTDOWN_DELAY, SHUTDOWN_GRACE, SHUTDOWN_WAIT)
 
 VM_POWEROFF_HELP = """\
 Usage: hosted-engine --vm-poweroff
-    Power off the engine VM on this host at once.
+    Power off the engine VM on this host at once. A VM that is already down on
+    this host (shut down or crashed) is reported as such, with exit status 0.
 """
 
 
@@ -312,27 +399,97 @@ def _not_here(e, what):
     return CliError('the host agent refused to %s the engine VM: %s' % (what, e.message))
 
 
+def _already_down(stats):
+    """The text of a Down record left on this host by the engine VM, or None."""
+    if stats is None or stats.get('status') != 'Down':
+        return None
+    why = stats.get('exitMessage') or ''
+    return 'The engine VM was already down on this host%s' % (' (%s)' % why if why else '')
+
+
+class _Screen:
+    """progress.Reporter's logger for the terminal: one line per report on stdout."""
+
+    def log(self, _level, fmt, *args):
+        out(fmt % args)
+        sys.stdout.flush()
+
+
+def _wait_down(client, vm_id, limit):
+    """Wait until the engine VM is down on this host; return (down, last status)."""
+    from .. import progress
+    last = {'status': None}
+
+    def check():
+        stats = local_vm_stats(client, vm_id)
+        if stats is None or stats.get('status') == 'Down':
+            return True, 'Down'
+        last['status'] = stats.get('status')
+        return False, 'status %s' % last['status']
+    try:
+        progress.wait_until(check, 'the engine VM to be down on this host', limit, 1.0,
+                            progress.Reporter(_Screen(), every=10))
+    except progress.WaitTimeout:
+        return False, last['status']
+    return True, 'Down'
+
+
+def _limit(opts):
+    text = opts.get('--timeout')
+    if text is None:
+        return SHUTDOWN_WAIT
+    if '--wait' not in opts:
+        raise UsageError('--timeout is the limit of --wait: give --wait too')
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError('--timeout needs a number of seconds (1 or more), not %r' % text)
+    return value
+
+
 def run_vm_shutdown(args):
-    parse_options('--vm-shutdown', args)
+    opts, _ = parse_options('--vm-shutdown', args, flags=('--wait',), values=('--timeout',))
+    limit = _limit(opts)
     conf = load_conf()
     with host_agent(conf) as client:
+        down = _already_down(local_vm_stats(client, conf['vmid']))
+        if down:
+            out(down + ': nothing to shut down')
+            return 0
         try:
             api(client, 'VM.shutdown', vmID=conf['vmid'], delay=SHUTDOWN_DELAY,
                 message=SHUTDOWN_MESSAGE)
         except ServerError as e:
             raise _not_here(e, 'shut down')
-    out('The engine VM is shutting down (the guest has %d seconds)' % SHUTDOWN_DELAY)
-    return 0
+        out('Shutdown of the engine VM requested: the guest has %d seconds before it is asked '
+            'to power down, then up to %d seconds to finish' % (SHUTDOWN_DELAY, SHUTDOWN_GRACE))
+        if not opts.get('--wait'):
+            return 0
+        sys.stdout.flush()
+        ok, status = _wait_down(client, conf['vmid'], limit)
+    if ok:
+        out('The engine VM is down')
+        return 0
+    raise CliError('The engine VM is still up on this host after %d s (status %s): wait '
+                   'longer, look at the guest with hosted-engine --console, or power it off '
+                   'with hosted-engine --vm-poweroff' % (limit, status))
 
 
 def run_vm_poweroff(args):
     parse_options('--vm-poweroff', args)
     conf = load_conf()
     with host_agent(conf) as client:
+        down = _already_down(local_vm_stats(client, conf['vmid']))
         try:
             api(client, 'VM.destroy', vmID=conf['vmid'])
         except ServerError as e:
             raise _not_here(e, 'power off')
+    if down:
+        # the Down record is cleared; nothing was running
+        out(down + ': nothing was powered off')
+        return 0
     out('The engine VM was powered off')
     return 0
 
@@ -576,12 +733,7 @@ def run_disconnect_storage(args):
 
 # -- shared configuration --------------------------------------------------------------
 
-HE_KEYS = ('fqdn', 'vm_disk_id', 'vm_disk_vol_id', 'vmid', 'storage', 'mnt_options', 'conf',
-           'host_id', 'console', 'domainType', 'spUUID', 'sdUUID', 'connectionUUID', 'ca_cert',
-           'ca_subject', 'vdsm_use_ssl', 'gateway', 'bridge', 'metadata_volume_UUID',
-           'metadata_image_UUID', 'lockspace_volume_UUID', 'lockspace_image_UUID',
-           'conf_volume_UUID', 'conf_image_UUID', 'network_test', 'tcp_t_address', 'tcp_t_port',
-           'sanlock_io_timeout')
+HE_KEYS = heconf.HE_KEYS
 HA_KEYS = ('local_maintenance', 'local_maintenance_manual', 'global_maintenance')
 BROKER_KEYS = {'smtp-server': 'email', 'smtp-port': 'email', 'source-email': 'email',
                'destination-emails': 'email', 'smtp-starttls': 'email', 'smtp-ssl': 'email',
@@ -659,6 +811,30 @@ def _update_volume(conf, name, change):
     write_config_volume(cv, files, checksum)
 
 
+def _broker_conf_problem(text):
+    """What the broker's reader (notifications.parse_config) refuses in broker.conf ``text``,
+    or None."""
+    import configparser
+    from . import notifications
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read_string(text)
+        notifications.parse_config(cp)
+    except configparser.Error as e:
+        return 'broker.conf is not valid INI (%s)' % str(e).splitlines()[0]
+    except notifications.ConfigError as e:
+        return str(e)
+    return None
+
+
+def _check_broker_conf(old, new):
+    """Refuse a broker.conf the broker would not read, unless the very same problem was
+    already in the file before (then this change does not make it worse)."""
+    problem = _broker_conf_problem(new)
+    if problem and problem != _broker_conf_problem(old):
+        raise CliError('refused: %s; broker.conf was not changed' % problem)
+
+
 def run_set_shared_config(args):
     opts, pos = parse_options('--set-shared-config', args, values=('--type',),
                               positional=('KEY', 'VALUE'))
@@ -667,10 +843,18 @@ def run_set_shared_config(args):
     _check_key(ctype, key)
     if '\n' in value:
         raise UsageError('the value must be one line')
+    if ctype in ('he_local', 'he_shared'):
+        # the readers' own check (heconf.load), for this key only: a bad value of another
+        # key already in the file does not stop this one from being set
+        problem = heconf.value_problem(key, value)
+        if problem:
+            raise CliError('refused: %s; %s was not changed' % (
+                problem, paths.HOSTED_ENGINE_CONF if ctype == 'he_local'
+                else 'hosted-engine.conf of the configuration volume'))
     if ctype == 'he_local':
-        conf = load_conf(required_vmid=False)
-        del conf
         path = paths.HOSTED_ENGINE_CONF
+        if not os.path.isfile(path):
+            raise CliError('You must run deploy first: %s does not exist' % path)
         _write_text(path, set_keyvalue(_read_text(path), key, value))
     elif ctype == 'he_shared':
         conf = load_conf()
@@ -685,7 +869,9 @@ def run_set_shared_config(args):
 
         def change(text):
             found, _old = ini_get(text, key)
-            return ini_set(text, found or section, name, value)
+            new = ini_set(text, found or section, name, value)
+            _check_broker_conf(text, new)
+            return new
         _update_volume(conf, 'broker.conf', change)
         local = _read_text(paths.BROKER_CONF, missing_ok=True)
         _write_text(paths.BROKER_CONF, change(local))

@@ -105,30 +105,58 @@ def load(path):
     return conf
 
 
+def _number(lo, hi, unit):
+    def check(value):
+        try:
+            return lo <= int(value) <= hi
+        except ValueError:
+            return False
+    return check, '%s from %d to %d' % (unit, lo, hi)
+
+
+def _one_of(choices, fold=False):
+    def check(value):
+        return (value.lower() if fold else value) in choices
+    return check, 'one of %s' % ', '.join(choices)
+
+
+def _port_or_empty(value):
+    return value == '' or _number(1, 65535, '')[0](value)
+
+
+# The one table of checked hosted-engine.conf keys: key -> (check(value) -> bool, what is
+# accepted, checked when empty). load() checks every key of it present in the file, and
+# `hosted-engine --set-shared-config --type=he_local|he_shared` checks the value it writes.
+HE_VALIDATORS = {
+    'host_id': _number(1, 250, 'a number') + (True,),
+    'domainType': _one_of(DOMAIN_TYPES) + (False,),
+    'network_test': _one_of(NETWORK_TESTS) + (False,),
+    'sanlock_io_timeout': _number(1, 300, 'seconds') + (False,),
+    'tcp_t_port': (_port_or_empty, 'a port number from 1 to 65535, or empty', False),
+    'vdsm_use_ssl': _one_of(('true', 'false'), fold=True) + (False,),
+}
+
+
+def value_problem(key, value):
+    """None when ``value`` is accepted for hosted-engine.conf key ``key``, else one line
+    naming the key, what is accepted and the value."""
+    entry = HE_VALIDATORS.get(key)
+    if entry is None:
+        return None
+    check, accepted, check_empty = entry
+    if value == '' and not check_empty:
+        return None
+    if check(value):
+        return None
+    return '%s must be %s, not %r' % (key, accepted, value)
+
+
 def _check_he(conf):
-    def bad(key, problem):
-        raise ConfError(conf.path, conf.lines.get(key), problem)
-    if 'host_id' in conf:
-        try:
-            host_id = int(conf['host_id'])
-        except ValueError:
-            host_id = 0
-        if not 1 <= host_id <= 250:
-            bad('host_id', 'host_id must be a number from 1 to 250, not %r' % conf['host_id'])
-    if conf.get('domainType') and conf['domainType'] not in DOMAIN_TYPES:
-        bad('domainType', 'domainType %r is not one of %s' % (conf['domainType'],
-                                                             ', '.join(DOMAIN_TYPES)))
-    if conf.get('network_test') and conf['network_test'] not in NETWORK_TESTS:
-        bad('network_test', 'network_test %r is not one of %s' % (conf['network_test'],
-                                                                 ', '.join(NETWORK_TESTS)))
-    if conf.get('sanlock_io_timeout'):
-        try:
-            ok = 1 <= int(conf['sanlock_io_timeout']) <= 300
-        except ValueError:
-            ok = False
-        if not ok:
-            bad('sanlock_io_timeout', 'sanlock_io_timeout must be seconds from 1 to 300, not %r'
-                % conf['sanlock_io_timeout'])
+    for key in HE_VALIDATORS:
+        if key in conf:
+            problem = value_problem(key, conf[key])
+            if problem:
+                raise ConfError(conf.path, conf.lines.get(key), problem)
 
 
 def _value(key, value):

@@ -54,6 +54,13 @@ def test_every_ha_verb_in_help_and_its_own_help(prefix):
         assert h.stdout.startswith('Usage: hosted-engine %s' % verb), h.stdout
 
 
+def test_vm_shutdown_help_documents_wait(prefix):
+    h = prefix.run('--vm-shutdown', '--help').stdout
+    assert '--wait' in h and '--timeout=SECONDS' in h and '120 seconds' in h
+    assert 'exit 1 when it' in ' '.join(h.split())
+    assert 'already down' in prefix.run('--vm-poweroff', '--help').stdout
+
+
 def test_not_deployed(prefix, env):
     for verb in HA_VERBS:
         args = {'--set-maintenance': ['--mode=global'],
@@ -85,6 +92,8 @@ def test_not_deployed(prefix, env):
     (['--get-shared-config', 'fqdn', '--type=bogus'], "unknown configuration type 'bogus'"),
     (['--get-shared-config', 'nokey', '--type=he_local'], "unknown key 'nokey'"),
     (['--vm-poweroff', '-x'], 'unknown option -x'),
+    (['--vm-shutdown', '--timeout=5'], '--timeout is the limit of --wait'),
+    (['--vm-shutdown', '--wait', '--timeout=0'], '--timeout needs a number of seconds'),
 ])
 def test_bad_input_one_line(prefix, deployed, env, args, words):
     r = prefix.run(*args, env=env)
@@ -118,8 +127,7 @@ def test_vm_status_text_exact(prefix, deployed, env):
         'Host ID                            : 1\n'
         'Host timestamp                     : 1000\n'
         'Score                              : 3400\n'
-        'Engine status                      : {"vm": "up", "health": "good", "detail": "Up", '
-        '"reason": null}\n'
+        'Engine status                      : unknown stale-data\n'
         'Hostname                           : host1.example\n'
         'Local maintenance                  : False\n'
         'stopped                            : False\n'
@@ -143,6 +151,10 @@ def test_vm_status_text_exact(prefix, deployed, env):
     assert '--== Host host2.example (id: 2) status ==--' in r.stdout
     assert 'Local maintenance                  : True' in r.stdout
     assert 'host3' not in r.stdout
+    # this host (id 1) holds no host id (no sanlock): its data is not up to date; for
+    # host 2 that cannot be known without the broker: said so, and why
+    assert 'Status up-to-date                  : unknown\n' in r.stdout.split('(id: 2)')[1]
+    assert 'Engine status                      : {"vm": "down"' in r.stdout.split('(id: 2)')[1]
     # the broken slot is skipped with a warning; staleness unknown, and why
     assert 'metadata slot 3 skipped (crc-mismatch)' in r.stderr
     assert 'up to date is unknown' in r.stderr and 'HA broker' in r.stderr
@@ -164,7 +176,36 @@ def test_vm_status_json(prefix, deployed, env):
     assert h1['engine-status'] == UP and h1['score'] == 3400 and h1['host-ts'] == 1000
     assert h1['live-data'] is False and 'state=EngineUp\n' in h1['extra']
     assert doc['2']['maintenance'] is True and doc['2']['score'] == 0
+    assert doc['2']['live-data'] is None      # unknown without the broker
     assert 'GLOBAL MAINTENANCE' not in r.stdout
+
+
+def test_vm_status_shows_an_ovirt_written_slot_next_to_ours(prefix, deployed, env):
+    """A mixed cluster: host 2's slot written by oVirt's agent (its layout and checksum)."""
+    from ha.test_metadata import ovirt_slot
+    deployed.write_host(1, 1000, 3400, UP, 'host1.example', state='EngineUp')
+    deployed.write_slot(2, ovirt_slot(2, 5127, 2400, hostname='ovirt-host2.example',
+                                      local_conf_timestamp=5090, state='EngineDown',
+                                      status={'vm': 'down', 'health': 'bad', 'detail': 'unknown',
+                                              'reason': 'vm not running on this host'}))
+    deployed.write_global(False)
+    r = prefix.run('--vm-status', '--json', env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'skipped' not in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    assert sorted(doc) == ['1', '2', 'global_maintenance']
+    h2 = doc['2']
+    assert (h2['host-id'], h2['host-ts'], h2['score'], h2['hostname']) == \
+        (2, 5127, 2400, 'ovirt-host2.example')
+    assert h2['engine-status']['reason'] == 'vm not running on this host'
+    assert h2['local_conf_timestamp'] == 5090 and 'state=EngineDown\n' in h2['extra']
+    r = prefix.run('--vm-status', env=env)
+    assert r.returncode == 0, r.stderr
+    assert '--== Host host1.example (id: 1) status ==--' in r.stdout
+    text = r.stdout.split('--== Host ovirt-host2.example (id: 2) status ==--')[1]
+    assert 'Score                              : 2400\n' in text
+    assert 'Hostname                           : ovirt-host2.example\n' in text
+    assert '\tvm_conf_refresh_time=5090 (' in text
 
 
 def test_vm_status_empty_area(prefix, deployed, env):
@@ -277,6 +318,71 @@ def test_shared_config_he_shared_and_broker(prefix, deployed, env):
     assert r.returncode == 0 and 'S3cret-Pw' not in r.stdout
     log = open(prefix.path('/var/log/ovirt-hosted-engine-ha/hosted-engine-cli.log')).read()
     assert 'S3cret-Pw' not in log
+
+
+@pytest.mark.parametrize('key,value,accepted', [
+    ('host_id', 'abc', 'a number from 1 to 250'),
+    ('host_id', '0', 'a number from 1 to 250'),
+    ('domainType', 'iscsi', 'one of nfs, nfs3, nfs4, glusterfs, posixfs, localfs'),
+    ('network_test', 'icmp', 'one of dns, ping, tcp, none'),
+    ('sanlock_io_timeout', '0', 'seconds from 1 to 300'),
+    ('tcp_t_port', '70000', 'a port number from 1 to 65535'),
+    ('vdsm_use_ssl', 'maybe', 'one of true, false'),
+])
+def test_set_shared_config_refuses_what_the_readers_refuse(prefix, deployed, env, key, value,
+                                                           accepted):
+    """he_local and he_shared are checked with the readers' own table (heconf.load)."""
+    cv = ConfigVolume(deployed.volumes()['conf'])
+    files = {'version': '2.4\n', 'hosted-engine.conf': 'fqdn=engine.lab.test\nhost_id=1\n',
+             'broker.conf': '', 'vm.conf': 'vmId=%s\n' % deployed.conf['vmid']}
+    cv.write(files, cv.checksum())
+    before_local = open(deployed.conf_path).read()
+    for ctype in ('he_local', 'he_shared'):
+        r = prefix.run('--set-shared-config', key, value, '--type=%s' % ctype, env=env)
+        assert r.returncode == 1, (ctype, r.stdout)
+        line = one_line(r)
+        assert key in line and repr(value) in line and accepted in line, line
+        assert 'was not changed' in line
+    assert open(deployed.conf_path).read() == before_local
+    assert cv.read()['hosted-engine.conf'] == files['hosted-engine.conf']
+    # and the verbs still work
+    assert prefix.run('--vm-status', env=env).returncode == 0
+
+
+def test_set_shared_config_fixes_a_bad_value_on_disk(prefix, deployed, env):
+    text = open(deployed.conf_path).read()
+    with open(deployed.conf_path, 'w') as f:
+        f.write(text.replace('host_id=1\n', 'host_id=abc\n'))
+    r = prefix.run('--vm-status', env=env)
+    assert r.returncode == 1 and 'host_id must be a number from 1 to 250' in one_line(r)
+    r = prefix.run('--set-shared-config', 'host_id', '1', '--type=he_local', env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'host_id=1\n' in open(deployed.conf_path).read()
+    assert prefix.run('--vm-status', env=env).returncode == 0
+
+
+def test_set_shared_config_broker_checked_like_the_broker_reads_it(prefix, deployed, env):
+    cv = ConfigVolume(deployed.volumes()['conf'])
+    broker = ('[email]\nsmtp-server = localhost\nsmtp-port = 25\n'
+              'destination-emails = root@localhost\n\n[notify]\nstate_transition = up|down\n')
+    files = {'version': '2.4\n', 'hosted-engine.conf': 'fqdn=engine.lab.test\nhost_id=1\n',
+             'broker.conf': broker, 'vm.conf': 'vmId=%s\n' % deployed.conf['vmid']}
+    cv.write(files, cv.checksum())
+    for key, value, words in (('smtp-port', 'abc', 'is not a port number'),
+                              ('destination-emails', 'nobody', 'is not an email address'),
+                              ('state_transition', 'up|(', 'state_transition')):
+        r = prefix.run('--set-shared-config', key, value, '--type=broker', env=env)
+        assert r.returncode == 1, r.stdout
+        line = one_line(r)
+        assert key in line and value in line and words in line, line
+        assert cv.read()['broker.conf'] == broker
+    assert not os.path.exists(prefix.path('/etc/ovirt-hosted-engine-ha/broker.conf'))
+    # a bad value on disk is overwritten by a good one
+    files['broker.conf'] = broker.replace('smtp-port = 25', 'smtp-port = abc')
+    cv.write(files, cv.checksum())
+    r = prefix.run('--set-shared-config', 'smtp-port', '2525', '--type=broker', env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'smtp-port = 2525' in cv.read()['broker.conf']
 
 
 def test_shared_config_volume_unreachable(prefix, tmp_path, env):
@@ -587,6 +693,39 @@ def test_stack_vm_status_from_sanlock_while_the_broker_is_down(stack):
     test_stack_broker_global_maintenance(stack)    # the broker back, for the tests that follow
 
 
+def test_stack_vm_status_after_the_broker_was_killed(stack):
+    """SIGKILL of the broker: sanlock keeps host id 1 live (the lockspace stays joined) but
+    the metadata stops moving. Once the slot's timestamp is older than the liveness window
+    (here: the slot as it is 90 s after the kill), --vm-status must not call it up to date."""
+    import signal
+    import time
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.ha.broker.store import MetadataStore
+    wait_until('host 1 live', lambda: stack.status()[0].get('1', {}).get('live-data'), 60)
+    p = stack.procs.pop('broker')
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    try:
+        doc, err = stack.status()
+        assert "comes from sanlock's view of the hosted-engine lockspace" in err, err
+        assert doc['1']['live-data'] is True          # written less than 60 s ago
+        store = MetadataStore(shared_storage.volume_paths(
+            stack.conf, stack.prefix.path('/rhev/data-center'))['metadata'])
+        rec = metadata.parse_area(store.read_area()[0], store.max_hosts).hosts[1]
+        store.write_slot(1, metadata.serialize_host(
+            1, int(time.monotonic()) - 90, rec.score, rec.engine_status, rec.hostname,
+            local_maintenance=rec.local_maintenance, state=rec.state,
+            local_conf_timestamp=rec.local_conf_timestamp))
+        doc, err = stack.status()
+        assert doc['1']['live-data'] is False, err
+        r = stack.run('--vm-status')
+        assert r.returncode == 0, r.stderr
+        assert 'Status up-to-date                  : False' in r.stdout, r.stdout
+        assert 'Engine status                      : unknown stale-data' in r.stdout
+    finally:
+        test_stack_broker_global_maintenance(stack)    # the broker back
+
+
 def test_stack_agent_stopped_then_clean_own_slot(stack):
     assert stack.stop('agent') == 0
 
@@ -651,10 +790,20 @@ def test_stack_vm_verbs_with_libvirt(stack):
         r = stack.run('--add-console-password', '--password=Cons-Pw2', **env)
         assert r.returncode == 0 and "passwd='Cons-Pw2'" in dom.XMLDesc(
             libvirt.VIR_DOMAIN_XML_SECURE)
+        requested = ('Shutdown of the engine VM requested: the guest has 120 seconds before '
+                     'it is asked to power down, then up to 180 seconds to finish\n')
         r = stack.run('--vm-shutdown', **env)
         assert r.returncode == 0, r.stderr
-        assert r.stdout == 'The engine VM is shutting down (the guest has 120 seconds)\n'
+        assert r.stdout == requested         # returns at once
         assert status() in ('Powering down', 'Paused')     # the guest gets its 120 s
+        # --wait: still up at the limit -> exit 1 and what to do
+        r = stack.run('--vm-shutdown', '--wait', '--timeout=2', **env)
+        assert r.returncode == 1, r.stdout
+        assert r.stdout.startswith(requested), r.stdout
+        assert 'Waiting for the engine VM to be down on this host: 0 s elapsed (limit 2 s)' \
+            in r.stdout
+        line = one_line(r)
+        assert 'still up on this host after 2 s' in line and '--vm-poweroff' in line, line
         r = stack.run('--vm-poweroff', **env)
         assert r.returncode == 0 and r.stdout == 'The engine VM was powered off\n', r.stderr
         wait_until('the domain gone', lambda: not conn.listAllDomains(), 30)
@@ -663,8 +812,38 @@ def test_stack_vm_verbs_with_libvirt(stack):
         assert r.returncode == 0 and 'is Up on this host' in r.stdout, r.stderr
         dom = conn.lookupByUUIDString(stack.conf['vmid'])
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        # --wait until down: this guest has no OS to act on ACPI, so it goes down from libvirt
+        import subprocess
+        import sys
+        from .conftest import HOSTED_ENGINE
+        waiter = subprocess.Popen([sys.executable, HOSTED_ENGINE, '--vm-shutdown', '--wait',
+                                   '--timeout=60'], env=stack.env(**env), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until('the shutdown requested', lambda: status() == 'Powering down', 30)
+            dom.destroy()
+            stdout, stderr = waiter.communicate(timeout=60)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+        assert waiter.returncode == 0, stderr
+        assert stdout.startswith(requested) and stdout.endswith('The engine VM is down\n'), stdout
+        assert 'limit 60 s' in stdout
+        # the VM is already down (a Down record on this host): said so, exit 0
+        assert status() == 'Down'
+        r = stack.run('--vm-shutdown', **env)
+        assert r.returncode == 0 and r.stdout.startswith(
+            'The engine VM was already down on this host'), r.stdout + r.stderr
         r = stack.run('--vm-poweroff', **env)
-        assert r.returncode == 0
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith('The engine VM was already down on this host')
+        assert r.stdout.endswith(': nothing was powered off\n')
+        assert 'The engine VM was powered off' not in r.stdout
+        r = stack.run('--vm-start', **env)
+        assert r.returncode == 0 and 'is Up on this host' in r.stdout, r.stderr
+        r = stack.run('--vm-poweroff', **env)
+        assert r.returncode == 0 and r.stdout == 'The engine VM was powered off\n'
         conn.close()
         for log in (hostd.read_log(), open(stack.prefix.path(
                 '/var/log/ovirt-hosted-engine-ha/hosted-engine-cli.log')).read()):
