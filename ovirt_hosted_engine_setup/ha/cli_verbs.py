@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 
 from .. import paths
+from ..api.schema import constant
 from . import heconf, metadata
 from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable,
                          CliError, ServerError, UsageError, api, broker, broker_call, host_agent,
@@ -526,7 +527,7 @@ def run_add_console_password(args):
     with host_agent(conf) as client:
         try:
             api(client, 'VM.setTicket', vmID=conf['vmid'], password=password, ttl=CONSOLE_TTL,
-                existingConnAction='keep', params={})
+                **constant('consoleTicket'))
         except ServerError as e:
             if e.code == 1:
                 raise CliError('The engine VM is not running on this host: no console to set a '
