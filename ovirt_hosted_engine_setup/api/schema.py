@@ -5,6 +5,7 @@ the embedded host agent (validation, defaults, which verbs exist).
 """
 import copy
 import os
+import re
 import threading
 
 import yaml
@@ -18,8 +19,11 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
+UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+
 _TYPE_CHECKS = {
     'string': lambda v: isinstance(v, str),
+    'uuid': lambda v: isinstance(v, str) and UUID_RE.match(v) is not None,
     'int': lambda v: isinstance(v, int) and not isinstance(v, bool),
     'number': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     'bool': lambda v: isinstance(v, bool),
@@ -42,16 +46,28 @@ class InvalidParams(Exception):
 
 
 class Param:
-    def __init__(self, verb, spec):
+    def __init__(self, verb, spec, enums=None):
         try:
             self.name = spec['name']
         except (KeyError, TypeError):
             raise SchemaError('%s: a parameter without a name' % verb)
-        types = spec.get('type', 'any')
-        self.types = tuple(types) if isinstance(types, list) else (types,)
-        for t in self.types:
-            if t not in _TYPE_CHECKS:
-                raise SchemaError('%s: parameter %s has unknown type %r' % (verb, self.name, t))
+        self.types = _types(verb, self.name, spec.get('type', 'any'))
+        self.items = _types(verb, self.name, spec['items']) if 'items' in spec else None
+        if self.items is not None and 'array' not in self.types:
+            raise SchemaError('%s: parameter %s has items but is not an array' % (verb, self.name))
+        self.enum = spec.get('enum')
+        self.allowed = None
+        if self.enum is not None:
+            values = (enums or {}).get(self.enum)
+            if isinstance(values, list):
+                self.allowed = list(values)
+            elif isinstance(values, dict):
+                self.allowed = list(values.values())
+                if 'string' in self.types:
+                    self.allowed += list(values)
+            else:
+                raise SchemaError('%s: parameter %s names the unknown enum %r'
+                                  % (verb, self.name, self.enum))
         self.has_default = 'default' in spec
         self.default = spec.get('default')
         self.required = bool(spec.get('required', not self.has_default))
@@ -63,16 +79,48 @@ class Param:
 
     @property
     def type_text(self):
-        return ' or '.join(self.types)
+        return ' or '.join('a UUID' if t == 'uuid' else t for t in self.types)
+
+    def check(self, verb, value):
+        """InvalidParams naming this parameter unless value fits its type, items and enum."""
+        if not self.accepts(value):
+            raise InvalidParams('parameter %s of %s must be %s, got %s'
+                                % (self.name, verb, self.type_text, _show(value)), self.name)
+        if self.items is not None:
+            for i, item in enumerate(value):
+                if not any(_TYPE_CHECKS[t](item) for t in self.items):
+                    raise InvalidParams('parameter %s of %s must be an array of %s; item %d is %s'
+                                        % (self.name, verb, ' or '.join(
+                                            'UUID' if t == 'uuid' else t for t in self.items), i,
+                                           _show(item)), self.name)
+        if self.allowed is not None and not any(
+                value == a and type(value) is type(a) for a in self.allowed):
+            raise InvalidParams('parameter %s of %s must be one of %s, got %s'
+                                % (self.name, verb, ', '.join(str(a) for a in self.allowed),
+                                   _show(value)), self.name)
+
+
+def _types(verb, name, types):
+    types = tuple(types) if isinstance(types, list) else (types,)
+    for t in types:
+        if t not in _TYPE_CHECKS:
+            raise SchemaError('%s: parameter %s has unknown type %r' % (verb, name, t))
+    return types
+
+
+def _show(value):
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:60] + '...')
+    return _json_type(value)
 
 
 class Verb:
-    def __init__(self, name, spec):
+    def __init__(self, name, spec, enums=None):
         self.name = name
         self.namespace, self.verb = name.split('.', 1)
         spec = spec or {}
         self.description = spec.get('description', '')
-        self.params = [Param(name, p) for p in (spec.get('params') or [])]
+        self.params = [Param(name, p, enums) for p in (spec.get('params') or [])]
         self.result = spec.get('result') or {}
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
@@ -118,10 +166,7 @@ class Verb:
         for p in self.params:
             if p.name in params:
                 value = params[p.name]
-                if not p.accepts(value):
-                    raise InvalidParams('parameter %s of %s must be %s, got %s'
-                                        % (p.name, self.name, p.type_text, _json_type(value)),
-                                        p.name)
+                p.check(self.name, value)
                 out[p.name] = value
             elif p.required:
                 raise InvalidParams('missing required parameter %s for %s'
@@ -154,17 +199,18 @@ class Schema:
         if not isinstance(data, dict) or 'namespaces' not in data:
             raise SchemaError('schema has no namespaces')
         self.data = data
+        self.enums = data.get('enums') or {}
+        self.constants = data.get('constants') or {}
         self.verbs = {}
         for ns, verbs in data['namespaces'].items():
             for vname, spec in (verbs or {}).items():
                 name = '%s.%s' % (ns, vname)
-                self.verbs[name] = Verb(name, spec)
+                self.verbs[name] = Verb(name, spec, self.enums)
         errors = data.get('errors') or {}
         self.errors = {}
         for group in ('protocol', 'vdsm'):
             for code, e in (errors.get(group) or {}).items():
                 self.errors[int(code)] = e
-        self.enums = data.get('enums') or {}
         self.secret_names = frozenset(
             ['password'] + [p.name for v in self.verbs.values() for p in v.params if p.secret])
 
@@ -195,6 +241,16 @@ def get_schema():
         if _cached is None:
             _cached = Schema.load()
         return _cached
+
+
+def enum(name):
+    """An enumeration of the shipped schema: a list of values, or {name: number}."""
+    return get_schema().enums[name]
+
+
+def constant(name):
+    """A value of the "constants" section of the shipped schema (a copy)."""
+    return copy.deepcopy(get_schema().constants[name])
 
 
 def redact(value, secret_names=frozenset(['password'])):

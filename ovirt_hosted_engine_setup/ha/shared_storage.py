@@ -30,21 +30,25 @@ import tarfile
 import time
 import uuid as uuidlib
 
+from ..api.schema import constant, enum
 from ..hostd import sanlock_util
 from . import metadata
 
 log = logging.getLogger(__name__)
 
-BLANK_UUID = '00000000-0000-0000-0000-000000000000'
+BLANK_UUID = constant('blankUUID')
 DATA_CENTER_DIR = '/rhev/data-center'
 MiB = 1 << 20
 
 # domainType names of hosted-engine.conf -> the API's domain type numbers
-DOMAIN_TYPES = {'nfs': 1, 'nfs3': 1, 'nfs4': 1, 'localfs': 4, 'posixfs': 6, 'glusterfs': 7}
+_TYPE_IDS = enum('domainType')
+DOMAIN_TYPES = {'nfs': _TYPE_IDS['NFS'], 'nfs3': _TYPE_IDS['NFS'], 'nfs4': _TYPE_IDS['NFS'],
+                'localfs': _TYPE_IDS['LOCALFS'], 'posixfs': _TYPE_IDS['POSIXFS'],
+                'glusterfs': _TYPE_IDS['GLUSTERFS']}
 NFS_VERSIONS = {'nfs3': '3', 'nfs4': '4'}
-RAW, COW = 5, 4
-PREALLOCATED, SPARSE = 1, 2
-DATA_CLASS = 1
+RAW, COW = enum('volFormat')['RAW'], enum('volFormat')['COW']
+PREALLOCATED, SPARSE = enum('preallocate')['PREALLOCATED'], enum('preallocate')['SPARSE']
+DATA_CLASS = enum('domainClass')['Data']
 DOMAIN_VERSION = 5
 MAX_HOSTS = 250
 
@@ -431,7 +435,8 @@ def prepare_domain(client, spec, progress=None):
 
         step('creating storage pool %s' % sp)
         _call(client, 'creating the storage pool', 'StoragePool.create', storagepoolID=sp,
-              name=sp_name, masterSdUUID=sd, masterVersion=1, domainList=[sd])
+              name=sp_name, masterSdUUID=sd, masterVersion=1, domainList=[sd],
+              **constant('leaseTimings'))
         _call(client, 'connecting the storage pool', 'StoragePool.connect', storagepoolID=sp,
               hostID=host_id, scsiKey=sp, masterSdUUID=sd, masterVersion=1,
               domainDict={sd: 'active'})
@@ -447,7 +452,8 @@ def prepare_domain(client, spec, progress=None):
 
         step('starting the SPM')
         task = _call(client, 'starting the SPM', 'StoragePool.spmStart', storagepoolID=sp,
-                     prevID=-1, prevLver=-1, maxHostID=MAX_HOSTS, domVersion=DOMAIN_VERSION)
+                     maxHostID=MAX_HOSTS, domVersion=DOMAIN_VERSION,
+                     **constant('spmStartNoPrevious'))
         wait_task(client, task, 'starting the SPM', progress)
         _call(client, 'activating the storage domain', 'StorageDomain.activate',
               storagedomainID=sd, storagepoolID=sp)

@@ -395,21 +395,14 @@ class HostBackend(Backend):
     # -- Host.setHaMaintenanceMode ---------------------------------------
     @verb('Host.setHaMaintenanceMode')
     def setHaMaintenanceMode(self, mode, enabled):
-        key = {'LOCAL': 'local_maintenance', 'GLOBAL': 'global_maintenance'}.get(mode.upper())
-        if key is None:
-            if mode.upper() == 'NONE':
-                write_ha_conf(self.ha_conf, {'local_maintenance': 'False',
-                                             'global_maintenance': 'False'})
-                self.ctx.emit_event('|hosted-engine|maintenance|', {'mode': 'NONE',
-                                                                    'enabled': False})
-                return True
-            raise VdsmError(1000, 'invalid maintenance mode %r: use LOCAL, GLOBAL or NONE' % mode)
+        # mode is GLOBAL or LOCAL (the schema's haMaintenanceMode, checked by the server)
+        key = {'LOCAL': 'local_maintenance', 'GLOBAL': 'global_maintenance'}[mode]
         try:
             write_ha_conf(self.ha_conf, {key: 'True' if enabled else 'False'})
         except OSError as e:
             raise VdsmError(100, 'cannot write %s: %s' % (self.ha_conf, e.strerror or e))
-        log.info('HA %s maintenance %s (%s)', mode.upper(), 'on' if enabled else 'off',
+        log.info("HA %s maintenance %s (%s)", mode, 'on' if enabled else 'off',
                  self.ha_conf)
-        self.ctx.emit_event('|hosted-engine|maintenance|', {'mode': mode.upper(),
+        self.ctx.emit_event('|hosted-engine|maintenance|', {"mode": mode,
                                                             'enabled': bool(enabled)})
         return True

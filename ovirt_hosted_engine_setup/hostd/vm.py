@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import libvirt
 
+from ..api.schema import enum
 from .api_base import Backend, VdsmError, verb
 from .storage.fileutil import write_atomic
 
@@ -34,6 +35,11 @@ EXIT_ADMIN_SHUTDOWN = 6
 EXIT_USER_SHUTDOWN = 7
 
 LEASE_ERROR_MARKERS = ('Failed to acquire lock', 'error -243', 'resource busy')
+
+# VDSM samples the VMs' CPU times every vm_sample_interval (15 s); cpuUser and cpuSys
+# are the percentages of one CPU over the last interval, cpuUsage the CPU time in ns.
+CPU_SAMPLE_INTERVAL = 15.0
+CPU_INIT = '0.00'          # VDSM's value of the three before a first interval
 
 _loop_lock = threading.Lock()
 _loop_started = False
@@ -81,6 +87,10 @@ class VMBackend(Backend):
         self._callback_id = None
         self._destroying = set()
         self._shutdowns = {}
+        self.sample_interval = float(getattr(ctx, 'vm_sample_interval', CPU_SAMPLE_INTERVAL))
+        self._cpu_samples = {}  # vmId -> [older, newer] (monotonic s, cpu, user, system ns)
+        self._closing = threading.Event()
+        self._sampler = None
         _ensure_event_loop()
         libvirt.registerErrorHandler(_silence_libvirt, None)
 
@@ -168,6 +178,7 @@ class VMBackend(Backend):
             except libvirt.libvirtError:
                 paused = False
             self._set(vm_id, status='Paused' if paused else 'Up', startTime=time.time())
+            self._sample_cpu(vm_id, dom)
         elif event == libvirt.VIR_DOMAIN_EVENT_RESUMED:
             self._set(vm_id, status='Up')
         elif event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED:
@@ -249,6 +260,7 @@ class VMBackend(Backend):
                    'launchPaused': paused}
             self.vms[vmID] = rec
             self._save(vmID)
+        self._start_sampler()
         threading.Thread(target=self._start, args=(vmID, xml, paused),
                          name='vm-start-%s' % vmID[:8], daemon=True).start()
         out = {k: v for k, v in vmParams.items() if k != 'xml'}
@@ -277,6 +289,8 @@ class VMBackend(Backend):
             return
         dom = self._domain(vm_id)
         state = dom.state()[0] if dom else None
+        if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED):
+            self._sample_cpu(vm_id, dom)
         if state == libvirt.VIR_DOMAIN_RUNNING:
             self._set(vm_id, status='Up', startTime=time.time())
         elif state == libvirt.VIR_DOMAIN_PAUSED:
@@ -334,6 +348,7 @@ class VMBackend(Backend):
         with self._lock:
             rec = self.vms.pop(vmID, None)
             self._shutdowns.pop(vmID, None)
+            self._cpu_samples.pop(vmID, None)
             self._save(vmID)
         if rec and rec.get('status') != 'Down':
             rec.update(status='Down', exitCode=0, exitReason=EXIT_ADMIN_SHUTDOWN,
@@ -396,6 +411,63 @@ class VMBackend(Backend):
             log.warning('VM %s did not shut down within %.0f s', vm_id, timeout)
             self._set(vm_id, status='Up')
 
+    # ------------------------------------------------------------ CPU samples
+    def _start_sampler(self):
+        with self._lock:
+            if self._sampler is not None:
+                return
+            self._sampler = threading.Thread(target=self._sample_loop, name='vm-cpu-sampler',
+                                             daemon=True)
+        self._sampler.start()
+
+    def _sample_loop(self):
+        while not self._closing.wait(self.sample_interval):
+            with self._lock:
+                ids = [v for v, r in self.vms.items() if r.get('status') != 'Down']
+                for v in list(self._cpu_samples):
+                    if v not in ids:
+                        del self._cpu_samples[v]
+            for vm_id in ids:
+                try:
+                    self._sample_cpu(vm_id)
+                except Exception:     # a VM going away between the list and the sample
+                    log.debug('CPU sample of VM %s', vm_id, exc_info=True)
+
+    def _sample_cpu(self, vm_id, dom=None):
+        """Record the VM's CPU times now (libvirt's cpu_time, user_time, system_time)."""
+        dom = dom or self._domain(vm_id)
+        if dom is None:
+            return
+        try:
+            if not dom.isActive():
+                return
+            total = dom.getCPUStats(True)[0]
+        except libvirt.libvirtError:
+            return
+        sample = (time.monotonic(), int(total.get('cpu_time', 0)),
+                  int(total.get('user_time', 0)), int(total.get('system_time', 0)))
+        with self._lock:
+            hist = self._cpu_samples.setdefault(vm_id, [])
+            hist.append(sample)
+            del hist[:-2]
+
+    def _cpu_stats(self, vm_id):
+        """cpuUser, cpuSys, cpuUsage as VDSM computes them from its last two samples:
+        cpuSys the qemu process's own user+system time, cpuUser the rest of the CPU
+        time, both in percent of one CPU over the interval ("%.2f"); cpuUsage the
+        total CPU time in ns. "0.00" for all three until two samples exist."""
+        with self._lock:
+            hist = list(self._cpu_samples.get(vm_id, ()))
+        if len(hist) < 2 or hist[1][0] <= hist[0][0]:
+            return {'cpuUser': CPU_INIT, 'cpuSys': CPU_INIT, 'cpuUsage': CPU_INIT}
+        (t0, cpu0, user0, sys0), (t1, cpu1, user1, sys1) = hist
+        interval_ns = (t1 - t0) * 1e9
+        total = max(0, cpu1 - cpu0)
+        own = min(total, max(0, (user1 + sys1) - (user0 + sys0)))
+        return {'cpuUser': '%.2f' % (100.0 * (total - own) / interval_ns),
+                'cpuSys': '%.2f' % (100.0 * own / interval_ns),
+                'cpuUsage': str(cpu1)}
+
     # ------------------------------------------------------------ stats
     def _display_info(self, dom):
         out = []
@@ -448,9 +520,9 @@ class VMBackend(Backend):
         try:
             info = dom.info()
             stats['memUsage'] = str(info[2] // 1024)
-            stats['cpuTime'] = str(info[4])
         except libvirt.libvirtError:
             pass
+        stats.update(self._cpu_stats(vm_id))
         return stats
 
     @verb('VM.getStats')
@@ -470,14 +542,20 @@ class VMBackend(Backend):
         return out
 
     @verb('Host.getVMList')
-    def getVMList(self, fullStatus=False, vmList=None, onlyUUID=False):
+    def getVMList(self, fullStatus=False, vmList=(), onlyUUID=True):
+        """As VDSM over JSON-RPC: the VM UUIDs, or with onlyUUID false (or fullStatus
+        true) the VMs' status dicts (vmId, vmName, status, ... as VM.getStats)."""
         with self._lock:
             ids = [v for v in self.vms if not vmList or v in vmList]
-        if onlyUUID:
+        if onlyUUID and not fullStatus:
             return ids
-        if fullStatus:
-            return [self._stats(v) for v in ids]
-        return [{'vmId': v, 'status': self._stats(v)['status']} for v in ids]
+        out = []
+        for v in ids:
+            try:
+                out.append(self._stats(v))
+            except VdsmError:    # destroyed meanwhile
+                pass
+        return out
 
     def host_stats(self):
         with self._lock:
@@ -508,8 +586,8 @@ class VMBackend(Backend):
                 g.set('passwdValidTo', valid_to)
             elif 'passwdValidTo' in g.attrib:
                 del g.attrib['passwdValidTo']
-            if g.get('type') == 'spice' and existing in ('disconnect', 'keep', 'fail'):
-                g.set('connected', existing)   # libvirt's VNC supports 'keep' only
+            if g.get('type') == 'spice':
+                g.set('connected', existing)   # as VDSM: spice only (libvirt's VNC keeps)
             try:
                 dom.updateDeviceFlags(ET.tostring(g, encoding='unicode'),
                                       libvirt.VIR_DOMAIN_AFFECT_LIVE)
@@ -520,8 +598,8 @@ class VMBackend(Backend):
         log.info('VM %s: console ticket set, valid for %s s', vm_id, ttl)
 
     @verb('VM.setTicket')
-    def setTicket(self, vmID, password, ttl, existingConnAction='disconnect', params=None):
-        gtype = (params or {}).get('graphicsType') or None
+    def setTicket(self, vmID, password, ttl, existingConnAction, params):
+        gtype = params.get('graphicsType') or None
         self._set_graphics_password(vmID, password, ttl, existingConnAction,
                                     {'vnc': 'vnc', 'spice': 'spice'}.get(str(gtype).lower()))
         return True
@@ -531,13 +609,18 @@ class VMBackend(Backend):
         if (params or {}).get('deviceType') != 'graphics':
             raise VdsmError(1000, 'VM.updateDevice supports deviceType "graphics" only')
         gtype = params.get('graphicsType')
+        existing = params.get('existingConnAction') or 'disconnect'
+        if existing not in enum('ticketConflictAction'):
+            raise VdsmError(1000, 'params.existingConnAction must be one of %s, got %r'
+                            % (', '.join(enum('ticketConflictAction')), existing))
         self._set_graphics_password(vmID, params.get('password', ''), params.get('ttl', 0),
-                                    params.get('existingConnAction', 'disconnect'),
+                                    existing,
                                     {'vnc': 'vnc', 'spice': 'spice'}.get(str(gtype).lower()))
         return {'vmList': self._stats(vmID)}
 
     # ----------------------------------------------------------- restart
     def recover(self):
+        self._start_sampler()
         for name in os.listdir(self.state_dir):
             if not name.endswith('.json'):
                 continue
@@ -571,9 +654,12 @@ class VMBackend(Backend):
                     rec.update(status='Down', exitCode=1, exitReason=EXIT_GENERIC_ERROR,
                                exitMessage='the VM stopped while the host agent was not running')
                     self._save(vm_id)
+        for vm_id, dom in running.items():
+            self._sample_cpu(vm_id, dom)
         log.info('recovered %d VM(s), %d running', len(self.vms), len(running))
 
     def close(self):
+        self._closing.set()
         with self._lock:
             c, self._conn = self._conn, None
             cb, self._callback_id = self._callback_id, None

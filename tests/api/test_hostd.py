@@ -5,6 +5,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_unknown_verb(client):
 
 def test_missing_param_named(client):
     with pytest.raises(ServerError) as e:
-        client.call('Host.startMonitoringDomain', sdUUID='x')
+        client.call('Host.startMonitoringDomain', sdUUID=str(uuid.uuid4()))
     assert e.value.code == -32602 and 'hostID' in e.value.message
 
 
@@ -90,12 +91,21 @@ def test_mistyped_param_named(client):
 def test_positional_call(client):
     with pytest.raises(ServerError) as e:
         client.Host.setHaMaintenanceMode('BOGUS', True)
-    assert e.value.code == 1000
+    assert e.value.code == -32602 and 'mode' in e.value.message
+
+
+@pytest.mark.parametrize('mode', ['NONE', 'local', 'BOGUS'])
+def test_maintenance_mode_is_vdsm_enum(client, mode):
+    """VDSM's HaMaintenanceMode is GLOBAL or LOCAL: anything else is refused from the schema."""
+    with pytest.raises(ServerError) as e:
+        client.Host.setHaMaintenanceMode(mode=mode, enabled=False)
+    assert e.value.code == -32602 and 'mode' in e.value.message and 'GLOBAL, LOCAL' in \
+        e.value.message
 
 
 def test_batch(client):
     out = client.batch([('Host.ping2', {}), ('Host.nope', {}),
-                        ('Host.startMonitoringDomain', {'sdUUID': 'x'})])
+                        ('Host.startMonitoringDomain', {'sdUUID': str(uuid.uuid4())})])
     assert out[0] is True
     assert isinstance(out[1], ServerError) and out[1].code == -32601
     assert isinstance(out[2], ServerError) and out[2].code == -32602
@@ -231,7 +241,8 @@ def test_events_and_maintenance_flags(hostd, client):
         assert ha['globalMaintenance'] is True and ha['localMaintenance'] is False
     finally:
         watcher.close()
-        client.Host.setHaMaintenanceMode(mode='NONE', enabled=False)
+        client.Host.setHaMaintenanceMode(mode='LOCAL', enabled=False)
+        client.Host.setHaMaintenanceMode(mode='GLOBAL', enabled=False)
 
 
 def test_concurrent_calls_from_threads(client):
@@ -255,7 +266,7 @@ def test_password_never_logged(hostd, client, caplog):
     caplog.set_level('DEBUG')
     try:
         client.call('VM.setTicket', vmID='00000000-0000-0000-0000-00000000abcd',
-                    password='TopSecret-42', ttl=120)
+                    password='TopSecret-42', ttl=120, existingConnAction='keep', params={})
     except ServerError:
         pass
     try:   # valid parameters: the call is logged (iSCSI needs no real target to be refused)

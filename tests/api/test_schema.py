@@ -1,7 +1,12 @@
 """The API schema: contents and parameter validation."""
+import uuid
+
 import pytest
 
-from ovirt_hosted_engine_setup.api.schema import InvalidParams, get_schema, redact
+from ovirt_hosted_engine_setup.api.schema import (InvalidParams, constant, enum, get_schema,
+                                                  redact)
+
+U = '0f3c8d52-6bb5-4b8e-9c1e-6a1f0f6f7a11'
 
 SPEC_VERBS = {
     'Host': ['getCapabilities', 'getHardwareInfo', 'getStats', 'ping2', 'setupNetworks',
@@ -53,30 +58,33 @@ def test_parameter_names_are_vdsm_names(verb, names):
 
 def test_defaults_are_filled():
     v = get_schema().verb('StorageDomain.create')
-    out = v.validate({'storagedomainID': 'u', 'domainType': 4, 'typeArgs': '/d', 'name': 'n',
+    out = v.validate({'storagedomainID': U, 'domainType': 4, 'typeArgs': '/d', 'name': 'n',
                       'domainClass': 1})
     assert out['blockSize'] == 512 and out['maxHosts'] == 2000
-    sp = get_schema().verb('StoragePool.spmStart').validate({'storagepoolID': 'p'})
-    assert sp['prevID'] == -1 and sp['maxHostID'] == 250 and 'domVersion' not in sp
+    sp = get_schema().verb('StoragePool.spmStart').validate(
+        dict({'storagepoolID': U}, **constant('spmStartNoPrevious')))
+    assert sp['prevID'] == -1 and sp['maxHostID'] == 250 and sp['domVersion'] is None
 
 
 def test_missing_parameter_is_named():
     with pytest.raises(InvalidParams) as e:
-        get_schema().verb('Host.startMonitoringDomain').validate({'sdUUID': 'x'})
+        get_schema().verb('Host.startMonitoringDomain').validate({'sdUUID': U})
     assert e.value.param == 'hostID' and 'hostID' in str(e.value)
 
 
 @pytest.mark.parametrize('value', ['1', True, 1.5, None, [1]])
 def test_mistyped_int_is_named(value):
     with pytest.raises(InvalidParams) as e:
-        get_schema().verb('Host.startMonitoringDomain').validate({'sdUUID': 'x', 'hostID': value})
+        get_schema().verb('Host.startMonitoringDomain').validate({'sdUUID': U, 'hostID': value})
     assert e.value.param == 'hostID'
 
 
 def test_union_types():
     v = get_schema().verb('Volume.create')
-    base = {'volumeID': 'v', 'storagepoolID': 'p', 'storagedomainID': 'd', 'imageID': 'i',
-            'volFormat': 5, 'preallocate': 2, 'diskType': 'HEVD', 'desc': ''}
+    blank = constant('blankUUID')
+    base = {'volumeID': U, 'storagepoolID': U, 'storagedomainID': U, 'imageID': U,
+            'volFormat': 5, 'preallocate': 2, 'diskType': 'HEVD', 'desc': '',
+            'srcImgUUID': blank, 'srcVolUUID': blank}
     assert v.validate(dict(base, size='1024'))['size'] == '1024'
     assert v.validate(dict(base, size=1024))['size'] == 1024
     with pytest.raises(InvalidParams):
@@ -90,15 +98,15 @@ def test_unknown_parameter_is_named():
 
 
 def test_positional_params():
-    out = get_schema().verb('Host.startMonitoringDomain').validate(['sd', 3])
-    assert out == {'sdUUID': 'sd', 'hostID': 3}
+    out = get_schema().verb('Host.startMonitoringDomain').validate([U, 3])
+    assert out == {'sdUUID': U, 'hostID': 3}
 
 
 def test_default_is_not_shared_between_calls():
-    v = get_schema().verb('Host.setupNetworks')
-    a = v.validate({'networks': {}})
-    a['options']['x'] = 1
-    assert v.validate({'networks': {}})['options'] == {}
+    v = get_schema().verb('Host.getStorageRepoStats')
+    a = v.validate({})
+    a['domains'].append(U)
+    assert v.validate({})['domains'] == []
 
 
 def test_secrets_are_redacted():
@@ -130,3 +138,143 @@ def test_backends_serve_only_schema_verbs():
             if name:
                 assert s.verb(name) is not None, '%s serves %s' % (cls.__name__, name)
     assert verbs_of  # the server builds its table with it
+
+
+# What VDSM's vdsm-api.yml requires (parameters without a defaultvalue), verb by verb.
+VDSM_REQUIRED = {
+    'Host.getCapabilities': [], 'Host.getHardwareInfo': [], 'Host.getStats': [],
+    'Host.ping2': [], 'Host.setSafeNetworkConfig': [], 'Host.getConnectedStoragePools': [],
+    'Host.getAllVmStats': [], 'Host.getAllTasksStatuses': [],
+    'Host.setupNetworks': ['networks', 'bondings', 'options'],
+    'Host.getStorageDomains': [],
+    'Host.startMonitoringDomain': ['sdUUID', 'hostID'],
+    'Host.stopMonitoringDomain': ['sdUUID'],
+    'Host.getStorageRepoStats': [],
+    'Host.getVMList': [],
+    'Host.setHaMaintenanceMode': ['mode', 'enabled'],
+    'StoragePool.connectStorageServer': ['storagepoolID', 'domainType', 'connectionParams'],
+    'StoragePool.disconnectStorageServer': ['storagepoolID', 'domainType', 'connectionParams'],
+    'StoragePool.create': ['storagepoolID', 'name', 'masterSdUUID', 'masterVersion',
+                           'domainList', 'lockRenewalIntervalSec', 'leaseTimeSec',
+                           'ioOpTimeoutSec', 'leaseRetries'],
+    'StoragePool.connect': ['storagepoolID', 'hostID', 'scsiKey', 'masterSdUUID',
+                            'masterVersion'],
+    'StoragePool.disconnect': ['storagepoolID', 'hostID', 'scsiKey'],
+    'StoragePool.spmStart': ['storagepoolID', 'prevID', 'prevLver', 'enableScsiFencing'],
+    'StoragePool.spmStop': ['storagepoolID'],
+    'StoragePool.getSpmStatus': ['storagepoolID'],
+    'StoragePool.getInfo': ['storagepoolID'],
+    'StoragePool.destroy': ['storagepoolID', 'hostID', 'scsiKey'],
+    'StorageDomain.create': ['storagedomainID', 'domainType', 'typeArgs', 'name', 'domainClass'],
+    'StorageDomain.getInfo': ['storagedomainID'],
+    'StorageDomain.getStats': ['storagedomainID'],
+    'StorageDomain.activate': ['storagedomainID', 'storagepoolID'],
+    'StorageDomain.attach': ['storagedomainID', 'storagepoolID'],
+    'StorageDomain.detach': ['storagedomainID', 'storagepoolID'],
+    'StorageDomain.format': ['storagedomainID', 'autoDetach'],
+    'StorageDomain.validate': ['storagedomainID'],
+    'StorageDomain.getImages': ['storagedomainID'],
+    'StorageDomain.getVolumes': ['storagedomainID', 'storagepoolID', 'imageID'],
+    'Volume.create': ['volumeID', 'storagepoolID', 'storagedomainID', 'imageID', 'size',
+                      'volFormat', 'preallocate', 'diskType', 'desc', 'srcImgUUID', 'srcVolUUID'],
+    'Volume.getInfo': ['volumeID', 'storagepoolID', 'storagedomainID', 'imageID'],
+    'Volume.getSize': ['volumeID', 'storagepoolID', 'storagedomainID', 'imageID'],
+    'Volume.delete': ['volumeID', 'storagepoolID', 'storagedomainID', 'imageID', 'postZero',
+                      'force'],
+    'Image.prepare': ['storagepoolID', 'storagedomainID', 'imageID', 'volumeID'],
+    'Image.teardown': ['storagepoolID', 'storagedomainID', 'imageID'],
+    'Task.getStatus': ['taskID'], 'Task.clear': ['taskID'],
+    'VM.create': ['vmID', 'vmParams'],
+    'VM.destroy': ['vmID'],
+    'VM.shutdown': ['vmID'],
+    'VM.getStats': ['vmID'],
+    'VM.setTicket': ['vmID', 'password', 'ttl', 'existingConnAction', 'params'],
+    'VM.updateDevice': ['vmID', 'params'],
+}
+# Optional parameters VDSM takes beyond the ones above (its defaultvalue ones).
+VDSM_OPTIONAL = {
+    'Volume.create': ['initialSize', 'addBitmaps', 'legal', 'sequence', 'bitmap'],
+    'Volume.delete': ['discard'],
+    'StoragePool.spmStart': ['maxHostID', 'domVersion'],
+    'StorageDomain.detach': ['masterSdUUID', 'masterVersion', 'force'],
+}
+
+
+def test_every_schema_verb_is_checked_against_vdsm():
+    assert sorted(get_schema().verbs) == sorted(VDSM_REQUIRED)
+
+
+@pytest.mark.parametrize('name', sorted(VDSM_REQUIRED))
+def test_required_exactly_as_vdsm(name):
+    v = get_schema().verb(name)
+    assert [p.name for p in v.params if p.required] == VDSM_REQUIRED[name]
+    for opt in VDSM_OPTIONAL.get(name, []):
+        assert opt in v.param_names and not [p for p in v.params if p.name == opt][0].required
+
+
+def example(p):
+    """A value of parameter p that the schema accepts."""
+    if p.allowed:
+        return p.allowed[0]
+    t = p.types[0]
+    return {'uuid': U, 'int': 1, 'number': 1, 'string': 'x', 'bool': False, 'object': {},
+            'array': [U] if p.items == ('uuid',) else [{}] if p.items == ('object',) else [],
+            'any': 'x'}[t]
+
+
+@pytest.mark.parametrize('name', sorted(VDSM_REQUIRED))
+def test_complete_call_is_accepted(name):
+    v = get_schema().verb(name)
+    params = {p.name: example(p) for p in v.params if p.required}
+    out = v.validate(params)
+    assert set(out) >= set(params)
+
+
+@pytest.mark.parametrize('name,param', [(n, r) for n in sorted(VDSM_REQUIRED)
+                                        for r in VDSM_REQUIRED[n]])
+def test_missing_required_is_refused(name, param):
+    v = get_schema().verb(name)
+    params = {p.name: example(p) for p in v.params if p.required and p.name != param}
+    with pytest.raises(InvalidParams) as e:
+        v.validate(params)
+    assert e.value.param == param and param in str(e.value)
+
+
+@pytest.mark.parametrize('name,param,bad', [
+    ('Host.setHaMaintenanceMode', 'mode', 'NONE'),
+    ('VM.setTicket', 'existingConnAction', 'drop'),
+    ('StoragePool.connectStorageServer', 'domainType', 9),
+    ('StorageDomain.create', 'domainClass', 7),
+    ('Volume.create', 'volFormat', 3),
+    ('Volume.create', 'preallocate', 0),
+    ('Volume.create', 'diskType', 'BOGUS'),
+    ('Volume.create', 'srcVolUUID', 'not-a-uuid'),
+    ('Host.startMonitoringDomain', 'sdUUID', 'x'),
+    ('StoragePool.create', 'domainList', ['x']),
+    ('Host.getVMList', 'vmList', [1]),
+])
+def test_enum_and_uuid_checked_from_the_schema(name, param, bad):
+    v = get_schema().verb(name)
+    params = {p.name: example(p) for p in v.params if p.required}
+    params[param] = bad
+    with pytest.raises(InvalidParams) as e:
+        v.validate(params)
+    assert e.value.param == param
+
+
+def test_enum_names_where_a_string_is_allowed():
+    v = get_schema().verb('Host.getStorageDomains')
+    assert v.validate({'storageType': 'NFS'})['storageType'] == 'NFS'
+    assert v.validate({'storageType': enum('domainType')['NFS']})['storageType'] == 1
+    with pytest.raises(InvalidParams):
+        v.validate({'storageType': 'NOPE'})
+    assert v.validate({'storagepoolID': str(uuid.uuid4())})
+
+
+def test_constants_are_vdsm_values():
+    assert constant('leaseTimings') == {'lockRenewalIntervalSec': 5, 'leaseTimeSec': 60,
+                                        'ioOpTimeoutSec': 10, 'leaseRetries': 3}
+    assert constant('spmStartNoPrevious') == {'prevID': -1, 'prevLver': -1,
+                                              'enableScsiFencing': False}
+    assert constant('blankUUID') == '00000000-0000-0000-0000-000000000000'
+    assert constant('consoleTicket')['existingConnAction'] in enum('ticketConflictAction')

@@ -36,6 +36,7 @@ def make_ctx(base, sanlock_run_dir, **kw):
                       sanlock_run_dir=sanlock_run_dir, **kw)
     ctx.sanlock_io_timeout = IO_TIMEOUT
     ctx.monitor_interval = 1.0
+    ctx.vm_sample_interval = 1.0     # VDSM's is 15 s
     for d in (ctx.root_dir, ctx.data_center_dir, ctx.run_dir):
         os.makedirs(d, exist_ok=True)
     return ctx

@@ -16,6 +16,7 @@ import threading
 
 def main():
     base, sanlock_run_dir, uri, io_timeout = sys.argv[1:5]
+    from ovirt_hosted_engine_setup.api.schema import INVALID_PARAMS, InvalidParams, get_schema
     from ovirt_hosted_engine_setup.hostd.api_base import VdsmError, verbs_of
     from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
     from ovirt_hosted_engine_setup.hostd.vm import VMBackend
@@ -52,7 +53,11 @@ def main():
             out.flush()
             continue
         try:
-            res = {'result': verbs[req['verb']](**req.get('params', {}))}
+            # validated and completed from the API schema, as the host agent's server does
+            params = get_schema().verb(req['verb']).validate(req.get('params', {}))
+            res = {'result': verbs[req['verb']](**params)}
+        except InvalidParams as e:
+            res = {'error': [INVALID_PARAMS, 'Invalid params: %s' % e]}
         except VdsmError as e:
             res = {'error': [e.code, e.message]}
         out.write(json.dumps(res) + '\n')

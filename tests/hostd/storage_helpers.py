@@ -2,10 +2,15 @@
 import time
 import uuid
 
-LOCALFS, POSIXFS, NFS = 4, 6, 1
-COW, RAW = 4, 5
-PREALLOCATED, SPARSE = 1, 2
-BLANK = '00000000-0000-0000-0000-000000000000'
+from ovirt_hosted_engine_setup.api.schema import constant, enum
+
+LOCALFS, POSIXFS, NFS = (enum('domainType')[n] for n in ('LOCALFS', 'POSIXFS', 'NFS'))
+COW, RAW = enum('volFormat')['COW'], enum('volFormat')['RAW']
+PREALLOCATED, SPARSE = enum('preallocate')['PREALLOCATED'], enum('preallocate')['SPARSE']
+BLANK = constant('blankUUID')
+# what StoragePool.create and StoragePool.spmStart need, as the deploy sends it
+POOL_TIMINGS = constant('leaseTimings')
+SPM_START = constant('spmStartNoPrevious')
 
 
 def new_uuid():

@@ -10,8 +10,8 @@ from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
 from ovirt_hosted_engine_setup.hostd.storage.fileutil import is_mounted
 
 from .conftest import make_ctx
-from .storage_helpers import (BLANK, LOCALFS, POSIXFS, RAW, SPARSE, new_uuid, wait_acquired,
-                              wait_task)
+from .storage_helpers import (BLANK, LOCALFS, POOL_TIMINGS, POSIXFS, RAW, SPARSE, SPM_START,
+                              new_uuid, wait_acquired, wait_task)
 
 
 @pytest.fixture
@@ -96,17 +96,18 @@ def test_error_codes(env):
                    typeArgs=storage, name='d', domainClass=1)[0] == 365
     assert code_of(b.getSpmStatus, storagepoolID=sp)[0] == 309
     b.createStoragePool(storagepoolID=sp, name='dc', masterSdUUID=sd, masterVersion=1,
-                        domainList=[sd])
+                        domainList=[sd], **POOL_TIMINGS)
     b.connectStoragePool(storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=sd,
                          masterVersion=1, domainDict={sd: 'active'})
     assert code_of(b.createStoragePool, storagepoolID=sp, name='dc', masterSdUUID=sd,
-                   masterVersion=1, domainList=[sd])[0] == 316
+                   masterVersion=1, domainList=[sd], **POOL_TIMINGS)[0] == 316
     img, vol = new_uuid(), new_uuid()
     create = dict(volumeID=vol, storagepoolID=sp, storagedomainID=sd, imageID=img,
-                  size='1048576', volFormat=RAW, preallocate=SPARSE, diskType='HEVD', desc='v')
+                  size='1048576', volFormat=RAW, preallocate=SPARSE, diskType='HEVD', desc='v', srcImgUUID=BLANK,
+                  srcVolUUID=BLANK)
     assert code_of(b.createVolume, **create)[0] == 654          # not SPM yet
     wait_acquired(b, sd)
-    t = b.spmStart(storagepoolID=sp)
+    t = b.spmStart(storagepoolID=sp, **SPM_START)
     assert wait_task(b, t)['taskResult'] == 'success'
     t = b.createVolume(**create)
     assert code_of(b.createVolume, **create)[0] == 212          # exists while being created
@@ -120,7 +121,8 @@ def test_error_codes(env):
     # A failing task reports its error through Task.getStatus.
     t = b.createVolume(volumeID=new_uuid(), storagepoolID=sp, storagedomainID=sd,
                        imageID=new_uuid(), size=str(1 << 60), volFormat=RAW, preallocate=1,
-                       diskType='HEVD', desc='too big')
+                       diskType='HEVD', desc='too big', srcImgUUID=BLANK,
+                       srcVolUUID=BLANK)
     st = wait_task(b, t)
     assert st['taskResult'] == 'cleanFailure' and st['code'] == 205 and st['message']
     b.spmStop(storagepoolID=sp)
@@ -136,12 +138,12 @@ def test_restart_recovers_connections_pools_monitoring_and_tasks(env):
     b.createStorageDomain(storagedomainID=sd, domainType=LOCALFS, typeArgs=storage, name='d',
                           domainClass=1)
     b.createStoragePool(storagepoolID=sp, name='dc', masterSdUUID=sd, masterVersion=1,
-                        domainList=[sd])
+                        domainList=[sd], **POOL_TIMINGS)
     b.connectStoragePool(storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=sd,
                          masterVersion=1, domainDict={sd: 'active'})
     b.startMonitoringDomain(sdUUID=sd, hostID=1)
     wait_acquired(b, sd)
-    t = b.spmStart(storagepoolID=sp)
+    t = b.spmStart(storagepoolID=sp, **SPM_START)
     assert wait_task(b, t)['taskResult'] == 'success'
     b.spmStop(storagepoolID=sp)
 

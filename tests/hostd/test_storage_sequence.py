@@ -11,8 +11,8 @@ from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
 from ovirt_hosted_engine_setup.hostd.storage import metadata as md
 
 from .conftest import make_ctx
-from .storage_helpers import (BLANK, COW, LOCALFS, PREALLOCATED, RAW, SPARSE, new_uuid,
-                              wait_acquired, wait_task)
+from .storage_helpers import (BLANK, COW, LOCALFS, POOL_TIMINGS, PREALLOCATED, RAW, SPARSE,
+                              SPM_START, new_uuid, wait_acquired, wait_task)
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_otopi_storage_sequence(env):
     assert sd in b.getStorageDomains()
 
     assert b.createStoragePool(storagepoolID=sp, name='hosted_datacenter', masterSdUUID=sd,
-                               masterVersion=1, domainList=[sd]) is True
+                               masterVersion=1, domainList=[sd], **POOL_TIMINGS) is True
     assert b.getStorageDomainInfo(storagedomainID=sd)['role'] == 'Master'
     assert b.connectStoragePool(storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=sd,
                                 masterVersion=1, domainDict={sd: 'active'}) is True
@@ -66,7 +66,7 @@ def test_otopi_storage_sequence(env):
     assert held and held[0]['host_id'] == 1
     assert b.host_stats()['storageDomains'][sd]['acquired'] is True
 
-    task = b.spmStart(storagepoolID=sp, prevID=-1, prevLver=-1, maxHostID=250, domVersion=5)
+    task = b.spmStart(storagepoolID=sp, maxHostID=250, domVersion=5, **SPM_START)
     st = wait_task(b, task)
     assert st['taskResult'] == 'success', st
     assert b.clearTask(taskID=task) is True

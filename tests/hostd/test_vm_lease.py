@@ -2,6 +2,7 @@
 the same lockspace), two libvirtd instances in private mount namespaces, the
 backends of each host in a process of its own (tests/hostd/hostproc.py)."""
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -14,7 +15,7 @@ from ovirt_hosted_engine_setup.hostd.api_base import VdsmError
 
 from .daemons import LibvirtHost, SanlockDaemon
 from .hostproc import HostProcess
-from .storage_helpers import BLANK, LOCALFS, RAW, SPARSE, new_uuid
+from .storage_helpers import BLANK, LOCALFS, POOL_TIMINGS, RAW, SPARSE, SPM_START, new_uuid
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IO_TIMEOUT = 1
@@ -67,6 +68,30 @@ def wait_acquired(host, sd, timeout=60):
     while not host.call('Host.getStorageRepoStats', domains=[sd]).get(sd, {}).get('acquired'):
         assert time.monotonic() < deadline, host.call('Host.getStorageRepoStats', domains=[sd])
         time.sleep(0.2)
+
+
+def check_cpu_stats(agent, host, vm_id):
+    """VM.getStats carries cpuUser, cpuSys ("%.2f" percent of one CPU over the sampling
+    interval) and cpuUsage (the CPU time in ns) from libvirt's CPU times, as VDSM."""
+    deadline = time.monotonic() + 30
+    while True:
+        st = agent.call('VM.getStats', vmID=vm_id)[0]
+        if st['cpuUsage'] != '0.00':
+            break
+        assert st['cpuUser'] == st['cpuSys'] == '0.00', st     # VDSM's initial values
+        assert time.monotonic() < deadline, st
+        time.sleep(0.3)
+    for k in ('cpuUser', 'cpuSys'):
+        assert re.fullmatch(r'\d+\.\d\d', st[k]), st
+    busy = float(st['cpuUser']) + float(st['cpuSys'])
+    assert 0.0 < busy <= 100.0 * os.cpu_count() + 1, st      # a booting guest uses CPU
+    c = libvirt.open(host.libvirt.uri)
+    try:
+        cpu_time = c.lookupByUUIDString(vm_id).getCPUStats(True)[0]['cpu_time']
+    finally:
+        c.close()
+    assert 0 < int(st['cpuUsage']) <= cpu_time, (st, cpu_time)
+    assert 'cpuTime' not in st
 
 
 class Host:
@@ -133,15 +158,15 @@ def test_vm_lease_two_hosts_and_restart(hosts):
     a.call('StorageDomain.create', storagedomainID=sd, domainType=LOCALFS, typeArgs=storage,
            name='hosted_storage', domainClass=1, version=5)
     a.call('StoragePool.create', storagepoolID=sp, name='dc', masterSdUUID=sd, masterVersion=1,
-           domainList=[sd])
+           domainList=[sd], **POOL_TIMINGS)
     a.call('StoragePool.connect', storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=sd,
            masterVersion=1, domainDict={sd: 'active'})
     a.call('Host.startMonitoringDomain', sdUUID=sd, hostID=1)
     wait_acquired(a, sd)
-    assert wait_task(a, a.call('StoragePool.spmStart', storagepoolID=sp))['code'] == 0
+    assert wait_task(a, a.call('StoragePool.spmStart', storagepoolID=sp, **SPM_START))['code'] == 0
     task = a.call('Volume.create', volumeID=vol, storagepoolID=sp, storagedomainID=sd,
                   imageID=img, size=str(16 << 20), volFormat=RAW, preallocate=SPARSE,
-                  diskType='HEVD', desc='hosted-engine')
+                  diskType='HEVD', desc='hosted-engine', srcImgUUID=BLANK, srcVolUUID=BLANK)
     assert wait_task(a, task)['code'] == 0
     a.call('StoragePool.spmStop', storagepoolID=sp)
     a.call('StoragePool.disconnect', storagepoolID=sp, hostID=1, scsiKey=sp)
@@ -169,7 +194,13 @@ def test_vm_lease_two_hosts_and_restart(hosts):
     assert st['displayInfo'] and st['displayInfo'][0]['type'] == 'vnc'
     assert int(st['displayInfo'][0]['port']) >= 5900
     assert st['displayInfo'][0]['ipAddress'] == '127.0.0.1'
-    assert [vm_id] == a.call('Host.getVMList', onlyUUID=True)
+    # Host.getVMList as VDSM over JSON-RPC: UUIDs, or the VMs' dicts with onlyUUID false.
+    assert [vm_id] == a.call('Host.getVMList') == a.call('Host.getVMList', onlyUUID=True)
+    full = a.call('Host.getVMList', onlyUUID=False)
+    assert [v['vmId'] for v in full] == [vm_id] and full[0]['status'] == 'Up'
+    assert full[0]['vmName'] == 'he-test' and full[0]['displayInfo']
+    assert a.call('Host.getVMList', vmList=[new_uuid()]) == []
+    check_cpu_stats(a, h1, vm_id)
 
     # Refused on host 2: the lease is held by host 1, and getStats says so.
     b.call('VM.create', vmID=vm_id, vmParams={'xml': paths['b']})
@@ -207,7 +238,7 @@ def test_vm_lease_two_hosts_and_restart(hosts):
 
     # Console ticket with an expiry.
     assert b.call('VM.setTicket', vmID=vm_id, password='s3cret-t1cket', ttl=120,
-                  existingConnAction='disconnect') is True
+                  existingConnAction='disconnect', params={}) is True
     c = libvirt.open(h2.libvirt.uri)
     try:
         dom = c.lookupByUUIDString(vm_id)

@@ -11,7 +11,8 @@ its last values and logs once per distinct error. The values (names of the
 - bridge_up: the management bridge's state in Host.getStats;
 - mem_free_mb: Host.getStats memFree;
 - cpu_load: the host's CPU load without the engine VM, 0..1, averaged over
-  15 minutes (/proc/stat minus the VM's cpuTime from VM.getStats);
+  15 minutes: /proc/stat minus the VM's share that VM.getStats reports as VDSM
+  does (cpuUser + cpuSys, percent of one CPU), as oVirt's broker computes it;
 - storage_valid, storage_delay: Host.getStorageRepoStats of the domain;
 - engine_health: the engine status (engine_health.py), polled and refreshed
   right away on the host agent's ``|virt|VM_status|<vmid>`` events.
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 TRIES = 5
 TRY_TIMEOUT = 5
 CPU_WINDOW = 900.0
+# VDSM reports cpuUser/cpuSys/cpuUsage "0.00" until it has two samples of a new VM;
+# as oVirt's broker, ignore such figures (keep the load) for at most this long.
+CPU_INIT_VALUE = '0.00'
+CPU_INIT_GRACE = 300.0
 STATS_MAX_AGE = 1.0
 
 NAMES = ('network', 'bridge_up', 'mem_free_mb', 'cpu_load', 'storage_valid', 'storage_delay',
@@ -332,30 +337,38 @@ class CpuLoad:
         self.proc_stat = proc_stat
         self.clock = clock
         self.ncpu = ncpu or os.cpu_count() or 1
-        self._prev = None      # (clock, busy, total, vm cpu seconds or None)
+        self._prev = None      # (clock, busy, total)
         self._samples = collections.deque()
+        self._init_since = None
 
-    def _vm_cpu_seconds(self):
+    def _engine_share(self):
+        """(the engine VM's share of the host's CPUs, 0..1; whether VDSM's figures are real).
+
+        VM.getStats' cpuUser + cpuSys are percents of one CPU over VDSM's last sampling
+        interval; cpuUsage stays "0.00" until VDSM has real samples."""
         if not self.vmid:
-            return None
+            return 0.0, True
         try:
             stats = self.agent.call('VM.getStats', vmID=self.vmid)
         except ServerError as e:
             if e.code == engine_health.NO_SUCH_VM:
-                return None
+                return 0.0, True
             raise
         entry = stats[0] if isinstance(stats, list) and stats else (stats or {})
         if entry.get('status') == 'Down':
-            return None
-        if entry.get('cpuTime') not in (None, ''):
-            return float(entry['cpuTime']) / 1e9
-        return None
+            return 0.0, True
+        try:
+            percent = float(entry['cpuUser']) + float(entry['cpuSys'])
+        except (KeyError, TypeError, ValueError):
+            return 0.0, False
+        real = str(entry.get('cpuUsage', CPU_INIT_VALUE)) != CPU_INIT_VALUE
+        return max(0.0, percent) / 100.0 / self.ncpu, real
 
     def __call__(self):
-        vm = self._vm_cpu_seconds()
+        share, real = self._engine_share()
         now = self.clock()
         busy, total = read_proc_stat(self.proc_stat)
-        prev, self._prev = self._prev, (now, busy, total, vm)
+        prev, self._prev = self._prev, (now, busy, total)
         if prev is None or total <= prev[2]:
             if self._samples:
                 return {'cpu_load': self._average()}
@@ -364,11 +377,15 @@ class CpuLoad:
             self._samples.append((now, load))
             return {'cpu_load': round(load, 4)}
         host = (busy - prev[1]) / float(total - prev[2])
-        vm_share = 0.0
-        elapsed = now - prev[0]
-        if vm is not None and prev[3] is not None and vm >= prev[3] and elapsed > 0:
-            vm_share = (vm - prev[3]) / (elapsed * self.ncpu)
-        load = min(1.0, max(0.0, host - vm_share))
+        if real:
+            self._init_since = None
+        else:
+            if self._init_since is None:
+                self._init_since = now
+            if now - self._init_since < CPU_INIT_GRACE:
+                log.debug('engine VM CPU figures are still initial: keeping the load')
+                return {'cpu_load': self._average()}
+        load = min(1.0, max(0.0, host - share))
         self._samples.append((now, load))
         while self._samples and self._samples[0][0] < now - self.window:
             self._samples.popleft()

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 
+from ...api.schema import constant, enum
 from .. import sanlock_util
 from ..api_base import Backend, VdsmError, verb
 from . import metadata as md
@@ -35,10 +36,15 @@ from .tasks import TaskManager
 
 log = logging.getLogger(__name__)
 
-NFS, FCP, ISCSI, LOCALFS, CIFS, POSIXFS, GLUSTERFS = 1, 2, 3, 4, 5, 6, 7
+_TYPES = enum('domainType')
+NFS, LOCALFS, POSIXFS, GLUSTERFS = (_TYPES[n] for n in ('NFS', 'LOCALFS', 'POSIXFS', 'GLUSTERFS'))
 FILE_DOMAIN_TYPES = (NFS, LOCALFS, POSIXFS, GLUSTERFS)
-COW, RAW = 4, 5
-PREALLOCATED, SPARSE = 1, 2
+COW, RAW = enum('volFormat')['COW'], enum('volFormat')['RAW']
+PREALLOCATED = enum('preallocate')['PREALLOCATED']
+# The domain metadata keys of the sanlock lease timings StoragePool.create takes.
+LEASE_TIMING_KEYS = {'lockRenewalIntervalSec': 'LOCKRENEWALINTERVALSEC',
+                     'leaseTimeSec': 'LEASETIMESEC', 'ioOpTimeoutSec': 'IOOPTIMEOUTSEC',
+                     'leaseRetries': 'LEASERETRIES'}
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -66,15 +72,6 @@ def _int(value, name):
         return int(value)
     except (TypeError, ValueError):
         raise VdsmError(1000, 'parameter %s must be an integer, got %r' % (name, value))
-
-
-def _check_uuid(value, name):
-    import uuid as _uuid
-    try:
-        _uuid.UUID(str(value))
-    except ValueError:
-        raise VdsmError(1000, 'parameter %s must be a UUID, got %r' % (name, value))
-    return str(value)
 
 
 class StorageBackend(Backend):
@@ -263,7 +260,7 @@ class StorageBackend(Backend):
 
     @verb('StoragePool.connectStorageServer')
     def connectStorageServer(self, storagepoolID, domainType, connectionParams):
-        domain_type = _int(domainType, 'domainType')
+        domain_type = domainType
         result = []
         with self._lock:
             for conn in connectionParams:
@@ -283,7 +280,7 @@ class StorageBackend(Backend):
 
     @verb('StoragePool.disconnectStorageServer')
     def disconnectStorageServer(self, storagepoolID, domainType, connectionParams):
-        domain_type = _int(domainType, 'domainType')
+        domain_type = domainType
         result = []
         with self._lock:
             for conn in connectionParams:
@@ -353,17 +350,15 @@ class StorageBackend(Backend):
     @verb('StorageDomain.create')
     def createStorageDomain(self, storagedomainID, domainType, typeArgs, name, domainClass,
                             version=5, blockSize=512, maxHosts=2000):
-        sd = _check_uuid(storagedomainID, 'storagedomainID')
-        domain_type = _int(domainType, 'domainType')
+        sd = storagedomainID
+        domain_type = domainType
         version = _int(version, 'version')
         if domain_type not in FILE_DOMAIN_TYPES:
             raise VdsmError(1000, 'domainType %s is not a file domain type (NFS=1, LOCALFS=4, '
                             'POSIXFS=6, GLUSTERFS=7)' % domainType)
-        if _int(domainClass, 'domainClass') not in md.DOMAIN_CLASSES:
-            raise VdsmError(1000, 'domainClass must be 1 (Data), 2 (Iso) or 3 (Backup)')
         if version not in (3, 4, 5):
             raise VdsmError(1000, 'domain version %s is not supported (3, 4 or 5)' % version)
-        if _int(blockSize, 'blockSize') != 512:
+        if blockSize != 512:
             raise VdsmError(1000, 'block size %s is not supported on file domains here (512)'
                             % blockSize)
         if len(name) > 50:
@@ -391,13 +386,9 @@ class StorageBackend(Backend):
                         continue
                     make_sparse(os.path.join(tmp_dir, 'dom_md', fname), size)
                 fields = {
-                    'CLASS': md.DOMAIN_CLASSES[int(domainClass)],
+                    'CLASS': md.DOMAIN_CLASSES[domainClass],
                     'DESCRIPTION': name,
-                    'IOOPTIMEOUTSEC': '10',
-                    'LEASERETRIES': '3',
-                    'LEASETIMESEC': '60',
                     'LOCKPOLICY': '',
-                    'LOCKRENEWALINTERVALSEC': '5',
                     'POOL_UUID': '',
                     'REMOTE_PATH': typeArgs,
                     'ROLE': 'Regular',
@@ -405,6 +396,8 @@ class StorageBackend(Backend):
                     'TYPE': md.DOMAIN_TYPES[domain_type],
                     'VERSION': str(version),
                 }
+                for key, value in constant('leaseTimings').items():
+                    fields[LEASE_TIMING_KEYS[key]] = str(value)
                 if version >= 5:
                     fields['ALIGNMENT'] = str(sanlock_util.ALIGNMENT)
                     fields['BLOCK_SIZE'] = '512'
@@ -521,13 +514,20 @@ class StorageBackend(Backend):
         return True
 
     @verb('StorageDomain.detach')
-    def detachStorageDomain(self, storagedomainID, storagepoolID, masterSdUUID=BLANK_UUID,
+    def detachStorageDomain(self, storagedomainID, storagepoolID, masterSdUUID=None,
                             masterVersion=0, force=False):
         with self._lock:
             pool = self._pool(storagepoolID)
             if storagedomainID == pool['masterSdUUID']:
                 raise VdsmError(100, 'storage domain %s is the master of pool %s: destroy the '
                                 'pool instead' % (storagedomainID, storagepoolID))
+            if masterSdUUID not in (None, BLANK_UUID, pool['masterSdUUID']):
+                raise VdsmError(1000, 'masterSdUUID %s is not the master of pool %s (%s): this '
+                                'host agent does not move the master role'
+                                % (masterSdUUID, storagepoolID, pool['masterSdUUID']))
+            if masterVersion and masterVersion != pool['masterVersion']:
+                raise VdsmError(1000, 'masterVersion %d is not the master version %d of pool %s'
+                                % (masterVersion, pool['masterVersion'], storagepoolID))
             if not force:
                 self._require_spm(storagepoolID)
             self._update_domain_md(storagedomainID, POOL_UUID='')
@@ -539,21 +539,60 @@ class StorageBackend(Backend):
         return True
 
     @verb('StorageDomain.format')
-    def formatStorageDomain(self, storagedomainID, autoDetach=False):
+    def formatStorageDomain(self, storagedomainID, autoDetach):
+        sd = storagedomainID
         with self._lock:
-            sd_dir = self.find_domain(storagedomainID)
-            fields = self.read_domain_md(storagedomainID, sd_dir)
+            sd_dir = self.find_domain(sd)
+            fields = self.read_domain_md(sd, sd_dir)
+            in_pools = [sp for sp, pool in self.pools.items()
+                        if pool['masterSdUUID'] == sd or sd in self._pool_links(sp)]
+            if in_pools:
+                raise VdsmError(392, 'storage domain %s is in pool %s, connected on this host: '
+                                'disconnect the pool (StoragePool.disconnect) first'
+                                % (sd, in_pools[0]))
+            if sd in self.monitors:
+                raise VdsmError(382, 'storage domain %s is in use: this host monitors it (host id '
+                                '%d in its lockspace): stop monitoring it '
+                                '(Host.stopMonitoringDomain) first' % (sd, self.monitors[sd].host_id))
             pools = self._domain_pools(fields)
             if pools and not autoDetach:
-                raise VdsmError(100, 'storage domain %s is attached to pool %s: detach it or '
-                                'pass autoDetach=true' % (storagedomainID, pools[0]))
-            if storagedomainID in self.monitors:
-                raise VdsmError(100, 'storage domain %s is monitored: stop monitoring it first'
-                                % storagedomainID)
-            trash = os.path.join(os.path.dirname(sd_dir), '.%s.deleting' % storagedomainID)
+                raise VdsmError(391, 'storage domain %s is attached to pool %s: detach it or '
+                                'pass autoDetach=true' % (sd, pools[0]))
+            self._refuse_live_lockspace(sd, sd_dir)
+            if pools:
+                self._update_domain_md(sd, POOL_UUID='')
+            trash = os.path.join(os.path.dirname(sd_dir), '.%s.deleting' % sd)
             os.rename(sd_dir, trash)
             shutil.rmtree(trash)
+        log.info('removed storage domain %s (%s)', sd, sd_dir)
         return True
+
+    def _pool_links(self, sp_uuid):
+        pool_dir = os.path.join(self.ctx.data_center_dir, sp_uuid)
+        try:
+            return set(os.listdir(pool_dir))
+        except OSError:
+            return set()
+
+    def _refuse_live_lockspace(self, sd, sd_dir):
+        """VdsmError 382 while a host holds a live host id in the domain's lockspace: VDSM
+        refuses to remove a domain in use, and other hosts run VMs from it."""
+        ids = os.path.join(sd_dir, 'dom_md', 'ids')
+        try:
+            live = sanlock_util.live_host_ids(sd, ids)
+        except OSError as e:
+            raise VdsmError(382, 'cannot tell whether storage domain %s is in use: reading its '
+                            'lockspace failed (%s): check the storage and that sanlock is '
+                            'installed, then retry' % (sd, e))
+        if live:
+            raise VdsmError(382, 'storage domain %s is in use: host id%s %s hold%s a live lease '
+                            'in its lockspace: stop the HA services (ovirt-ha-agent, '
+                            'ovirt-ha-broker) and the monitoring of this domain on %s, then '
+                            'retry; a host that is really gone stops renewing its lease: fence '
+                            'it and retry once its lease has expired' % (
+                                sd, 's' if len(live) > 1 else '', ', '.join(map(str, live)),
+                                '' if len(live) > 1 else 's',
+                                'those hosts' if len(live) > 1 else 'that host'))
 
     @verb('StorageDomain.getImages')
     def getImages(self, storagedomainID):
@@ -571,7 +610,8 @@ class StorageBackend(Backend):
         return sorted(f[:-5] for f in os.listdir(img_dir) if f.endswith('.meta'))
 
     @verb('Host.getStorageDomains')
-    def getStorageDomains(self, storagepoolID='', domainClass=0, storageType=0, remotePath=''):
+    def getStorageDomains(self, storagepoolID=None, domainClass=None, storageType=None,
+                          remotePath=None):
         out = []
         for sd, sd_dir in sorted(self._domain_dirs().items()):
             try:
@@ -635,13 +675,21 @@ class StorageBackend(Backend):
 
     @verb('StoragePool.create')
     def createStoragePool(self, storagepoolID, name, masterSdUUID, masterVersion, domainList,
-                          lockRenewalIntervalSec=5, leaseTimeSec=60, ioOpTimeoutSec=10,
-                          leaseRetries=3):
-        sp = _check_uuid(storagepoolID, 'storagepoolID')
-        if isinstance(domainList, str):
-            domainList = [d for d in domainList.split(',') if d]
+                          lockRenewalIntervalSec, leaseTimeSec, ioOpTimeoutSec, leaseRetries):
+        sp = storagepoolID
         if masterSdUUID not in domainList:
             raise VdsmError(1000, 'master domain %s is not in domainList' % masterSdUUID)
+        # As VDSM: 0 selects the default of a timing.
+        given = {'lockRenewalIntervalSec': lockRenewalIntervalSec, 'leaseTimeSec': leaseTimeSec,
+                 'ioOpTimeoutSec': ioOpTimeoutSec, 'leaseRetries': leaseRetries}
+        timings = {k: v or constant('leaseTimings')[k] for k, v in given.items()}
+        bad = sorted(k for k, v in given.items() if v < 0)
+        if bad:
+            raise VdsmError(1000, 'lease timings must not be negative: %s' % ', '.join(
+                '%s=%s' % (k, given[k]) for k in bad))
+        if timings['lockRenewalIntervalSec'] >= timings['leaseTimeSec']:
+            raise VdsmError(1000, 'lockRenewalIntervalSec (%d) must be less than leaseTimeSec '
+                            '(%d)' % (timings['lockRenewalIntervalSec'], timings['leaseTimeSec']))
         with self._lock:
             if sp in self.pools:
                 raise VdsmError(316, 'storage pool %s already exists (connected on this host)'
@@ -656,19 +704,18 @@ class StorageBackend(Backend):
             for sd in domainList:
                 self._update_domain_md(sd, POOL_UUID=sp)
             self._update_domain_md(
-                masterSdUUID, ROLE='Master', MASTER_VERSION=_int(masterVersion, 'masterVersion'),
+                masterSdUUID, ROLE='Master', MASTER_VERSION=masterVersion,
                 POOL_DESCRIPTION=name, POOL_SPM_ID=-1, POOL_SPM_LVER=-1,
                 POOL_DOMAINS=self._format_pool_domains({sd: 'Active' if sd == masterSdUUID
                                                         else 'Attached' for sd in domainList}),
-                LEASETIMESEC=leaseTimeSec, LOCKRENEWALINTERVALSEC=lockRenewalIntervalSec,
-                IOOPTIMEOUTSEC=ioOpTimeoutSec, LEASERETRIES=leaseRetries)
+                **{LEASE_TIMING_KEYS[k]: v for k, v in timings.items()})
         log.info('created storage pool %s (%s) with master domain %s', sp, name, masterSdUUID)
         return True
 
     @verb('StoragePool.connect')
     def connectStoragePool(self, storagepoolID, hostID, scsiKey, masterSdUUID, masterVersion,
                            domainDict=None):
-        host_id = _int(hostID, 'hostID')
+        host_id = hostID
         if not 1 <= host_id <= 2000:
             raise VdsmError(1000, 'hostID %s is out of range (1..2000)' % hostID)
         with self._lock:
@@ -693,7 +740,7 @@ class StorageBackend(Backend):
                                 'it first' % (storagepoolID, pool['hostID'], host_id))
             pool = pool or {'spm': None}
             pool.update(hostID=host_id, masterSdUUID=masterSdUUID,
-                        masterVersion=_int(masterVersion, 'masterVersion'))
+                        masterVersion=masterVersion)
             self.pools[storagepoolID] = pool
             self._link_pool(storagepoolID, pool)
             self._update_monitors()
@@ -777,10 +824,21 @@ class StorageBackend(Backend):
 
     # -------------------------------------------------------------------- SPM
     @verb('StoragePool.spmStart')
-    def spmStart(self, storagepoolID, prevID=-1, prevLver=-1, enableScsiFencing=False,
-                 maxHostID=250, domVersion=None):
+    def spmStart(self, storagepoolID, prevID, prevLver, enableScsiFencing, maxHostID=250,
+                 domVersion=None):
+        # prevID, prevLver and enableScsiFencing are deprecated in VDSM and not used there
+        # either: the SPM lease itself says who held it before.
         with self._lock:
             pool = self._pool(storagepoolID)
+            if pool['hostID'] > maxHostID:
+                raise VdsmError(1000, 'this host has host id %d, above maxHostID %d: connect the '
+                                'pool with a host id up to %d' % (pool['hostID'], maxHostID,
+                                                                   maxHostID))
+            if domVersion not in (None, ''):
+                _, fields = self._pool_md(storagepoolID)
+                if str(fields.get('VERSION')) != str(_int(domVersion, 'domVersion')):
+                    raise VdsmError(1000, 'master domain %s has version %s, not domVersion %s'
+                                    % (pool['masterSdUUID'], fields.get('VERSION'), domVersion))
             if pool.get('spm'):
                 # Already SPM: a task that finishes at once, as VDSM does.
                 return self.tasks.start('StoragePool.spmStart', lambda: None)
@@ -897,7 +955,7 @@ class StorageBackend(Backend):
 
     @verb('Host.startMonitoringDomain')
     def startMonitoringDomain(self, sdUUID, hostID):
-        host_id = _int(hostID, 'hostID')
+        host_id = hostID
         if not 1 <= host_id <= 2000:
             raise VdsmError(1000, 'hostID %s is out of range (1..2000)' % hostID)
         with self._lock:
@@ -963,20 +1021,26 @@ class StorageBackend(Backend):
 
     @verb('Volume.create')
     def createVolume(self, volumeID, storagepoolID, storagedomainID, imageID, size, volFormat,
-                     preallocate, diskType, desc, srcImgUUID=BLANK_UUID, srcVolUUID=BLANK_UUID,
-                     initialSize=None):
-        vol = _check_uuid(volumeID, 'volumeID')
-        img = _check_uuid(imageID, 'imageID')
+                     preallocate, diskType, desc, srcImgUUID, srcVolUUID, initialSize=None,
+                     addBitmaps=False, legal=True, sequence=0, bitmap=None):
+        vol, img = volumeID, imageID
         capacity = _int(size, 'size')
-        fmt = _int(volFormat, 'volFormat')
-        alloc = _int(preallocate, 'preallocate')
-        if fmt not in md.VOLUME_FORMATS:
-            raise VdsmError(1000, 'volFormat must be 4 (COW) or 5 (RAW), got %s' % volFormat)
-        if alloc not in md.ALLOCATIONS:
-            raise VdsmError(1000, 'preallocate must be 1 (PREALLOCATED) or 2 (SPARSE), got %s'
-                            % preallocate)
+        fmt, alloc = volFormat, preallocate
         if capacity <= 0:
             raise VdsmError(1000, 'volume size must be a positive number of bytes, got %s' % size)
+        if initialSize not in (None, ''):
+            # As VDSM: only a preallocated RAW volume on a file domain takes an initial size.
+            if fmt != RAW or alloc != PREALLOCATED:
+                raise VdsmError(1000, 'initialSize is allowed only for a preallocated RAW volume')
+            if not 0 < _int(initialSize, 'initialSize') <= capacity:
+                raise VdsmError(1000, 'initialSize %s must be between 1 and the size %d'
+                                % (initialSize, capacity))
+        if sequence < 0:
+            raise VdsmError(1000, 'sequence must not be negative, got %d' % sequence)
+        if bitmap is not None and fmt != COW:
+            raise VdsmError(1000, 'a bitmap can be added to a COW volume only (volFormat 4)')
+        if addBitmaps and srcVolUUID == BLANK_UUID:
+            raise VdsmError(1000, 'addBitmaps needs a parent volume (srcVolUUID)')
         with self._lock:
             self._require_spm(storagepoolID)
             sd_dir = self.find_domain(storagedomainID)
@@ -985,11 +1049,13 @@ class StorageBackend(Backend):
             if os.path.exists(meta) or os.path.exists(path):
                 raise VdsmError(212, 'volume %s already exists in image %s' % (vol, img))
             parent = None
-            if srcVolUUID and srcVolUUID != BLANK_UUID:
-                src_img = srcImgUUID if srcImgUUID and srcImgUUID != BLANK_UUID else img
+            if srcVolUUID != BLANK_UUID:
+                src_img = srcImgUUID if srcImgUUID != BLANK_UUID else img
                 parent = self._read_volume_md(storagedomainID, src_img, srcVolUUID)
                 if fmt != COW:
                     raise VdsmError(1000, 'a volume with a parent must be COW (volFormat 4)')
+                if addBitmaps and parent[3].get('FORMAT') != 'COW':
+                    raise VdsmError(1000, 'addBitmaps needs a COW parent volume')
             # Reserve the name now so that a second create of the same volume gets 212.
             makedirs(os.path.dirname(path))
             fields = {
@@ -997,7 +1063,7 @@ class StorageBackend(Backend):
                 'DESCRIPTION': desc, 'DISKTYPE': str(diskType), 'DOMAIN': storagedomainID,
                 'FORMAT': md.VOLUME_FORMATS[fmt], 'GEN': '0', 'IMAGE': img,
                 'LEGALITY': 'ILLEGAL', 'PUUID': srcVolUUID if parent else BLANK_UUID,
-                'SEQ': '0', 'TYPE': md.ALLOCATIONS[alloc], 'VOLTYPE': 'LEAF',
+                'SEQ': str(sequence), 'TYPE': md.ALLOCATIONS[alloc], 'VOLTYPE': 'LEAF',
             }
             data = md.format_volume(fields)
             fd = os.open(meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -1008,7 +1074,8 @@ class StorageBackend(Backend):
         def create():
             try:
                 self._make_volume(storagedomainID, sd_dir, img, vol, capacity, fmt, alloc,
-                                  parent, fields)
+                                  parent, fields, legal=legal, add_bitmaps=addBitmaps,
+                                  bitmap=bitmap, initial_size=initialSize)
             except Exception:
                 for p in (path, lease, meta):
                     try:
@@ -1018,11 +1085,12 @@ class StorageBackend(Backend):
                 raise
         return self.tasks.start('Volume.create', create)
 
-    def _make_volume(self, sd_uuid, sd_dir, img, vol, capacity, fmt, alloc, parent, fields):
+    def _make_volume(self, sd_uuid, sd_dir, img, vol, capacity, fmt, alloc, parent, fields,
+                     legal=True, add_bitmaps=False, bitmap=None, initial_size=None):
         path, meta, lease = self._volume_paths(sd_dir, img, vol)
         if fmt == RAW:
             cmd = ['qemu-img', 'create', '-f', 'raw']
-            if alloc == PREALLOCATED:
+            if alloc == PREALLOCATED and initial_size in (None, ''):
                 cmd += ['-o', 'preallocation=falloc']
             cmd += [path, str(capacity)]
         else:
@@ -1040,6 +1108,18 @@ class StorageBackend(Backend):
         except VdsmError as e:
             raise VdsmError(205, e.message)
         os.chmod(path, FILE_MODE)
+        if initial_size not in (None, ''):
+            # the first initialSize bytes allocated, the rest sparse
+            _run(['fallocate', '-l', str(int(initial_size)), path],
+                 'allocating the initial size of volume %s' % vol)
+        names = []
+        if add_bitmaps:
+            names = self._bitmaps(parent[0])
+        if bitmap is not None:
+            names.append(bitmap)
+        for name in names:
+            _run(['qemu-img', 'bitmap', '--add', path, name],
+                 'adding bitmap %s to volume %s' % (name, vol))
         make_sparse(lease, MiB)
         try:
             sanlock_util.write_resource(sd_uuid, vol, lease, 0)
@@ -1050,10 +1130,19 @@ class StorageBackend(Backend):
             ppath, pmeta, _, pfields = parent
             pfields['VOLTYPE'] = 'INTERNAL'
             write_atomic(pmeta, md.format_volume(pfields))
-        fields = dict(fields, LEGALITY='LEGAL')
-        write_atomic(meta, md.format_volume(fields))
+        if legal:
+            fields = dict(fields, LEGALITY='LEGAL')
+            write_atomic(meta, md.format_volume(fields))
         log.info('created volume %s/%s/%s (%s %s, %d bytes)', sd_uuid, img, vol,
                  fields['FORMAT'], fields['TYPE'], capacity)
+
+    @staticmethod
+    def _bitmaps(path):
+        """Names of the persistent dirty bitmaps of a qcow2 image."""
+        info = json.loads(_run(['qemu-img', 'info', '--output', 'json', '-U', path],
+                               'reading the bitmaps of %s' % path))
+        data = (info.get('format-specific') or {}).get('data') or {}
+        return [b['name'] for b in data.get('bitmaps') or []]
 
     @staticmethod
     def _sizes(path):
@@ -1089,15 +1178,24 @@ class StorageBackend(Backend):
         return {'apparentsize': str(apparent), 'truesize': str(true)}
 
     @verb('Volume.delete')
-    def deleteVolume(self, volumeID, storagepoolID, storagedomainID, imageID, postZero=False,
-                     force=False, discard=False):
+    def deleteVolume(self, volumeID, storagepoolID, storagedomainID, imageID, postZero, force,
+                     discard=False):
         with self._lock:
             self._require_spm(storagepoolID)
             path, meta, lease, f = self._read_volume_md(storagedomainID, imageID, volumeID)
-            if f.get('VOLTYPE') == 'INTERNAL' and not force:
-                raise VdsmError(100, 'volume %s has children: delete them first' % volumeID)
+            if f.get('VOLTYPE') in ('INTERNAL', 'SHARED') and not force:
+                raise VdsmError(100, 'volume %s is %s (it has children or is shared): delete '
+                                'them first or pass force=true'
+                                % (volumeID, f.get('VOLTYPE')))
 
         def delete():
+            size = os.path.getsize(path) if os.path.exists(path) else 0
+            if size and postZero:
+                _run(['fallocate', '--zero-range', '-o', '0', '-l', str(size), path],
+                     'zeroing volume %s' % volumeID)
+            if size and discard:
+                _run(['fallocate', '--punch-hole', '-o', '0', '-l', str(size), path],
+                     'discarding volume %s' % volumeID)
             for p in (path, lease, meta):
                 try:
                     os.unlink(p)

@@ -3,7 +3,9 @@ import mmap
 import os
 import time
 
-BLANK_UUID = '00000000-0000-0000-0000-000000000000'
+from ...api.schema import constant
+
+BLANK_UUID = constant('blankUUID')
 
 DIR_MODE = 0o775
 FILE_MODE = 0o660

@@ -6,16 +6,17 @@ separators>. Volume metadata: sorted KEY=VALUE lines, then EOF, at most 512 byte
 """
 import hashlib
 
+from ...api.schema import enum
 from ..api_base import VdsmError
 
 CHECKSUM_KEY = '_SHA_CKSUM'
 VOLUME_META_MAX = 512
 
-DOMAIN_TYPES = {1: 'NFS', 2: 'FCP', 3: 'ISCSI', 4: 'LOCALFS', 5: 'CIFS', 6: 'POSIXFS',
-                7: 'GLUSTERFS'}
-DOMAIN_CLASSES = {1: 'Data', 2: 'Iso', 3: 'Backup'}
-VOLUME_FORMATS = {4: 'COW', 5: 'RAW'}
-ALLOCATIONS = {1: 'PREALLOCATED', 2: 'SPARSE'}
+# number -> the name the metadata files carry, from the API schema's enums
+DOMAIN_TYPES = {v: k for k, v in enum('domainType').items()}
+DOMAIN_CLASSES = {v: k for k, v in enum('domainClass').items()}
+VOLUME_FORMATS = {v: k for k, v in enum('volFormat').items()}
+ALLOCATIONS = {v: k for k, v in enum('preallocate').items()}
 
 
 def checksum(fields):

@@ -10,6 +10,7 @@ import string
 
 from ovirt_hosted_engine_setup import constants as c
 from ovirt_hosted_engine_setup import host_agent, progress
+from ovirt_hosted_engine_setup.api.schema import constant
 from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
 
 VM_START_TIMEOUT = 300
@@ -85,7 +86,7 @@ class Plugin(PluginBase):
             env[c.VDSMEnv.VM_PASSWD] = temporary_password()
         self.dialog.register_secret(env[c.VDSMEnv.VM_PASSWD])
         client.call('VM.setTicket', vmID=vm_id, password=env[c.VDSMEnv.VM_PASSWD],
-                    ttl=TICKET_TTL)
+                    ttl=TICKET_TTL, **constant('consoleTicket'))
         self.logger.info('A temporary console password is set on the engine VM (valid %d '
                          'hours)', TICKET_TTL // 3600)
 

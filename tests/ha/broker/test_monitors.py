@@ -125,6 +125,45 @@ def test_cpu_load_window(tmp_path):
     assert cpu() == {'cpu_load': 0.0}
 
 
+class FakeAgent:
+    """VM.getStats answers as VDSM gives them."""
+
+    def __init__(self, entry):
+        self.entry = entry
+
+    def call(self, method, **params):
+        assert method == 'VM.getStats' and params == {'vmID': 'vm'}
+        return [dict(self.entry, vmId='vm')]
+
+
+def test_cpu_load_without_the_engine_vm(tmp_path):
+    """host load minus (cpuUser + cpuSys) / 100 / CPUs, as oVirt's broker computes it;
+    VDSM's initial "0.00" figures are not taken for a real zero."""
+    stat = tmp_path / 'stat'
+    clock = [0.0]
+
+    def write(busy, idle):
+        stat.write_text('cpu  %d 0 0 %d 0 0 0 0 0 0\n' % (busy, idle))
+    agent = FakeAgent({'status': 'Up', 'cpuUser': '0.00', 'cpuSys': '0.00',
+                       'cpuUsage': '0.00'})
+    cpu = mon.CpuLoad(agent, 'vm', window=900, proc_stat=str(stat), clock=lambda: clock[0],
+                      ncpu=4)
+    write(0, 100)
+    assert cpu() == {'cpu_load': 0.0}
+    clock[0] = 60
+    write(80, 120)                     # host 80 % busy, VDSM's figures still initial
+    assert cpu() == {'cpu_load': 0.0}  # kept, not 0.8
+    agent.entry = {'status': 'Up', 'cpuUser': '150.00', 'cpuSys': '10.00',
+                   'cpuUsage': '123456789000'}
+    clock[0] = 120
+    write(160, 140)                    # 80 % busy; the VM: 1.6 CPUs of 4 = 0.4
+    assert cpu() == {'cpu_load': 0.2}  # mean of 0.0 and 0.8 - 0.4
+    agent.entry = {'status': 'Down'}
+    clock[0] = 2000
+    write(240, 160)                    # 80 % busy, no VM here
+    assert cpu() == {'cpu_load': 0.8}
+
+
 @pytest.fixture(scope='module')
 def hostd():
     if os.geteuid() != 0:
