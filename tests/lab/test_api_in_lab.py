@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from ovirt_hosted_engine_setup.api.errors import ServerError
+from ovirt_hosted_engine_setup.api.schema import constant
 from ovirt_hosted_engine_setup.lab import images
 from ovirt_hosted_engine_setup.lab import lab as labmod
 
@@ -54,7 +55,8 @@ def test_storage_sequence(world):
     assert a.call('StorageDomain.create', storagedomainID=sd, domainType=LOCALFS,
                   typeArgs=storage, name='hosted_storage', domainClass=1, version=5) is True
     assert a.call('StoragePool.create', storagepoolID=sp, name='hosted_datacenter',
-                  masterSdUUID=sd, masterVersion=1, domainList=[sd]) is True
+                  masterSdUUID=sd, masterVersion=1, domainList=[sd],
+                  **constant('leaseTimings')) is True
     assert a.call('StoragePool.connect', storagepoolID=sp, hostID=1, scsiKey=sp,
                   masterSdUUID=sd, masterVersion=1, domainDict={sd: 'active'}) is True
     assert a.call('Host.startMonitoringDomain', sdUUID=sd, hostID=1) is True
@@ -65,8 +67,8 @@ def test_storage_sequence(world):
     stats = wait_acquired(a, sd)
     assert stats['valid'] is True and stats['code'] == 0 and float(stats['delay']) >= 0
 
-    task = a.call('StoragePool.spmStart', storagepoolID=sp, prevID=-1, prevLver=-1,
-                  maxHostID=250, domVersion=5)
+    task = a.call('StoragePool.spmStart', storagepoolID=sp, maxHostID=250, domVersion=5,
+                  **constant('spmStartNoPrevious'))
     st = wait_task(a, task)
     assert st['taskResult'] == 'success' and st['code'] == 0, st
     assert a.call('Task.clear', taskID=task) is True
