@@ -1,24 +1,36 @@
 """ovirt-hosted-engine-cleanup: undo a hosted-engine deploy on this host so that it can be
 deployed again.
 
-    ovirt-hosted-engine-cleanup [-q] [--remove-storage]
+    ovirt-hosted-engine-cleanup [-q] [--remove-storage [--fenced-host=ID[,ID...]]]
 
 Works from whatever a deploy (finished, failed or interrupted) left behind:
 /etc/ovirt-hosted-engine/hosted-engine.conf when it exists, the latest answer file, and
-what the host agent reports (its VMs, the storage domains it sees and monitors). Steps,
-each reported in one line and each a no-op when its object is already gone:
+what the host agent reports (its VMs, the storage domains it sees and monitors). The only
+storage domain it ever touches is this host's own: the sdUUID of hosted-engine.conf, or,
+without it (a failed deploy), the domain on the answer file's storage connection that holds
+the metadata and lockspace images that deploy recorded. Never a domain found by its name:
+every host of a hosted-engine cluster sees one of the same name. Steps, each reported in
+one line and each a no-op when its object is already gone:
 
-1. stop the HA services (ovirt-ha-agent, then ovirt-ha-broker);
+1. stop the HA services (ovirt-ha-agent, then ovirt-ha-broker); each is said stopped only
+   when it was running;
 2. destroy the engine VM (VM.destroy of the conf's vmid and of any VM named HostedEngine);
-3. stop monitoring the hosted-engine storage domain (Host.stopMonitoringDomain; a storage
+3. tear the domain's images down (Image.teardown: the host agent's run links), stop
+   monitoring the hosted-engine storage domain (Host.stopMonitoringDomain; a storage
    pool left connected by an interrupted deploy is disconnected) and leave the
    ``hosted-engine`` sanlock lockspace of this host;
-4. with --remove-storage: delete the hosted-engine storage domain (StorageDomain.format),
-   only a domain that names itself hosted-engine (its description);
+4. with --remove-storage: delete the hosted-engine storage domain (StorageDomain.format).
+   Before anything is changed, refused while another host is alive in the domain
+   (ha/peers.py: its sanlock host id renewed, or its HA metadata slot written), naming
+   those hosts; --fenced-host=ID overrides this for hosts that were fenced;
 5. disconnect the storage server (StoragePool.disconnectStorageServer);
    then, only when the deploy opened the firewall (its record in
    /var/lib/ovirt-hosted-engine-setup/firewall.json, or the nftables table
    inet ovirt_hosted_engine on this host): remove those rules and the record;
+   then, only when the deploy made the management bridge (its record of the NIC in
+   /var/lib/ovirt-hosted-engine-setup/network-before-bridge.json): remove the bridge
+   (Host.setupNetworks, Host.setSafeNetworkConfig) and check that the NIC has its recorded
+   addresses, default route and MTU back (the record is removed only then);
 6. remove the generated configuration: hosted-engine.conf, vm.conf, answers.conf,
    broker.conf, the HA services' runtime vm.conf and state, the engine CA the host agent
    trusts, the deploy's cloud-init seed ISO. Each removed file is listed.
@@ -43,7 +55,7 @@ import time
 from . import firewall, host_agent, paths
 from .api.client import Client
 from .api.errors import ConnectionFailed
-from .ha import cli_common, shared_storage
+from .ha import cli_common, peers, shared_storage
 from .ha.heconf import parse_kv
 
 log = logging.getLogger('ovirt_hosted_engine_setup.cleanup')
@@ -68,6 +80,20 @@ LOCKSPACE_TIMEOUT = 90  # seconds for leaving the sanlock lockspace
 MD_TYPES = {'NFS': 'nfs', 'LOCALFS': 'localfs', 'POSIXFS': 'posixfs', 'GLUSTERFS': 'glusterfs',
             '1': 'nfs', '4': 'localfs', '6': 'posixfs', '7': 'glusterfs'}
 SEED_VOLUME_ID = b'cidata'
+
+
+def read_network_record():
+    """The deploy's record of the management NIC before its bridge (network/bridge.py), or
+    None when the deploy made no bridge (or the record is unreadable: logged)."""
+    try:
+        with open(paths.NETWORK_RECORD, encoding='utf-8') as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning('cannot read %s (%s): the network is left as it is', paths.NETWORK_RECORD, e)
+        return None
+    return rec if isinstance(rec, dict) and rec.get('nic') else None
 
 
 class StepFailed(Exception):
@@ -344,8 +370,13 @@ class Domain:
     """A hosted-engine storage domain this host uses."""
 
     def __init__(self, sd_uuid, storage=None, domain_type=None, connection_uuid=None,
-                 sp_uuid=None, mnt_options='', name=None):
+                 sp_uuid=None, mnt_options='', name=None, conf=None):
         self.sd_uuid = sd_uuid
+        # hosted-engine.conf's keys of the domain (its volumes), for the liveness check
+        self.conf = dict(conf or {}, sdUUID=sd_uuid, storage=storage or '',
+                         domainType=domain_type or '')
+        self.alive = []               # peers.LiveHost: other hosts alive in it
+        self.unknown = []             # why that could not be judged
         self.storage = storage
         self.domain_type = domain_type
         self.connection_uuid = connection_uuid or shared_storage.BLANK_UUID
@@ -361,11 +392,13 @@ class Domain:
 
 class Cleanup:
     firewall_pending = False    # discover(): the deploy's firewall rules are to be removed
+    network_record = None       # discover(): the NIC before the deploy's bridge (a dict)
 
     def __init__(self, quiet=False, remove_storage=False, out=sys.stdout, err=sys.stderr,
-                 stdin=sys.stdin):
+                 stdin=sys.stdin, fenced=()):
         self.quiet = quiet
         self.remove_storage = remove_storage
+        self.fenced = set(fenced)     # host ids declared fenced (--fenced-host)
         self.out = out
         self.err = err
         self.stdin = stdin
@@ -413,8 +446,10 @@ class Cleanup:
         if self.conf.get('sdUUID'):
             self.domains = [Domain(self.conf['sdUUID'], self.conf.get('storage'),
                                    self.conf.get('domainType'), self.conf.get('connectionUUID'),
-                                   self.conf.get('spUUID'), self.conf.get('mnt_options'))]
+                                   self.conf.get('spUUID'), self.conf.get('mnt_options'),
+                                   conf=self.conf)]
         self.firewall_pending = firewall.pending(paths.FIREWALL_RECORD)
+        self.network_record = read_network_record()
         self.connect_agent()
         if self.client is not None:
             try:
@@ -460,15 +495,7 @@ class Cleanup:
         self.vms = vms
         monitored = set(self.call('Host.getStorageRepoStats') or {})
         if not self.domains:
-            # no hosted-engine.conf: the hosted-engine domains the host agent sees
-            seen = set(self.call('Host.getStorageDomains') or []) | monitored
-            for sd in sorted(seen):
-                info = self._domain_info(sd)
-                if info and info.get('name') == self.sd_name:
-                    self.domains.append(Domain(
-                        sd, info.get('remotePath') or None,
-                        MD_TYPES.get(str(info.get('type')).upper()), None,
-                        (info.get('pool') or [None])[0], name=info.get('name')))
+            self.domains = self.recorded_domains(monitored)
         else:
             for d in self.domains:
                 info = self._domain_info(d.sd_uuid)
@@ -486,6 +513,79 @@ class Cleanup:
                     continue
                 if master == d.sd_uuid:
                     d.pools.append(sp)
+
+    def recorded_domains(self, monitored):
+        """No hosted-engine.conf (a failed deploy): the domain that deploy created, known
+        from its answer file (its storage connection and the metadata and lockspace images
+        it made there). Domains are never picked by name: every host of a hosted-engine
+        cluster sees a domain of the same name."""
+        a = self.answers
+        storage = a.get('OVEHOSTED_STORAGE/storageDomainConnection')
+        images = [a.get('OVEHOSTED_STORAGE/%s' % k) for k in ('metadataImageUUID',
+                                                             'lockspaceImageUUID')]
+        if not storage or not all(images):
+            log.info('no hosted-engine.conf and no answer file naming the images of a '
+                     'hosted-engine storage domain: no domain to clean up')
+            return []
+        seen = set(self.call('Host.getStorageDomains') or []) | monitored
+        out = []
+        for sd in sorted(seen):
+            info = self._domain_info(sd)
+            if not info or (info.get('remotePath') or '').rstrip('/') != storage.rstrip('/'):
+                continue
+            try:
+                have = set(self.call('StorageDomain.getImages', storagedomainID=sd) or [])
+            except Exception as e:
+                log.info('StorageDomain.getImages %s: %s', sd, e)
+                continue
+            if not set(images) <= have:
+                log.info('storage domain %s on %s lacks the images %s of the last deploy: '
+                         'not its domain', sd, storage, ', '.join(sorted(set(images) - have)))
+                continue
+            dtype = a.get('OVEHOSTED_STORAGE/domainType') or MD_TYPES.get(
+                str(info.get('type')).upper())
+            conf = {'metadata_image_UUID': images[0], 'lockspace_image_UUID': images[1],
+                    'metadata_volume_UUID': a.get('OVEHOSTED_STORAGE/metadataVolumeUUID'),
+                    'lockspace_volume_UUID': a.get('OVEHOSTED_STORAGE/lockspaceVolumeUUID'),
+                    'sanlock_io_timeout': a.get('OVEHOSTED_STORAGE/sanlockIoTimeout')}
+            out.append(Domain(sd, storage, dtype, None, (info.get('pool') or [None])[0],
+                              name=info.get('name'), conf=conf))
+        return out
+
+    def check_peers(self):
+        """Which other hosts are alive in the domains to delete (before anything changes)."""
+        own = {int(self.conf['host_id'])} if str(self.conf.get('host_id', '')).isdigit() \
+            else set()
+        owner = peers.local_sanlock_name()
+        for d in self.domains:
+            verdict = peers.find_alive(d.conf, cli_common.DATA_CENTER_DIR, exclude=own,
+                                       own_owner=owner, progress=self.info)
+            d.alive = verdict.alive
+            d.unknown = [] if verdict.read_any else verdict.unknown or [
+                'its lockspaces cannot be found under %s' % cli_common.DATA_CENTER_DIR]
+            log.info('storage domain %s: alive %s, unknown %s', d.sd_uuid,
+                     [(h.host_id, h.hostname, h.evidence) for h in d.alive], verdict.unknown)
+
+    def refusal(self):
+        """One line when --remove-storage must not run (other hosts alive), else None."""
+        for d in self.domains:
+            if d.unknown:
+                return ('Refusing to delete storage domain %s: cannot tell whether other hosts '
+                        'use it (%s); connect its storage (hosted-engine --connect-storage) and '
+                        'run %s --remove-storage again; nothing was changed'
+                        % (d.where(), '; '.join(d.unknown), PROG))
+            live = [h for h in d.alive if h.host_id not in self.fenced]
+            if live:
+                one = len(live) == 1
+                return ('Refusing to delete storage domain %s: %s %s alive in it (%s); '
+                        'nothing was changed. Run %s without --remove-storage to clean up '
+                        'this host only; if %s really gone, fence %s (power off) and run '
+                        'again with --fenced-host=%s' % (
+                            d.where(), peers.describe(live), 'is' if one else 'are',
+                            '; '.join('%s: %s' % (h, ', '.join(h.evidence)) for h in live),
+                            PROG, 'it is' if one else 'they are', 'it' if one else 'them',
+                            ','.join(str(h.host_id) for h in live)))
+        return None
 
     def _domain_info(self, sd):
         try:
@@ -532,6 +632,12 @@ class Cleanup:
         if self.firewall_pending:
             lines.append('  - the firewall rules the deploy added are removed (nftables table '
                          '%s or firewalld service %s)' % (firewall.TABLE, firewall.SERVICE))
+        if self.network_record:
+            rec = self.network_record
+            lines.append('  - the bridge %s is removed and %s gets back what it had before the '
+                         'deploy (%s)' % (rec.get('bridge'), rec.get('nic'), ', '.join(
+                             (rec.get('nic_before') or {}).get('ipv4addrs') or [])
+                             or 'no IPv4 address'))
         files = self.files_to_remove()
         if files:
             lines.append('  - these files are removed:')
@@ -539,6 +645,12 @@ class Cleanup:
         if self.remove_storage:
             if self.domains:
                 for d in self.domains:
+                    for h in d.alive:
+                        lines.append('  - %s IS ALIVE in storage domain %s (%s)%s' % (
+                            h, d.sd_uuid, ', '.join(h.evidence),
+                            ': declared fenced (--fenced-host=%d)' % h.host_id
+                            if h.host_id in self.fenced else
+                            ': the storage domain is not deleted'))
                     lines.append('  - THE STORAGE DOMAIN %s IS DELETED with the engine VM '
                                  'disk: the engine and its data are lost' % d.where())
             else:
@@ -603,7 +715,10 @@ class Cleanup:
             raise StepSkipped('%s: start it and run %s again' % (self.agent_problem, PROG))
 
     def stop_ha(self):
-        how = []
+        """Stop the HA daemons; each is said stopped only when it was running."""
+        stopped = {}           # program -> how it was stopped
+        notes = []
+        names = [d[0] for d in HA_DAEMONS]
         if os.environ.get('OVIRT_HE_LAB_HOST'):
             host = os.environ['OVIRT_HE_LAB_HOST']
             exe = shutil.which('hosted-engine-lab') or os.path.join(
@@ -616,37 +731,52 @@ class Cleanup:
                                  'hosted-engine-lab ha stop %s and run %s again' % (
                                      host, (p.stderr or p.stdout).strip().splitlines()[-1:],
                                      host, PROG))
-            how.append('hosted-engine-lab ha stop %s' % host)
+            # it says "ha-agent stopped on host1" for each daemon it stopped
+            for line in p.stdout.splitlines():
+                what, sep, _where = line.partition(' stopped on ')
+                if sep and what.strip() in ('ha-agent', 'ha-broker'):
+                    stopped['ovirt-' + what.strip()] = 'hosted-engine-lab ha stop %s' % host
         elif os.path.isdir('/run/systemd/system') and not paths.PREFIX:
-            units = [d[0] + '.service' for d in HA_DAEMONS]
-            for unit in units:
+            units = [n + '.service' for n in names]
+            for name, unit in zip(names, units):
+                active = subprocess.run(['systemctl', 'is-active', '--quiet', unit],
+                                        stdin=subprocess.DEVNULL, timeout=60).returncode == 0
                 p = subprocess.run(['systemctl', 'stop', unit], capture_output=True, text=True,
                                    timeout=180, stdin=subprocess.DEVNULL)
                 # 5: the unit is not installed
                 if p.returncode not in (0, 5):
                     raise StepFailed('systemctl stop %s failed: %s; see journalctl -u %s'
                                      % (unit, p.stderr.strip(), unit))
+                if active:
+                    stopped[name] = 'systemctl stop'
             p = subprocess.run(['systemctl', 'disable'] + units, capture_output=True, text=True,
                                timeout=60, stdin=subprocess.DEVNULL)
             log.info('systemctl disable: %s %s', p.returncode, p.stderr)
-            how.append('systemd, units disabled')
-        done = []
+            if p.returncode == 0:
+                notes.append('units disabled')
         for program, module, log_path in HA_DAEMONS:
             pids = daemon_pids(program, module, log_path)
             if pids:
                 killed = terminate(pids)
-                done.append('%s (pid %s) %s' % (program, ', '.join(map(str, pids)),
-                                                'killed after %d s' % HA_STOP_GRACE
-                                                if killed else 'stopped'))
+                stopped[program] = 'pid %s%s' % (', '.join(map(str, pids)),
+                                                  ', killed after %d s' % HA_STOP_GRACE
+                                                  if killed else '')
                 left = daemon_pids(program, module, log_path)
                 if left:
                     raise StepFailed('%s (pid %s) does not stop: kill it and run %s again'
                                      % (program, ', '.join(map(str, left)), PROG))
-        if done:
-            how.insert(0, ', '.join(done))
-        if not how:
-            return 'ovirt-ha-agent and ovirt-ha-broker are not running'
-        return 'ovirt-ha-agent and ovirt-ha-broker stopped (%s)' % '; '.join(how)
+        if not stopped:
+            return 'ovirt-ha-agent and ovirt-ha-broker are not running' + (
+                ' (%s)' % ', '.join(notes) if notes else '')
+        if len(stopped) == len(names):
+            hows = list(dict.fromkeys(stopped.values()))
+            detail = hows[0] if len(hows) == 1 else ', '.join(
+                '%s: %s' % (n, stopped[n]) for n in names)
+            return 'ovirt-ha-agent and ovirt-ha-broker stopped (%s)' % '; '.join(
+                [detail] + notes)
+        parts = ['%s stopped (%s)' % (n, stopped[n]) if n in stopped else
+                 '%s was not running' % n for n in names]
+        return ', '.join(parts) + ('; %s' % ', '.join(notes) if notes else '')
 
     def destroy_vm(self):
         self.need_agent()
@@ -680,6 +810,9 @@ class Cleanup:
             parts.append('storage domain monitoring left as it is')
         else:
             for d in self.domains:
+                teardown = self._teardown_images(d, problems)
+                if teardown:
+                    parts.append(teardown)
                 for sp in d.pools:
                     parts.append(self._disconnect_pool(d, sp, problems))
                 if d.monitored:
@@ -715,6 +848,28 @@ class Cleanup:
             raise StepSkipped('%s; %s: start it and run %s again'
                               % ('; '.join(parts), self.agent_problem, PROG))
         return '; '.join(parts)
+
+    def _teardown_images(self, d, problems):
+        """Image.teardown of every image of the domain: the host agent removes the links
+        Image.prepare made under its run directory (VDSM: /run/vdsm/storage/<sd>/<img>)."""
+        try:
+            images = self.call('StorageDomain.getImages', storagedomainID=d.sd_uuid) or []
+        except Exception as e:
+            if getattr(e, 'code', None) != STORAGE_DOMAIN_DOES_NOT_EXIST:
+                problems.append('listing the images of storage domain %s failed (%s)'
+                                % (d.sd_uuid, _reason(e)))
+            return None
+        done = 0
+        for img in images:
+            try:
+                self.call('Image.teardown', storagepoolID=d.sp_uuid, storagedomainID=d.sd_uuid,
+                          imageID=img)
+                done += 1
+            except Exception as e:
+                problems.append('tearing down image %s of storage domain %s failed (%s)'
+                                % (img, d.sd_uuid, _reason(e)))
+        return '%d image%s of storage domain %s torn down' % (
+            done, '' if done == 1 else 's', d.sd_uuid) if done else None
 
     def _disconnect_pool(self, d, sp, problems):
         """Leave a storage pool an interrupted deploy left connected (master: d)."""
@@ -798,6 +953,62 @@ class Cleanup:
         except firewall.FirewallError as e:
             raise StepFailed('%s; then run %s again' % (e, PROG))
 
+    def restore_network(self):
+        """Remove the management bridge the deploy created (Host.setupNetworks with the
+        network removed, then Host.setSafeNetworkConfig) and check that the NIC has what the
+        deploy recorded before the bridge (paths.NETWORK_RECORD) back; the record is removed
+        only then."""
+        rec = self.network_record
+        bridge, nic = rec.get('bridge') or 'ovirtmgmt', rec.get('nic')
+        before = rec.get('nic_before') or {}
+        self.need_agent()
+        caps = self.call('Host.getCapabilities') or {}
+        parts = []
+        if bridge in (caps.get('bridges') or {}) or bridge in (caps.get('networks') or {}):
+            try:
+                self.call('Host.setupNetworks', networks={bridge: {'remove': True}},
+                          bondings={}, options={'connectivityCheck': False})
+                self.call('Host.setSafeNetworkConfig')
+            except Exception as e:
+                raise StepFailed('removing the bridge %s failed: %s; remove it by hand (ip link '
+                                 'del %s) and run %s again' % (bridge, _reason(e), bridge, PROG))
+            parts.append('bridge %s removed' % bridge)
+            caps = self.call('Host.getCapabilities') or {}
+        else:
+            parts.append('bridge %s was not there' % bridge)
+        now = (caps.get('nics') or {}).get(nic)
+        if not nic or now is None:
+            raise StepFailed('the NIC %s recorded in %s is not on this host: configure the '
+                             'network by hand, then remove %s' % (nic, paths.NETWORK_RECORD,
+                                                                  paths.NETWORK_RECORD))
+        missing, fixes = [], []
+        have = set(now.get('ipv4addrs') or [])
+        for a in before.get('ipv4addrs') or []:
+            if a not in have:
+                missing.append('address %s' % a)
+                fixes.append('ip addr add %s dev %s' % (a, nic))
+        gw = before.get('gateway')
+        if gw and now.get('gateway') != gw:
+            missing.append('default route via %s' % gw)
+            fixes.append('ip route replace default via %s dev %s' % (gw, nic))
+        if before.get('mtu') and str(now.get('mtu')) != str(before.get('mtu')):
+            missing.append('MTU %s (now %s)' % (before['mtu'], now.get('mtu')))
+            fixes.append('ip link set dev %s mtu %s' % (nic, before['mtu']))
+        if missing:
+            dhcp = ' (it used DHCP: restart its DHCP client)' if before.get('dhcpv4') else ''
+            raise StepFailed('%s; but %s lacks what it had before the deploy: %s%s; put it back '
+                             '(%s), then run %s again' % (
+                                 '; '.join(parts), nic, ', '.join(missing), dhcp,
+                                 '; '.join(fixes), PROG))
+        try:
+            os.unlink(paths.NETWORK_RECORD)
+        except FileNotFoundError:
+            pass
+        addrs = ', '.join(before.get('ipv4addrs') or []) or 'no IPv4 address'
+        parts.append('%s has its configuration back (%s%s, MTU %s)' % (
+            nic, addrs, ', default route via %s' % gw if gw else '', now.get('mtu')))
+        return '; '.join(parts)
+
     def remove_files(self, ha_stopped):
         files = self.files_to_remove()
         socket = os.path.join(paths.HA_RUN_DIR, 'broker.socket')
@@ -828,11 +1039,26 @@ class Cleanup:
     # -- the whole ---------------------------------------------------------------
     def run(self):
         self.discover()
+        if self.remove_storage and self.domains and self.client is not None:
+            self.check_peers()
+        refusal = self.refusal() if self.remove_storage else None
+        if refusal:
+            if not self.quiet:
+                for line in self.describe():
+                    self.say(line)
+            self.error(refusal)
+            return 1
+        for d in self.domains if self.remove_storage else []:
+            for h in d.alive:
+                self.warn('%s looks alive in storage domain %s (%s), declared fenced with '
+                          '--fenced-host=%d: the domain is deleted anyway'
+                          % (h, d.sd_uuid, ', '.join(h.evidence), h.host_id))
         if not self.confirm():
             self.error('Aborted: nothing was changed (run %s -q to clean up without questions)'
                        % PROG)
             return 1
-        self.total = (6 if self.remove_storage else 5) + (1 if self.firewall_pending else 0)
+        self.total = (6 if self.remove_storage else 5) + (1 if self.firewall_pending else 0) \
+            + (1 if self.network_record else 0)
         self.step('HA services', self.stop_ha)
         ha_stopped = 'HA services' not in self.failed
         self.step('Engine VM', self.destroy_vm)
@@ -850,6 +1076,8 @@ class Cleanup:
         self.step('Storage connection', self.disconnect)
         if self.firewall_pending:
             self.step('Firewall', self.remove_firewall)
+        if self.network_record:
+            self.step('Management network', self.restore_network)
         self.step('Configuration files', lambda: self.remove_files(ha_stopped))
         self.close_agent()
         if self.failed or self.skipped:
@@ -912,8 +1140,28 @@ def parse_args(argv):
                    help='do not ask for confirmation')
     p.add_argument('--remove-storage', action='store_true',
                    help='also delete the hosted-engine storage domain (the engine VM disk) '
-                        'from the shared storage')
-    return p.parse_args(argv)
+                        'from the shared storage; refused while other hosts are alive in it')
+    p.add_argument('--fenced-host', metavar='ID[,ID...]', action='append', default=[],
+                   type=_host_ids,
+                   help='with --remove-storage: these host ids were fenced (powered off) and '
+                        'are really gone; delete the storage domain even though their lease or '
+                        'metadata still looks alive')
+    args = p.parse_args(argv)
+    args.fenced_host = sorted({h for ids in args.fenced_host for h in ids})
+    if args.fenced_host and not args.remove_storage:
+        p.error('--fenced-host is only for --remove-storage')
+    return args
+
+
+def _host_ids(text):
+    try:
+        ids = [int(x) for x in text.split(',') if x.strip()]
+    except ValueError:
+        ids = []
+    if not ids or not all(1 <= h <= peers.MAX_HOSTS for h in ids):
+        raise argparse.ArgumentTypeError('%r is not a list of host ids (1..%d)'
+                                         % (text, peers.MAX_HOSTS))
+    return ids
 
 
 def main(argv=None):
@@ -921,7 +1169,8 @@ def main(argv=None):
     if os.geteuid() != 0 and not paths.PREFIX:
         sys.stderr.write('%s: must be run as root: run it again with sudo\n' % PROG)
         return 1
-    cleanup = Cleanup(quiet=args.quiet, remove_storage=args.remove_storage)
+    cleanup = Cleanup(quiet=args.quiet, remove_storage=args.remove_storage,
+                      fenced=args.fenced_host)
     cleanup.log_path = setup_logging()
     log.info('%s %s', PROG, ' '.join(sys.argv[1:] if argv is None else argv))
     try:

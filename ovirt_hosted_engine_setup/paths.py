@@ -23,6 +23,8 @@ SETUP_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-setup')
 ANSWERS_DIR = os.path.join(SETUP_STATE_DIR, 'answers')
 # what the deploy opened in the host firewall (JSON), for rollback and cleanup
 FIREWALL_RECORD = os.path.join(SETUP_STATE_DIR, 'firewall.json')
+# the management NIC as the deploy found it before the bridge (JSON, mode 0600), for cleanup
+NETWORK_RECORD = os.path.join(SETUP_STATE_DIR, 'network-before-bridge.json')
 HA_STATE_DIR = _p('/var/lib/ovirt-hosted-engine-ha')
 HA_CONF = os.path.join(HA_STATE_DIR, 'ha.conf')
 HA_RUN_DIR = _p('/run/ovirt-hosted-engine-ha')

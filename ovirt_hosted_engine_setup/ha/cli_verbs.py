@@ -599,15 +599,30 @@ def run_check_liveliness(args):
 REINITIALIZE_LOCKSPACE_HELP = """\
 Usage: hosted-engine --reinitialize-lockspace [--force]
     Reinitialize the hosted-engine sanlock lockspace on the shared storage
-    (this wipes the host ids held in it). Requires global maintenance and the
-    HA agents of every host stopped.
+    (this wipes the host ids held in it). Requires global maintenance, and is
+    refused while any host (this one included) is alive in the storage domain:
+    its host id in the hosted-engine lockspace still renewed, or its HA metadata
+    slot still written (watched for up to 4 x sanlock_io_timeout + 2 seconds).
+    Stop ovirt-ha-agent and ovirt-ha-broker on every host first.
 
     --force
-        skip these checks.
+        skip the global maintenance requirement and reinitialize even while
+        hosts look alive (they are named). Only for hosts that are really gone:
+        fence them (power them off) first.
 """
 
 
+def _peers_problem(conf, **kw):
+    """peers.find_alive for the verbs, from the hosted-engine lockspace and the metadata
+    (Verdict); what it waits for is told on stdout."""
+    from . import peers
+    from .cli_common import DATA_CENTER_DIR
+    return peers.find_alive(conf, DATA_CENTER_DIR, progress=out, sources=peers.HA_SOURCES,
+                            **kw)
+
+
 def run_reinitialize_lockspace(args):
+    from . import peers
     opts, _ = parse_options('--reinitialize-lockspace', args, flags=('--force',))
     force = bool(opts.get('--force'))
     conf = load_conf()
@@ -617,20 +632,30 @@ def run_reinitialize_lockspace(args):
         if not view.global_maintenance:
             raise CliError('Lockspace reinitialization requires global maintenance: run '
                            '%s --set-maintenance --mode=global first (or use --force)' % PROG)
-        live, _source, notes = judge_liveness()
-        running = sorted(hid for hid, rec in view.hosts.items()
-                         if not rec.stopped and (live is None or hid in live))
-        if running:
-            if live is None:
-                raise CliError('cannot tell whether the HA agents are stopped (%s): stop '
-                               'ovirt-ha-agent on every host, or use --force'
-                               % notes[-1].split(': ', 1)[-1])
-            raise CliError('the HA agent of host(s) %s is running: stop ovirt-ha-agent on every '
-                           'host first (or use --force)' % ', '.join(str(h) for h in running))
     path = volume_path(conf, 'lockspace')
     if not os.path.exists(path):
         raise CliError('the lockspace volume %s is not reachable; is the storage connected? run '
                        '%s --connect-storage' % (path, PROG))
+    # every host counts, this one too: its own host id would be wiped as well
+    verdict = _peers_problem(conf)
+    if verdict.alive:
+        what = '%s %s alive in storage domain %s (%s)' % (
+            peers.describe(verdict.alive), 'is' if len(verdict.alive) == 1 else 'are',
+            conf.get('sdUUID'), '; '.join('%s: %s' % (h, ', '.join(h.evidence))
+                                          for h in verdict.alive))
+        if not force:
+            raise CliError('Refusing to reinitialize the %s lockspace: %s; stop ovirt-ha-agent '
+                           'and ovirt-ha-broker on every host first; if a host is really gone, '
+                           'fence it (power it off) and use --force' % (LOCKSPACE, what))
+        note('Warning: %s; --force: reinitializing anyway' % what)
+    elif verdict.unknown and not verdict.read_any and not force:
+        # the lockspace is lost (why it is reinitialized): the metadata must tell
+        md = [u for u in verdict.unknown if 'metadata' in u]
+        if md:
+            raise CliError('Refusing to reinitialize the %s lockspace: cannot tell whether '
+                           'other hosts are alive (%s); stop ovirt-ha-agent and ovirt-ha-broker '
+                           'on every host, fence the hosts that do not answer, and use --force'
+                           % (LOCKSPACE, '; '.join(verdict.unknown)))
     from ..hostd import sanlock_util
     try:
         sanlock_util.write_lockspace(LOCKSPACE, path, iotimeout=io_timeout(conf))
@@ -646,16 +671,21 @@ def run_reinitialize_lockspace(args):
 CLEAN_METADATA_HELP = """\
 Usage: hosted-engine --clean-metadata [--force-cleanup] [--host-id=N]
     Remove a host's slot from the shared metadata (default: this host's).
-    Refused while that host's HA agent runs.
+    Refused while that host is alive: for this host, while its HA agent
+    writes its slot; for another host, while its host id in the storage
+    domain's lockspaces is renewed or its slot is written (watched for up to
+    4 x sanlock_io_timeout + 2 seconds). Needs this host's ovirt-ha-broker.
 
     --host-id=N
         the host id (1..250) whose slot to remove.
     --force-cleanup
-        remove it even if its agent looks alive.
+        remove it even if that host looks alive (it is named). Only for a host
+        that is really gone: fence it (power it off) first.
 """
 
 
 def run_clean_metadata(args):
+    from . import peers
     opts, _ = parse_options('--clean-metadata', args, flags=('--force-cleanup',),
                             values=('--host-id',))
     force = bool(opts.get('--force-cleanup'))
@@ -664,34 +694,46 @@ def run_clean_metadata(args):
     own = own_host_id(conf)
     if host_id is None:
         host_id = own
+    with broker() as b:      # it writes the slot: without it nothing can be done
+        try:
+            b.call('ping')
+        except BrokerUnavailable as e:
+            raise CliError(str(e))
+    max_hosts, data = read_metadata_area(conf)
+    view = metadata.parse_area(data, max_hosts)
+    rec = view.hosts.get(host_id)
+    broken = [s for s in view.skipped if s.slot == host_id]
+    if rec is None and not broken:
+        out('Host %d has no metadata slot: nothing was removed' % host_id)
+        return 0
+    # this host's broker holds this host's id: only its agent's writes count for it
+    verdict = _peers_problem(conf, only={host_id}, own_owner=peers.local_sanlock_name()
+                             if host_id == own else None)
+    if verdict.alive:
+        h = verdict.alive[0]
+        why = ', '.join(h.evidence)
+        if not force:
+            if host_id == own:
+                raise CliError('the HA agent of this host (id %d) is running (%s): stop '
+                               'ovirt-ha-agent first, or use --force-cleanup' % (own, why))
+            raise CliError('%s is alive (%s): stop ovirt-ha-agent and ovirt-ha-broker there '
+                           'first; if it is really gone, fence it (power it off) and use '
+                           '--force-cleanup' % (h, why))
+        note('Warning: %s looks alive (%s); --force-cleanup: removing its metadata anyway'
+             % (h, why))
     with broker() as b:
         try:
-            broker_force = force
-            if not force:
-                area = b.call('read_area')
-                raw = base64.b64decode(area.get('area') or '')
-                view = metadata.parse_area(raw, area.get('max_hosts') or host_id)
-                rec = view.hosts.get(host_id)
-                live = (area.get('liveness') or {}).get(str(host_id)) == 'live'
-                if rec is not None and not rec.stopped and live:
-                    if host_id == own:
-                        raise CliError('the HA agent of this host (id %d) is running: stop '
-                                       'ovirt-ha-agent first, or use --force-cleanup' % own)
-                    raise CliError('host %d is live (its HA agent is running): stop '
-                                   'ovirt-ha-agent there first, or use --force-cleanup'
-                                   % host_id)
-                # an agent that published stopped=1 has exited: its slot may go at once
-                broker_force = rec is not None and rec.stopped
-            b.call('clean_slot', host_id=host_id, force=broker_force)
+            b.call('clean_slot', host_id=host_id, force=True)
         except BrokerUnavailable as e:
             raise CliError(str(e))
         except BrokerError as e:
-            if e.code == 'host-live':
-                raise CliError('host %d is live (its HA agent is running): stop ovirt-ha-agent '
-                               'there first, or use --force-cleanup' % host_id)
             raise CliError('the HA broker refused to clean the metadata of host %d: %s'
                            % (host_id, e.message))
-    out('The metadata of host %d was removed' % host_id)
+    if rec is None:
+        out('The unreadable metadata slot of host %d (%s) was cleared'
+            % (host_id, broken[0].reason))
+    else:
+        out('The metadata of host %d (%s) was removed' % (host_id, rec.hostname))
     return 0
 
 

@@ -266,6 +266,22 @@ class Stack:
     def vm_ids(self):
         return [v['vmId'] for v in self.call('Host.getAllVmStats')]
 
+    def hosted_engine(self, *args):
+        return subprocess.run([sys.executable, os.path.join(TOP, 'bin', 'hosted-engine')]
+                              + list(args), capture_output=True, text=True, env=self.env(),
+                              timeout=120)
+
+    def volumes(self):
+        from ovirt_hosted_engine_setup.ha import shared_storage
+        return shared_storage.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
+
+    def run_links(self):
+        out = []
+        for root, dirs, files in os.walk(os.path.join(self.hostd.run_dir, 'storage')):
+            out += [os.path.join(root, n) for n in dirs + files
+                    if os.path.islink(os.path.join(root, n))]
+        return out
+
 
 @pytest.fixture(scope='module')
 def stack():
@@ -325,6 +341,8 @@ def stack():
         yield s
     finally:
         s.stop_daemons()
+        if getattr(s, 'other', None) is not None:
+            s.other.stop()
         if s.hostd is not None:
             s.hostd.stop()
         if s.libvirt is not None:
@@ -356,6 +374,68 @@ def test_stack_declined_second_question_changes_nothing(stack):
     assert len(stack.files.existing()) == len(stack.files.generated + stack.files.kept)
 
 
+def test_stack_destructive_verbs_refused_while_another_host_is_alive(stack):
+    """Host 2 (another sanlock daemon) holds its host id in the hosted-engine lockspace and
+    has a metadata slot: --remove-storage, --clean-metadata of host 2 and
+    --reinitialize-lockspace refuse, naming it; nothing changes."""
+    sys.path.insert(0, os.path.join(TOP, 'tests'))
+    from hostd.daemons import SanlockDaemon
+    stack.other = SanlockDaemon(os.path.join(stack.base, 'other-sanlock'), 'other-host').start()
+    lockspace = stack.volumes()['lockspace']
+    sanlock_op(stack.other.run_dir, 'add', 2, 'hosted-engine', lockspace)
+    write_slot(stack.volumes()['metadata'], 2, 500, 'other-host.lab.test')
+    sd = stack.conf['sdUUID']
+
+    r = stack.run('-q', '--remove-storage')
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.splitlines() == [
+        '[ INFO  ] Checking whether host 2 (other-host.lab.test) still uses storage domain %s '
+        '(up to 6 s)' % sd]
+    assert r.stderr.strip().splitlines() == [
+        '[ ERROR ] Refusing to delete storage domain %s on %s: host 2 (other-host.lab.test) is '
+        'alive in it (host 2 (other-host.lab.test): its host id in the hosted-engine lockspace '
+        'is renewed); nothing was changed. Run ovirt-hosted-engine-cleanup without '
+        '--remove-storage to clean up this host only; if it is really gone, fence it (power '
+        'off) and run again with --fenced-host=2' % (sd, stack.storage)]
+    # the confirmation names it too, and nothing is asked
+    r = stack.run('--remove-storage', stdin='y\ny\n')
+    assert r.returncode == 1
+    assert '  - host 2 (other-host.lab.test) IS ALIVE in storage domain %s (its host id in the ' \
+           'hosted-engine lockspace is renewed): the storage domain is not deleted' % sd \
+        in r.stdout, r.stdout
+    assert 'Are you sure' not in r.stdout
+    assert 'Refusing to delete storage domain' in r.stderr
+    # a host id that is not the live one does not override
+    r = stack.run('-q', '--remove-storage', '--fenced-host=3')
+    assert r.returncode == 1 and 'host 2 (other-host.lab.test) is alive' in r.stderr
+    r = stack.run('-q', '--fenced-host=2')
+    assert r.returncode == 1 and '--fenced-host is only for --remove-storage' in r.stderr
+
+    r = stack.hosted_engine('--clean-metadata', '--host-id=2')
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        'hosted-engine: host 2 (other-host.lab.test) is alive (its host id in the '
+        'hosted-engine lockspace is renewed): stop ovirt-ha-agent and ovirt-ha-broker there '
+        'first; if it is really gone, fence it (power it off) and use --force-cleanup')
+    r = stack.hosted_engine('--clean-metadata', '--host-id=3')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == 'Host 3 has no metadata slot: nothing was removed\n'
+    r = stack.hosted_engine('--reinitialize-lockspace')
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('hosted-engine: Refusing to reinitialize the hosted-engine '
+                           'lockspace: host 1 (') and 'host 2 (other-host.lab.test) are alive ' \
+        'in storage domain %s' % sd in last, last
+    assert last.endswith('if a host is really gone, fence it (power it off) and use --force')
+
+    assert all(p.poll() is None for p in stack.procs.values())
+    assert stack.vm_ids() == [VM_ID]
+    assert len(stack.files.existing()) == len(stack.files.generated + stack.files.kept)
+    assert os.path.isdir(os.path.join(stack.storage, sd))
+    from ovirt_hosted_engine_setup.ha import peers
+    assert peers.read_leases(lockspace, 'hosted-engine')[2].owner == 'other-host'
+
+
 def test_stack_cleanup(stack):
     status = stack.sanlock_status()
     held = cleanup.lockspaces_of_status(status)
@@ -364,19 +444,23 @@ def test_stack_cleanup(stack):
     mount = os.path.join(stack.prefix.path('/rhev/data-center/mnt'),
                          stack.storage.replace('_', '__').replace('/', '_'))
     assert os.path.islink(mount)
+    # the links of the images the HA agent prepared
+    assert len(stack.run_links()) == 4, stack.run_links()
+    # the agent exits first: only the broker is said stopped
+    stack.procs['agent'].terminate()
+    assert stack.procs['agent'].wait(30) is not None
 
     r = stack.run('-q')
     assert r.returncode == 0, r.stdout + r.stderr
     lines = step_lines(r)
-    assert lines[0].startswith('[ INFO  ] 1/5 HA services: ovirt-ha-agent and ovirt-ha-broker '
-                               'stopped (ovirt-ha-agent (pid %d) stopped, ovirt-ha-broker (pid '
-                               '%d) stopped)' % (stack.procs['agent'].pid,
-                                                 stack.procs['broker'].pid)), lines
+    assert lines[0] == '[ INFO  ] 1/5 HA services: ovirt-ha-agent was not running, ' \
+                       'ovirt-ha-broker stopped (pid %d)' % stack.procs['broker'].pid, lines
     assert lines[1] == '[ INFO  ] 2/5 Engine VM: powered off and removed from this host: ' \
                        'HostedEngine (%s, was Paused)' % VM_ID
     # the broker may have left its lockspace itself when it stopped
-    monitoring = '[ INFO  ] 3/5 Sanlock and storage monitoring: storage domain %s no longer ' \
-                 'monitored; ' % stack.conf['sdUUID']
+    monitoring = '[ INFO  ] 3/5 Sanlock and storage monitoring: 4 images of storage domain %s ' \
+                 'torn down; storage domain %s no longer monitored; ' % (
+                     stack.conf['sdUUID'], stack.conf['sdUUID'])
     assert lines[2] in (monitoring + 'not in the hosted-engine lockspace',
                         monitoring + 'left the hosted-engine lockspace (host id 1)'), lines
     assert lines[3] == '[ INFO  ] 4/5 Storage connection: %s disconnected' % stack.storage
@@ -398,6 +482,7 @@ def test_stack_cleanup(stack):
                stack.sanlock_status() and 'hosted-engine' not in stack.sanlock_status(), 30)
     assert stack.call('Host.getStorageRepoStats') == {}
     assert not os.path.lexists(mount)
+    assert stack.run_links() == []
     assert stack.files.existing() == stack.files.kept
     assert not os.path.exists(stack.prefix.path('/run/ovirt-hosted-engine-ha/broker.socket'))
     # the storage domain stays without --remove-storage
@@ -415,11 +500,54 @@ def test_stack_cleanup(stack):
         '[ INFO  ] 5/5 Configuration files: nothing to remove']
 
 
-def test_stack_remove_storage_without_conf(stack):
-    """A deploy that failed before writing hosted-engine.conf: the domain is found through
-    the host agent by its name and deleted."""
+def connect_leftover(stack):
+    """A storage connection left on this host (as `ovirt-hosted-engine-rpc StoragePool
+    connectStorageServer ...` leaves one): the host agent sees the domain through it."""
     from ovirt_hosted_engine_setup.ha import shared_storage
     conf = stack.conf
+    res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
+                     domainType=4, connectionParams=[shared_storage.connection_params(
+                         conf, '11111111-2222-3333-4444-555555555555')])
+    assert res[0]['status'] == 0
+    assert conf['sdUUID'] in stack.call('Host.getStorageDomains')
+
+
+def test_stack_remove_storage_on_a_host_never_deployed_deletes_nothing(stack):
+    """No hosted-engine.conf, no answer file of a deploy naming a domain: the hosted-engine
+    domain the host agent sees (named hosted_storage, like every host's) is not this host's
+    to delete."""
+    connect_leftover(stack)
+    assert not os.path.exists(stack.files.conf_path)
+    r = stack.run('-q', '--remove-storage')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '[ INFO  ] 4/6 Storage domain: no hosted-engine storage domain found: nothing to ' \
+           'delete' in step_lines(r), r.stdout
+    assert os.path.isdir(os.path.join(stack.storage, stack.conf['sdUUID']))
+    assert stack.conf['sdUUID'] in stack.call('Host.getStorageDomains')
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    stack.call('StoragePool.disconnectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
+               domainType=4, connectionParams=[shared_storage.connection_params(
+                   stack.conf, '11111111-2222-3333-4444-555555555555')])
+
+
+def test_stack_remove_storage_without_conf(stack):
+    """A deploy that failed before writing hosted-engine.conf: its answer file names the
+    storage and the metadata and lockspace images it created; that domain is found through
+    the host agent, refused while another host is alive in it, and deleted with
+    --fenced-host for that host."""
+    from ovirt_hosted_engine_setup.ha import shared_storage
+    conf = stack.conf
+    answers = stack.prefix.path('/var/lib/ovirt-hosted-engine-setup/answers/'
+                                'answers-20270101000000.conf')
+    with open(answers, 'w') as f:
+        f.write('[environment:default]\n' + ''.join(
+            'OVEHOSTED_STORAGE/%s=str:%s\n' % kv for kv in (
+                ('storageDomainConnection', conf['storage']), ('domainType', 'localfs'),
+                ('metadataImageUUID', conf['metadata_image_UUID']),
+                ('metadataVolumeUUID', conf['metadata_volume_UUID']),
+                ('lockspaceImageUUID', conf['lockspace_image_UUID']),
+                ('lockspaceVolumeUUID', conf['lockspace_volume_UUID']),
+                ('sanlockIoTimeout', str(IO_TIMEOUT)))))
     res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
                      domainType=4, connectionParams=[shared_storage.connection_params(
                          conf, conf['connectionUUID'])])
@@ -429,11 +557,28 @@ def test_stack_remove_storage_without_conf(stack):
         conf['sdUUID'], {}).get('acquired'), 60)
     assert not os.path.exists(stack.files.conf_path)
 
+    # host 2 still renews its host id: refused, nothing changed
     r = stack.run('-q', '--remove-storage')
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        '[ ERROR ] Refusing to delete storage domain %s on %s: host 2 (other-host.lab.test) '
+        'is alive in it' % (conf['sdUUID'], stack.storage)), r.stderr
+    assert os.path.isdir(os.path.join(stack.storage, conf['sdUUID']))
+    assert conf['sdUUID'] in stack.call('Host.getStorageRepoStats')
+
+    r = stack.run('-q', '--remove-storage', '--fenced-host=2')
     assert r.returncode == 0, r.stdout + r.stderr
     lines = step_lines(r)
-    assert lines[2] == '[ INFO  ] 3/6 Sanlock and storage monitoring: storage domain %s no ' \
-                       'longer monitored; not in the hosted-engine lockspace' % conf['sdUUID']
+    assert lines[0].startswith('[ INFO  ] Checking whether host 2 (other-host.lab.test) still '
+                               'uses storage domain %s' % conf['sdUUID']), lines
+    assert lines[1] == '[ WARN  ] host 2 (other-host.lab.test) looks alive in storage domain %s ' \
+                       '(its host id in the hosted-engine lockspace is renewed), declared ' \
+                       'fenced with --fenced-host=2: the domain is deleted anyway' \
+                       % conf['sdUUID']
+    lines = lines[2:]
+    assert lines[2] == '[ INFO  ] 3/6 Sanlock and storage monitoring: 4 images of storage ' \
+                       'domain %s torn down; storage domain %s no longer monitored; not in ' \
+                       'the hosted-engine lockspace' % (conf['sdUUID'], conf['sdUUID'])
     assert lines[3] == '[ INFO  ] 4/6 Storage domain: %s on %s deleted' % (conf['sdUUID'],
                                                                           stack.storage)
     assert lines[4] == '[ INFO  ] 5/6 Storage connection: %s disconnected' % stack.storage
@@ -444,3 +589,134 @@ def test_stack_remove_storage_without_conf(stack):
     assert r.returncode == 0, r.stdout + r.stderr
     assert '[ INFO  ] 4/6 Storage domain: no hosted-engine storage domain found: nothing to ' \
            'delete' in step_lines(r)
+
+
+# -- which other hosts are alive in the domain (ha/peers.py) -----------------------------
+
+# Run in a child process (one sanlock daemon per process): python -c JOIN RUN_DIR OP HOST_ID
+# LOCKSPACE_NAME PATH -- join or leave a lockspace as another host would.
+JOIN = r'''
+import sys
+from ovirt_hosted_engine_setup.hostd import sanlock_util
+run_dir, op, host_id, name, path = sys.argv[1:6]
+sanlock_util.use_run_dir(run_dir)
+if op == 'write':
+    sanlock_util.write_lockspace(name, path, iotimeout=1)
+elif op == 'add':
+    sanlock_util.add_lockspace(name, int(host_id), path, iotimeout=1, wait=True)
+else:
+    sanlock_util.rem_lockspace(name, int(host_id), path)
+'''
+
+
+def sanlock_op(run_dir, op, host_id, name, path):
+    p = subprocess.run([sys.executable, '-c', JOIN, run_dir, op, str(host_id), name, path],
+                       capture_output=True, text=True, timeout=120, cwd=TOP)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.fixture
+def other_host(tmp_path):
+    """A second sanlock daemon: another host, with its own sanlock name."""
+    if os.geteuid() != 0:
+        pytest.skip('needs root (sanlock)')
+    sys.path.insert(0, os.path.join(TOP, 'tests'))
+    from hostd.daemons import SanlockDaemon
+    d = SanlockDaemon(str(tmp_path / 'other-sanlock'), 'other-host').start()
+    yield d
+    d.stop()
+
+
+def small_domain(tmp_path):
+    """A domain's hosted-engine lockspace and metadata volumes as hosted-engine.conf names
+    them, on a localfs directory (not connected: its directory is read directly)."""
+    import uuid
+    from ovirt_hosted_engine_setup.ha import metadata
+    conf = {k: str(uuid.uuid4()) for k in ('sdUUID', 'lockspace_image_UUID',
+                                           'lockspace_volume_UUID', 'metadata_image_UUID',
+                                           'metadata_volume_UUID')}
+    conf.update(storage=str(tmp_path / 'storage'), domainType='localfs', sanlock_io_timeout='1')
+    from ovirt_hosted_engine_setup.ha import peers
+    paths = peers.domain_paths(conf, str(tmp_path / 'rhev'))
+    for name, size in (('lockspace', 1 << 20), ('metadata', metadata.area_size(4))):
+        os.makedirs(os.path.dirname(paths[name]))
+        with open(paths[name], 'wb') as f:
+            f.truncate(size)
+    return conf, paths
+
+
+def write_slot(path, host_id, ts, hostname, stopped=False):
+    from ovirt_hosted_engine_setup.ha import metadata
+    with open(path, 'r+b') as f:
+        f.seek(host_id * metadata.SLOT_SIZE)
+        f.write(metadata.serialize_host(host_id, ts, 3400, {'vm': 'down'}, hostname,
+                                        stopped=stopped))
+
+
+def test_peers_a_host_renewing_its_lease_is_alive_a_killed_one_is_not(tmp_path, other_host):
+    from ovirt_hosted_engine_setup.ha import peers
+    conf, paths = small_domain(tmp_path)
+    ls = paths['lockspace']
+    sanlock_op(other_host.run_dir, 'write', 0, 'hosted-engine', ls)
+    sanlock_op(other_host.run_dir, 'add', 2, 'hosted-engine', ls)
+    write_slot(paths['metadata'], 2, 100, 'other-host.lab.test')     # written once
+    write_slot(paths['metadata'], 3, 100, 'gone-host.lab.test')      # no lease: cannot write
+    leases = peers.read_leases(ls, 'hosted-engine')
+    assert leases[2].owner == 'other-host' and leases[2].timestamp > 0
+    assert leases[1].timestamp == 0
+    told = []
+    v = peers.find_alive(conf, str(tmp_path / 'rhev'), progress=told.append)
+    assert [(h.host_id, h.hostname) for h in v.alive] == [(2, 'other-host.lab.test')]
+    assert v.alive[0].evidence == ['its host id in the hosted-engine lockspace is renewed']
+    assert str(v.alive[0]) == 'host 2 (other-host.lab.test)'
+    assert told == ['Checking whether host 2 (other-host.lab.test) still uses storage domain '
+                    '%s (up to 6 s)' % conf['sdUUID']]
+    # its lease, when this host's sanlock name is the writer's: this host, not another one
+    # (its unmoving slot is watched, and not alive either)
+    v = peers.find_alive(conf, str(tmp_path / 'rhev'), own_owner='other-host')
+    assert v.alive == []
+    # the host dies (its sanlock killed): the lease stays, its timestamp stops moving
+    other_host.proc.kill()
+    other_host.proc.wait()
+    assert peers.read_leases(ls, 'hosted-engine')[2].timestamp > 0
+    v = peers.find_alive(conf, str(tmp_path / 'rhev'))
+    assert v.alive == [] and 5 <= v.watched < 10
+
+
+def test_peers_left_host_and_stopped_agent_take_no_time(tmp_path, other_host):
+    from ovirt_hosted_engine_setup.ha import peers
+    conf, paths = small_domain(tmp_path)
+    ls = paths['lockspace']
+    sanlock_op(other_host.run_dir, 'write', 0, 'hosted-engine', ls)
+    sanlock_op(other_host.run_dir, 'add', 2, 'hosted-engine', ls)
+    sanlock_op(other_host.run_dir, 'rem', 2, 'hosted-engine', ls)
+    write_slot(paths['metadata'], 2, 100, 'other-host.lab.test', stopped=True)
+    v = peers.find_alive(conf, str(tmp_path / 'rhev'))
+    assert v.alive == [] and v.watched == 0 and v.read_any
+
+
+def test_peers_metadata_moving_counts_when_the_lockspace_is_lost(tmp_path):
+    """The lockspace overwritten (the reason to reinitialize it): an agent writing its slot
+    is still seen."""
+    import threading
+    from ovirt_hosted_engine_setup.ha import peers
+    conf, paths = small_domain(tmp_path)
+    write_slot(paths['metadata'], 3, 1, 'busy-host.lab.test')
+    stop = threading.Event()
+
+    def agent():
+        ts = 1
+        while not stop.wait(0.3):
+            ts += 1
+            write_slot(paths['metadata'], 3, ts, 'busy-host.lab.test')
+    t = threading.Thread(target=agent)
+    t.start()
+    try:
+        v = peers.find_alive(conf, str(tmp_path / 'rhev'))
+    finally:
+        stop.set()
+        t.join()
+    assert [(h.host_id, h.evidence) for h in v.alive] == [
+        (3, ['its HA metadata slot is being written'])]
+    assert not v.read_any and 'holds no sanlock lockspace' in v.unknown[0]
+    assert v.watched < 5
