@@ -1201,11 +1201,29 @@ class StorageBackend(Backend):
                     os.unlink(p)
                 except FileNotFoundError:
                     pass
+            self._parent_leaf_again(os.path.dirname(path), f.get('PUUID', BLANK_UUID))
             try:
                 os.rmdir(os.path.dirname(path))
             except OSError:
                 pass
         return self.tasks.start('Volume.delete', delete)
+
+    @staticmethod
+    def _parent_leaf_again(img_dir, parent):
+        """As VDSM: a parent volume whose last child is deleted is a LEAF again."""
+        pmeta = os.path.join(img_dir, parent + '.meta')
+        if parent == BLANK_UUID or not os.path.exists(pmeta):
+            return
+        for name in os.listdir(img_dir):
+            if name.endswith('.meta') and name != parent + '.meta':
+                with open(os.path.join(img_dir, name), 'rb') as fh:
+                    if md.parse_volume(fh.read()).get('PUUID') == parent:
+                        return
+        with open(pmeta, 'rb') as fh:
+            pfields = md.parse_volume(fh.read())
+        if pfields.get('VOLTYPE') == 'INTERNAL':
+            pfields['VOLTYPE'] = 'LEAF'
+            write_atomic(pmeta, md.format_volume(pfields))
 
     # ----------------------------------------------------------------- images
     def _run_link(self, sd_uuid, img):
