@@ -113,6 +113,17 @@ class DomainMonitor:
         """Leave the lockspace (unless a process still holds a lease in it)."""
         if not self.ids_path:
             return True
+        # A join still in progress would complete after the removal and leave the host
+        # id's lease on the storage: let it finish first.
+        deadline = time.monotonic() + 4 * (self.io_timeout or sanlock_util.DEFAULT_IO_TIMEOUT)
+        while time.monotonic() < deadline:
+            try:
+                if sanlock_util.inq_lockspace(self.sd_uuid, self.host_id,
+                                              self.ids_path) is not None:
+                    break
+            except sanlock_util.SanlockException:
+                break
+            time.sleep(0.2)
         try:
             left = sanlock_util.rem_lockspace(self.sd_uuid, self.host_id, self.ids_path)
         except sanlock_util.SanlockException as e:
