@@ -6,6 +6,8 @@ inside the hosts.
 The tests of this module run in order on one lab:
 - the agents start exactly one engine VM, which becomes healthy;
 - `--vm-status` in text and JSON on both hosts;
+- the metadata interoperates with oVirt's agents: every live slot parses under oVirt's
+  rules, and an oVirt-written slot in a free host slot is shown;
 - `--vm-poweroff` leads to an agent starting the VM again;
 - global maintenance: banner, and no agent starts the VM it powered off; cleared,
   the VM comes back;
@@ -129,6 +131,52 @@ def test_vm_status_text(ha):
     assert 'Extra metadata (valid at timestamp):' in out
     assert '"health": "good"' in out
     assert 'GLOBAL MAINTENANCE' not in out
+
+
+def metadata_store(lab):  # noqa: F811
+    """The metadata volume of the lab's hosted-engine storage domain (localfs: the same
+    path inside the hosts and here)."""
+    from ovirt_hosted_engine_setup.ha import heconf
+    from ovirt_hosted_engine_setup.ha.broker.store import MetadataStore
+    conf = heconf.parse(lab.exec('host1', 'cat', '/etc/ovirt-hosted-engine/hosted-engine.conf',
+                                 timeout=60).stdout)
+    return MetadataStore(os.path.join(conf['storage'], conf['sdUUID'], 'images',
+                                      conf['metadata_image_UUID'], conf['metadata_volume_UUID']))
+
+
+def test_metadata_interoperates_with_ovirt_agents(ha):
+    """Every live slot parses under oVirt's own rules (its crc32 over the tokens, host id,
+    versions), and a slot laid out as oVirt's agent writes it, put in a free host slot,
+    is shown by --vm-status."""
+    from ha.test_metadata import ovirt_parses, ovirt_parses_global, ovirt_slot
+    from ovirt_hosted_engine_setup.ha import metadata
+    store = metadata_store(ha)
+    data, _ = store.read_area()
+    view = metadata.parse_area(data, store.max_hosts)
+    assert sorted(view.hosts) == [1, 2] and not view.skipped, view
+    for hid, rec in view.hosts.items():
+        got = ovirt_parses(hid, data[hid * 4096:(hid + 1) * 4096])
+        assert (got['host-ts'], got['score'], got['hostname']) == \
+            (rec.timestamp, rec.score, rec.hostname)
+    if data[:4096].strip(b'\0'):
+        ovirt_parses_global(data[:4096])
+    free = min(7, store.max_hosts)
+    assert free not in view.hosts
+    store.write_slot(free, ovirt_slot(free, 4242, 1800, hostname='ovirt-host%d.example' % free,
+                                      state='EngineDown', local_conf_timestamp=4200,
+                                      status={'vm': 'down', 'health': 'bad', 'detail': 'unknown',
+                                              'reason': 'vm not running on this host'}))
+    try:
+        st = vm_status(ha, 'host2')
+        h = st[str(free)]
+        assert (h['hostname'], h['score'], h['host-ts']) == \
+            ('ovirt-host%d.example' % free, 1800, 4242), h
+        assert h['live-data'] is False        # its timestamp never moves
+        out = ha.exec('host1', 'hosted-engine', '--vm-status', timeout=60).stdout
+        assert '--== Host ovirt-host%d.example (id: %d) status ==--' % (free, free) in out
+        assert 'metadata slot' not in out
+    finally:
+        store.write_slot(free, bytes(4096))
 
 
 def test_vm_poweroff_is_restarted_by_an_agent(ha):
