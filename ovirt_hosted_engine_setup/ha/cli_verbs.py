@@ -886,14 +886,15 @@ def run_set_shared_config(args):
     _check_key(ctype, key)
     if '\n' in value:
         raise UsageError('the value must be one line')
-    if ctype in ('he_local', 'he_shared'):
+    if ctype in ('he_local', 'he_shared', 'ha'):
         # the readers' own check (heconf.load), for this key only: a bad value of another
         # key already in the file does not stop this one from being set
-        problem = heconf.value_problem(key, value)
+        problem = heconf.value_problem(key, value, heconf.HA_VALIDATORS if ctype == 'ha'
+                                       else None)
         if problem:
-            raise CliError('refused: %s; %s was not changed' % (
-                problem, paths.HOSTED_ENGINE_CONF if ctype == 'he_local'
-                else 'hosted-engine.conf of the configuration volume'))
+            raise CliError('refused: %s; %s was not changed' % (problem, {
+                'he_local': paths.HOSTED_ENGINE_CONF, 'ha': paths.HA_CONF,
+                'he_shared': 'hosted-engine.conf of the configuration volume'}[ctype]))
     if ctype == 'he_local':
         path = paths.HOSTED_ENGINE_CONF
         if not os.path.isfile(path):

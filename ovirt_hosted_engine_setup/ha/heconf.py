@@ -137,10 +137,20 @@ HE_VALIDATORS = {
 }
 
 
-def value_problem(key, value):
-    """None when ``value`` is accepted for hosted-engine.conf key ``key``, else one line
-    naming the key, what is accepted and the value."""
-    entry = HE_VALIDATORS.get(key)
+# ha.conf (/var/lib/ovirt-hosted-engine-ha/ha.conf): the host agent reads these flags as
+# exactly 'True' (anything else is False) and the HA agent case-insensitively, so only what
+# both read alike is written by `hosted-engine --set-shared-config --type=ha`.
+HA_VALIDATORS = {
+    'local_maintenance': _one_of(('True', 'False')) + (True,),
+    'local_maintenance_manual': _one_of(('True', 'False')) + (True,),
+}
+
+
+def value_problem(key, value, table=None):
+    """None when ``value`` is accepted for key ``key`` of hosted-engine.conf (or of the
+    file whose ``table`` is given, e.g. HA_VALIDATORS), else one line naming the key, what
+    is accepted and the value."""
+    entry = (HE_VALIDATORS if table is None else table).get(key)
     if entry is None:
         return None
     check, accepted, check_empty = entry

@@ -349,6 +349,21 @@ def test_set_shared_config_refuses_what_the_readers_refuse(prefix, deployed, env
     assert prefix.run('--vm-status', env=env).returncode == 0
 
 
+def test_set_shared_config_ha_flags_as_both_readers_read_them(prefix, deployed, env):
+    """ha.conf flags: the host agent reads exactly 'True', the HA agent any case: only
+    True and False are written."""
+    path = prefix.path('/var/lib/ovirt-hosted-engine-ha/ha.conf')
+    for value in ('true', 'yes', '1', ''):
+        r = prefix.run('--set-shared-config', 'local_maintenance', value, '--type=ha', env=env)
+        assert r.returncode == 1, (value, r.stdout)
+        line = one_line(r)
+        assert 'local_maintenance' in line and repr(value) in line and 'True, False' in line
+        assert not os.path.exists(path)
+    r = prefix.run('--set-shared-config', 'local_maintenance', 'False', '--type=ha', env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'local_maintenance=False' in open(path).read()
+
+
 def test_set_shared_config_fixes_a_bad_value_on_disk(prefix, deployed, env):
     text = open(deployed.conf_path).read()
     with open(deployed.conf_path, 'w') as f:
