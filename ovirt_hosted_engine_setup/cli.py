@@ -46,14 +46,21 @@ Usage: hosted-engine --deploy [args]
 
     --config-append=FILE
         Load an answer file (repeatable; FILE.d/*.conf are loaded too). A file written by a
-        previous run replays it without questions.
+        previous run replays it without questions. An answer file must be a regular file
+        of at most 1 MiB.
     --generate-answer=FILE
         Also write the answers of this run to FILE (mode 0600).
     --restore-from-file=FILE
-        Deploy a new engine VM and restore the engine from this engine-backup archive.
+        Not available in this version: restoring the engine from an engine-backup archive
+        is refused at once, and nothing is changed.
     --otopi-environment="KEY=type:value ..."
         Set environment values directly (types: none, bool, int, str, multi-str;
-        APPEND:KEY=... and PREPEND:KEY=... join with ':').
+        APPEND:KEY=... and PREPEND:KEY=... join with ':'). A bool is one of True, False,
+        yes, no, t, f, 1, 0 (any case); any other value is an error.
+
+    Exit status: 0 success, 1 error, 2 plugins could not be loaded, 128 + the signal
+    number when interrupted (130 Ctrl-C/SIGINT, 143 SIGTERM); an interrupted deploy rolls
+    back what it created.
 """
 
 
@@ -75,6 +82,8 @@ def parse_deploy_args(args):
                           '--otopi-environment'):
             raise UsageError('Unknown option %s for --deploy; see %s --deploy --help'
                              % (option, PROG))
+        if option == '--restore-from-file':
+            raise UsageError('--restore-from-file: %s' % constants.RESTORE_NOT_AVAILABLE)
         if not value:
             raise UsageError('%s needs a value: %s=VALUE' % (option, option))
         if option == '--config-append':
@@ -82,12 +91,6 @@ def parse_deploy_args(args):
         elif option == '--generate-answer':
             assignments.append('%s=str:%s' % (constants.CoreEnv.USER_ANSWER_FILE,
                                               os.path.abspath(value)))
-        elif option == '--restore-from-file':
-            real = os.path.realpath(value)
-            if not os.path.isfile(real):
-                raise UsageError('The backup file %s does not exist or is not a file; give the '
-                                 'path of an engine-backup archive' % value)
-            assignments.append('%s=str:%s' % (constants.CoreEnv.RESTORE_FROM_FILE, real))
         else:
             try:
                 assignments.extend(shlex.split(value))
@@ -100,16 +103,21 @@ def run_deploy(args):
     if '--help' in args or '-h' in args:
         sys.stdout.write(DEPLOY_HELP)
         return 0
-    assignments = parse_deploy_args(args)
-    context = Context(
-        groups=DEPLOY_GROUPS,
-        plugin_path=[paths.PLUGIN_DIR],
-        assignments=assignments,
-        keys=constants.ALL_KEYS,
-        log_dir=paths.SETUP_LOG_DIR,
-        log_prefix='ovirt-hosted-engine-setup',
-    )
-    return context.run()
+    try:
+        assignments = parse_deploy_args(args)
+        context = Context(
+            groups=DEPLOY_GROUPS,
+            plugin_path=[paths.PLUGIN_DIR],
+            assignments=assignments,
+            keys=constants.ALL_KEYS,
+            log_dir=paths.SETUP_LOG_DIR,
+            log_prefix='ovirt-hosted-engine-setup',
+        )
+        return context.run()
+    except KeyboardInterrupt:
+        # Ctrl-C in the instant before the runner handles signals itself
+        sys.stderr.write('%s --deploy: interrupted\n' % PROG)
+        return 130
 
 
 # -- other verbs ----------------------------------------------------------------------

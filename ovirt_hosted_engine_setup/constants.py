@@ -10,20 +10,29 @@ from .runner.keys import EnvKey, keys_of
 K = EnvKey
 
 
+RESTORE_NOT_AVAILABLE = ('restoring the engine from a backup is not available in this version; '
+                         'nothing was changed on this host')
+
+
+def _restore_not_available(value):
+    raise ValueError(RESTORE_NOT_AVAILABLE)
+
+
 class CoreEnv:
-    DEPLOY_PROCEED = K('OVEHOSTED_CORE/deployProceed', answer_file=True)
-    SCREEN_PROCEED = K('OVEHOSTED_CORE/screenProceed', answer_file=True)
-    CONFIRM_SETTINGS = K('OVEHOSTED_CORE/confirmSettings', answer_file=True)
+    DEPLOY_PROCEED = K('OVEHOSTED_CORE/deployProceed', answer_file=True, kind='bool')
+    SCREEN_PROCEED = K('OVEHOSTED_CORE/screenProceed', answer_file=True, kind='bool')
+    CONFIRM_SETTINGS = K('OVEHOSTED_CORE/confirmSettings', answer_file=True, kind='bool')
     # warnings the user accepted (low memory, few vCPUs, small disk, replica 1...): a list of
     # warning ids; an answer file that lists one accepts that warning without asking
     ACCEPTED_WARNINGS = K('OVEHOSTED_CORE/acceptedWarnings', answer_file=True)
     USER_ANSWER_FILE = K('OVEHOSTED_CORE/userAnswerFile')
     ETC_ANSWER_FILE = K('OVEHOSTED_CORE/etcAnswerFile')
     ANSWER_FILE_DIR = K('OVEHOSTED_CORE/answerFileDir')
-    RESTORE_FROM_FILE = K('OVEHOSTED_CORE/restoreFromFile', preview='Restore from backup file')
-    CHECK_REQUIREMENTS = K('OVEHOSTED_CORE/checkRequirements')
+    # --restore-from-file: refused until restore exists (a given value is an error)
+    RESTORE_FROM_FILE = K('OVEHOSTED_CORE/restoreFromFile', validator=_restore_not_available)
+    CHECK_REQUIREMENTS = K('OVEHOSTED_CORE/checkRequirements', kind='bool')
     TEMPDIR = K('OVEHOSTED_CORE/tempDir', preview='Temporary directory')
-    SKIP_TTY_CHECK = K('OVEHOSTED_CORE/skipTTYCheck')
+    SKIP_TTY_CHECK = K('OVEHOSTED_CORE/skipTTYCheck', kind='bool')
 
 
 class NetworkEnv:
@@ -47,7 +56,7 @@ class NetworkEnv:
     NETWORK_TEST_TCP_PORT = K('OVEHOSTED_NETWORK/network_test_tcp_port', answer_file=True,
                               validator=v.port)
     HOST_NAME = K('OVEHOSTED_NETWORK/host_name', answer_file=True, preview='Host address')
-    SSHD_PORT = K('OVEHOSTED_NETWORK/sshdPort', preview='SSH daemon port', validator=v.port)
+    SSHD_PORT = K('OVEHOSTED_NETWORK/sshdPort', validator=v.port)
 
 
 class EngineEnv:
@@ -96,16 +105,14 @@ class StorageEnv:
     IMAGE_SIZE_GB = K('OVEHOSTED_STORAGE/imgSizeGB', answer_file=True,
                       preview='Image size GB', validator=v.positive_int)
     HOST_ID = K('OVEHOSTED_STORAGE/hostID', preview='Host ID', validator=v.host_id)
+    # iSCSI (block storage is refused: not in the preview until a plugin uses them)
     ISCSI_PORTAL = K('OVEHOSTED_STORAGE/iSCSIPortalIPAddress', answer_file=True,
-                     preview='iSCSI portal IP address', validator=v.host_address)
-    ISCSI_PORT = K('OVEHOSTED_STORAGE/iSCSIPortalPort', answer_file=True,
-                   preview='iSCSI portal port', validator=v.port)
-    ISCSI_USER = K('OVEHOSTED_STORAGE/iSCSIPortalUser', answer_file=True,
-                   preview='iSCSI portal user')
+                     validator=v.host_address)
+    ISCSI_PORT = K('OVEHOSTED_STORAGE/iSCSIPortalPort', answer_file=True, validator=v.port)
+    ISCSI_USER = K('OVEHOSTED_STORAGE/iSCSIPortalUser', answer_file=True)
     ISCSI_PASSWORD = K('OVEHOSTED_STORAGE/iSCSIPortalPassword', secret=True)
-    ISCSI_TARGET = K('OVEHOSTED_STORAGE/iSCSITargetName', answer_file=True,
-                     preview='iSCSI target name')
-    LUN_ID = K('OVEHOSTED_STORAGE/LunID', answer_file=True, preview='iSCSI LUN ID')
+    ISCSI_TARGET = K('OVEHOSTED_STORAGE/iSCSITargetName', answer_file=True)
+    LUN_ID = K('OVEHOSTED_STORAGE/LunID', answer_file=True)
     METADATA_IMAGE_UUID = K('OVEHOSTED_STORAGE/metadataImageUUID', answer_file=True,
                             validator=v.uuid)
     METADATA_VOLUME_UUID = K('OVEHOSTED_STORAGE/metadataVolumeUUID', answer_file=True,

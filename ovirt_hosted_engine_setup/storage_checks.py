@@ -38,8 +38,9 @@ def domain_type(value):
     text = str(value).strip().lower()
     if text in BLOCK_TYPES:
         raise ValueError('%s storage is block storage, which this host agent '
-                         '(ovirt-hosted-engine-hostd) does not support: use nfs or glusterfs'
-                         % ('iSCSI' if text == 'iscsi' else 'Fibre Channel'))
+                         '(ovirt-hosted-engine-hostd) does not support: use one of %s'
+                         % ('iSCSI' if text == 'iscsi' else 'Fibre Channel',
+                            ', '.join(SUPPORTED_TYPES)))
     if text not in SUPPORTED_TYPES + LEGACY_NFS_TYPES:
         raise ValueError('%r is not a storage type: use one of %s'
                          % (str(value), ', '.join(SUPPORTED_TYPES)))

@@ -76,6 +76,20 @@ class Context:
     def request_exit_code(self, code, priority=0):
         self.environment[BaseEnv.EXIT_CODE].append({'code': code, 'priority': priority})
 
+    def origin(self, key):
+        """Where the current value of ``key`` came from: ``'answer file F line N'``,
+        ``'command line'``, or None (a plugin default, or asked)."""
+        for section in ('environment:enforce', 'environment:override', 'environment:init'):
+            for k, _value, where in reversed(self.config_sections.get(section, ())):
+                if k == key:
+                    return 'answer file %s' % where.rsplit(': ', 1)[0]
+        if key in self._cmdline_keys:
+            return 'command line'
+        for k, _value, where in reversed(self.config_sections.get('environment:default', ())):
+            if k == key:
+                return 'answer file %s' % where.rsplit(': ', 1)[0]
+        return None
+
     @property
     def log_file(self):
         return self.environment.get(CoreEnv.LOG_FILE_NAME)

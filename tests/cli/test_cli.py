@@ -2,6 +2,8 @@
 touches the host (full deploys run in the lab: tests/lab/test_deploy_*.py)."""
 import os
 
+import pytest
+
 def one_error_line(result):
     lines = [line for line in (result.stdout + result.stderr).splitlines()
              if 'ERROR' in line or 'hosted-engine:' in line]
@@ -32,11 +34,141 @@ def test_unknown_deploy_option(prefix):
     assert prefix.all_files() == []
 
 
-def test_restore_from_missing_file(prefix, tmp_path):
-    r = prefix.run('--deploy', '--restore-from-file=%s' % (tmp_path / 'none.tar'))
+def _only_log_left(prefix):
+    return [f for f in prefix.all_files() if not f.endswith('.log')] == []
+
+
+def test_restore_from_file_is_refused_before_anything(prefix, tmp_path):
+    """Restore does not exist yet: --restore-from-file is refused at once (not shown in the
+    preview and then ignored), whether the file exists or not."""
+    backup = tmp_path / 'engine-backup.tar.gz'
+    backup.write_bytes(b'backup')
+    for arg in ('--restore-from-file=%s' % backup,
+                '--restore-from-file=%s' % (tmp_path / 'none.tar'), '--restore-from-file'):
+        r = prefix.run('--deploy', arg)
+        assert r.returncode == 1
+        line = one_error_line(r)
+        assert line == ('hosted-engine: --restore-from-file: restoring the engine from a backup '
+                        'is not available in this version; nothing was changed on this host')
+        assert prefix.all_files() == []          # not even a log: nothing ran
+    help_text = prefix.run('--deploy', '--help').stdout
+    assert 'Not available in this version' in help_text
+
+
+def test_restore_key_in_answer_file_is_refused(prefix, tmp_path):
+    conf = tmp_path / 'a.conf'
+    conf.write_text('[environment:default]\nOVEHOSTED_CORE/restoreFromFile=str:/tmp/b.tar\n'
+                    'OVEHOSTED_CORE/deployProceed=bool:True\n')
+    r = prefix.run('--deploy', '--config-append=%s' % conf)
     assert r.returncode == 1
-    assert 'none.tar does not exist' in one_error_line(r)
-    assert prefix.all_files() == []
+    line = one_error_line(r)
+    assert 'line 2: OVEHOSTED_CORE/restoreFromFile' in line
+    assert 'restoring the engine from a backup is not available in this version' in line
+    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
+
+
+def test_every_preview_row_is_read_by_a_plugin():
+    """A key shown in the configuration preview is used by the deploy: some plugin other than
+    the preview and the defaults reads it."""
+    import glob
+    import re
+
+    from ovirt_hosted_engine_setup import constants
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sources = {}
+    for f in glob.glob(os.path.join(top, 'plugins', '**', '*.py'), recursive=True):
+        if not f.endswith(os.path.join('core', 'preview.py')) and \
+                not f.endswith(os.path.join('core', 'core.py')):
+            with open(f) as fh:
+                sources[f] = fh.read()
+    unused = []
+    for cls in (constants.CoreEnv, constants.NetworkEnv, constants.EngineEnv,
+                constants.StorageEnv, constants.VMEnv, constants.VDSMEnv, constants.NotifEnv,
+                constants.SanlockEnv):
+        for attr, key in vars(cls).items():
+            if getattr(key, 'preview', None):
+                use = re.compile(r'\b%s\.%s\b' % (cls.__name__, attr))
+                if not any(use.search(text) for text in sources.values()):
+                    unused.append(str(key))
+    assert unused == []
+    assert not constants.CoreEnv.RESTORE_FROM_FILE.preview
+
+
+def test_block_storage_refusal_lists_every_supported_type():
+    import pytest
+
+    from ovirt_hosted_engine_setup import storage_checks
+    for dtype in ('iscsi', 'fc'):
+        with pytest.raises(ValueError) as e:
+            storage_checks.domain_type(dtype)
+        assert str(e.value).endswith('does not support: use one of %s'
+                                     % ', '.join(storage_checks.SUPPORTED_TYPES))
+
+
+def test_misspelt_bool_in_answer_file_runs_nothing(prefix, tmp_path):
+    """bool:Flase was read as True and a full deploy ran: now an error before anything."""
+    conf = tmp_path / 'a.conf'
+    conf.write_text('[environment:default]\nOVEHOSTED_CORE/skipTTYCheck=bool:True\n'
+                    'OVEHOSTED_CORE/deployProceed=bool:Flase\n')
+    r = prefix.run('--deploy', '--config-append=%s' % conf)
+    assert r.returncode == 1
+    line = one_error_line(r)
+    assert "line 3: OVEHOSTED_CORE/deployProceed: 'Flase' is not a bool" in line
+    assert 'True, False, yes, no, t, f, 1, 0 (any case)' in line
+    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
+
+
+def test_misspelt_bool_on_command_line_runs_nothing(prefix):
+    r = prefix.run('--deploy', '--otopi-environment=OVEHOSTED_CORE/confirmSettings=bool:ture')
+    assert r.returncode == 1
+    assert "command line: OVEHOSTED_CORE/confirmSettings: 'ture' is not a bool" in \
+        one_error_line(r)
+    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
+
+
+def test_string_for_a_bool_key_is_an_error(prefix, tmp_path):
+    conf = tmp_path / 'a.conf'
+    conf.write_text('[environment:default]\nOVEHOSTED_CORE/deployProceed=str:No\n')
+    r = prefix.run('--deploy', '--config-append=%s' % conf)
+    assert r.returncode == 1
+    line = one_error_line(r)
+    assert 'line 2: OVEHOSTED_CORE/deployProceed: str:No is a str value' in line
+    assert 'takes a bool' in line
+    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
+
+
+def test_answer_file_declining_is_named_and_unknown_key_warned(prefix, tmp_path):
+    conf = tmp_path / 'a.conf'
+    conf.write_text('[environment:default]\nOVEHOSTED_CORE/skipTTYCheck=bool:True\n'
+                    'OVEHOSTED_STORAGE/storageDomainConection=str:nfs.example.com:/he\n'
+                    'OVEHOSTED_CORE/deployProceed=bool:no\n')
+    r = prefix.run('--deploy', '--config-append=%s' % conf)
+    assert r.returncode == 1
+    assert ('[WARNING] %s line 3: OVEHOSTED_STORAGE/storageDomainConection: unknown key, '
+            'nothing reads it; did you mean OVEHOSTED_STORAGE/storageDomainConnection?'
+            % conf) in r.stdout
+    assert ('[ ERROR ] Aborted: The answer file %s line 4 declined the deploy: '
+            'OVEHOSTED_CORE/deployProceed=bool:False; nothing was changed on this host'
+            % conf) in r.stdout
+    assert 'Aborted by user' not in r.stdout
+    assert _only_log_left(prefix)
+
+
+@pytest.mark.parametrize('special', ['/dev/zero', '/dev/urandom', 'fifo', 'big'])
+def test_answer_file_not_regular_or_too_large_is_refused(prefix, tmp_path, special):
+    if special == 'fifo':
+        special = str(tmp_path / 'fifo')
+        os.mkfifo(special)
+    elif special == 'big':
+        special = str(tmp_path / 'big.conf')
+        with open(special, 'w') as f:
+            f.write('[environment:default]\n' + '#' * (1 << 20))
+    r = prefix.run('--deploy', '--config-append=%s' % special)
+    assert r.returncode == 1
+    line = one_error_line(r)
+    assert special in line
+    assert 'not a regular file' in line or 'more than answer files may have (1 MiB)' in line
+    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
 
 
 def test_malformed_environment_assignment(prefix):
@@ -88,5 +220,8 @@ def test_existing_deployment_is_refused_before_anything_changes(prefix, tmp_path
     assert len(failed) == 1 and 'Traceback' not in r.stdout + r.stderr, r.stdout
     line = failed[0]
     assert 'already a hosted-engine host' in line and 'ovirt-hosted-engine-cleanup' in line
+    assert ('[ ERROR ] Hosted Engine deployment failed: nothing was changed on this host: fix '
+            'the value named above and run the deploy again') in r.stdout
+    assert 're-deploy from scratch' not in r.stdout
     after = [f for f in prefix.all_files() if not f.endswith('.log')]
     assert after == before

@@ -24,7 +24,7 @@ def test_block_storage_refused_with_the_reason(value, words):
     with pytest.raises(ValueError) as e:
         sc.domain_type(value)
     assert words in str(e.value)
-    assert 'use nfs or glusterfs' in str(e.value)
+    assert 'use one of %s' % ', '.join(sc.SUPPORTED_TYPES) in str(e.value)
     assert '\n' not in str(e.value)
 
 

@@ -228,7 +228,8 @@ def test_good_answers_reach_the_preview(deploy):
                          ('Network connectivity check', 'ping'),
                          ('Host address', 'host1.lab.test')):
         assert '%-35s: %s\n' % (label, value) in preview, preview
-    assert r.returncode == 1 and '[ ERROR ] Aborted: Aborted by user' in out, out
+    assert r.returncode == 1 and '[ ERROR ] Aborted: The answer file ' in out, out
+    assert 'declined the deploy: OVEHOSTED_CORE/confirmSettings=bool:False' in out, out
     assert_nothing_left(deploy, storage)
 
 
@@ -259,7 +260,8 @@ def test_typed_answers_with_their_defaults(deploy):
     assert 'Please specify the storage you would like to use (nfs, glusterfs, posixfs, ' \
            'localfs) [nfs]: ' in out
     assert 'Invalid value: iSCSI storage is block storage, which this host agent ' \
-           '(ovirt-hosted-engine-hostd) does not support: use nfs or glusterfs' in out
+           '(ovirt-hosted-engine-hostd) does not support: use one of nfs, glusterfs, ' \
+           'posixfs, localfs' in out
     assert "Invalid value: 'relative/dir' is not an absolute directory" in out
     assert 'Please provide storage domain name [hosted_storage]: ' in out
     assert 'Local storage datacenter name [hosted_datacenter]: ' in out
@@ -301,7 +303,7 @@ def test_typed_answers_with_their_defaults(deploy):
      "'/srv/he' is a local path: glusterfs storage needs a server, give host:/path"),
     (dict(OVEHOSTED_STORAGE__domainType='iscsi'),
      "iSCSI storage is block storage, which this host agent (ovirt-hosted-engine-hostd) does "
-     "not support: use nfs or glusterfs"),
+     "not support: use one of nfs, glusterfs, posixfs, localfs"),
     (dict(OVEHOSTED_STORAGE__imgSizeGB=10, OVEHOSTED_CORE__acceptedWarnings=['low-memory']),
      'The VM disk size 10 GB is below the recommended minimum of 25 GB and was not accepted: '
      'give OVEHOSTED_STORAGE/imgSizeGB of at least 25, or accept the warning small-disk'),

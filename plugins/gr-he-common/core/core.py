@@ -26,10 +26,26 @@ class Plugin(PluginBase):
     @event(stage=Stages.TERMINATE, priority=Priority.LAST)
     def _terminate(self):
         env = self.environment
+        if env.get(BaseEnv.INTERRUPTED):
+            return      # the runner's own line says it: signal, what was rolled back, log
         if env[BaseEnv.ABORTED]:
             self.logger.error('Hosted Engine deployment aborted')
         elif env[BaseEnv.ERROR]:
-            self.logger.error('Hosted Engine deployment failed: please check the logs for the '
-                              'issue, fix accordingly or re-deploy from scratch.')
+            self.logger.error('Hosted Engine deployment failed: %s', self.failure_advice())
         else:
             self.logger.info('Hosted Engine successfully set up')
+
+    def failure_advice(self):
+        """What a failed deploy left on this host, and what to do. Changes are made in misc
+        through the main transaction: rolled back on a failure before its commit; after the
+        commit (closeup) they stay and ovirt-hosted-engine-cleanup removes them."""
+        transaction = self.context.main_transaction
+        if transaction.committed:
+            return ('this host was changed: run ovirt-hosted-engine-cleanup, then '
+                    'hosted-engine --deploy again (details in the log)')
+        if transaction.rolled_back:
+            return ('what this run created was rolled back (%s), so nothing was changed on '
+                    'this host: fix the problem named above and run the deploy again'
+                    % ', '.join(transaction.rolled_back))
+        return ('nothing was changed on this host: fix the value named above and run the '
+                'deploy again')

@@ -1,4 +1,7 @@
-"""The deploy's first questions: are you sure, and are you safe from a dropped SSH session."""
+"""The deploy's first questions: are you sure, and are you safe from a dropped SSH session.
+
+A "No" typed at a question is "Aborted by user"; a False given in an answer file or on the
+command line is reported as such, naming the key and where it was set."""
 import os
 
 from ovirt_hosted_engine_setup import constants as c
@@ -24,8 +27,10 @@ class Plugin(PluginBase):
         if env[c.CoreEnv.DEPLOY_PROCEED] is None:
             env[c.CoreEnv.DEPLOY_PROCEED] = self.dialog.query_yes_no(
                 'DEPLOY_PROCEED', PROCEED_NOTE, default=True)
+            if not env[c.CoreEnv.DEPLOY_PROCEED]:
+                raise AbortError('Aborted by user')
         if not env[c.CoreEnv.DEPLOY_PROCEED]:
-            raise AbortError('Aborted by user')
+            raise self.declined(c.CoreEnv.DEPLOY_PROCEED)
 
     @staticmethod
     def over_ssh_without_multiplexer():
@@ -41,5 +46,8 @@ class Plugin(PluginBase):
         if env[c.CoreEnv.SCREEN_PROCEED] is None:
             env[c.CoreEnv.SCREEN_PROCEED] = self.dialog.query_yes_no(
                 'SCREEN_PROCEED', SCREEN_NOTE, default=False)
+            if not env[c.CoreEnv.SCREEN_PROCEED]:
+                raise AbortError('Aborted by user: run the deploy inside tmux or screen')
         if not env[c.CoreEnv.SCREEN_PROCEED]:
-            raise AbortError('Aborted by user: run the deploy inside tmux or screen')
+            raise self.declined(c.CoreEnv.SCREEN_PROCEED,
+                                hint='run the deploy inside tmux or screen, or ')

@@ -1,5 +1,6 @@
 """`--== CONFIGURATION PREVIEW ==--`: every preview-flagged key with a value, then a final
-confirmation before anything on the host is changed."""
+confirmation before anything on the host is changed. Every preview-flagged key is read by a
+plugin (tests/cli/test_cli.py checks it): the preview shows only values the deploy uses."""
 from ovirt_hosted_engine_setup import constants as c
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Priority, Stages, event
 
@@ -25,5 +26,7 @@ class Plugin(PluginBase):
         if env[c.CoreEnv.CONFIRM_SETTINGS] is None:
             env[c.CoreEnv.CONFIRM_SETTINGS] = self.dialog.query_yes_no(
                 'CONFIRM_SETTINGS', 'Please confirm installation settings', default=True)
+            if not env[c.CoreEnv.CONFIRM_SETTINGS]:
+                raise AbortError('Aborted by user')
         if not env[c.CoreEnv.CONFIRM_SETTINGS]:
-            raise AbortError('Aborted by user')
+            raise self.declined(c.CoreEnv.CONFIRM_SETTINGS)
