@@ -209,7 +209,8 @@ def test_example_answer_file_answers_every_question(lab, tmp_path):
     out = r.stdout + r.stderr
     assert ']: ' not in out and 'End of input' not in out, out
     assert '%-35s: %s' % ('Engine FQDN', 'engine.lab.test') in out, out
-    assert 'Aborted by user' in out and r.returncode == 1
+    assert 'declined the deploy: OVEHOSTED_CORE/confirmSettings=bool:False' in out
+    assert r.returncode == 1
     nothing_created(lab)
 
 
@@ -276,4 +277,5 @@ def test_cleanup_then_the_written_answers_replay_without_questions(lab, tmp_path
     out = r.stdout + r.stderr
     assert '--== CONFIGURATION PREVIEW ==--' in out, out
     assert ']: ' not in out, out           # nothing asked
-    assert 'Aborted by user' in out and r.returncode == 1
+    assert 'declined the deploy: OVEHOSTED_CORE/confirmSettings=bool:False' in out
+    assert r.returncode == 1

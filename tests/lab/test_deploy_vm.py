@@ -22,7 +22,8 @@ from ovirt_hosted_engine_setup.lab import appliance as lab_appliance
 from .conftest import LAB_CLI
 
 PREVIEW = '--== CONFIGURATION PREVIEW ==--'
-ABORTED = 'Aborted by user'
+# confirmSettings=bool:False in the answer file stops the deploy at the preview
+ABORTED = 'declined the deploy: OVEHOSTED_CORE/confirmSettings=bool:False'
 MAC = '00:16:3e:5a:00:c8'
 
 
