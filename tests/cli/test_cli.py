@@ -221,7 +221,41 @@ def test_existing_deployment_is_refused_before_anything_changes(prefix, tmp_path
     line = failed[0]
     assert 'already a hosted-engine host' in line and 'ovirt-hosted-engine-cleanup' in line
     assert ('[ ERROR ] Hosted Engine deployment failed: nothing was changed on this host: fix '
-            'the value named above and run the deploy again') in r.stdout
+            'the value or problem named above and run the deploy again') in r.stdout
     assert 're-deploy from scratch' not in r.stdout
     after = [f for f in prefix.all_files() if not f.endswith('.log')]
     assert after == before
+
+
+def test_failure_advice_says_whether_this_host_was_changed():
+    """The final line of a failed deploy: the cleanup hint only when the transaction was
+    committed (closeup), else nothing was changed (what misc created was rolled back)."""
+    import importlib.util
+    import types
+
+    from ovirt_hosted_engine_setup.runner.transaction import Transaction, TransactionElement
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'core_under_test', os.path.join(top, 'plugins', 'gr-he-common', 'core', 'core.py'))
+    core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(core)
+
+    class Bridge(TransactionElement):
+        def __str__(self):
+            return 'management bridge ovirtmgmt on eth0'
+
+    def advice(transaction):
+        return core.Plugin(types.SimpleNamespace(main_transaction=transaction)).failure_advice()
+
+    t = Transaction()
+    assert advice(t).startswith('nothing was changed on this host: fix the value or problem')
+    t.append(Bridge())
+    t.prepare()
+    t.abort()
+    assert advice(t).startswith('what this run created was rolled back (management bridge '
+                                'ovirtmgmt on eth0), so nothing was changed on this host')
+    t = Transaction()
+    t.append(Bridge())
+    t.prepare()
+    t.commit()
+    assert 'run ovirt-hosted-engine-cleanup, then hosted-engine --deploy again' in advice(t)

@@ -47,5 +47,5 @@ class Plugin(PluginBase):
             return ('what this run created was rolled back (%s), so nothing was changed on '
                     'this host: fix the problem named above and run the deploy again'
                     % ', '.join(transaction.rolled_back))
-        return ('nothing was changed on this host: fix the value named above and run the '
-                'deploy again')
+        return ('nothing was changed on this host: fix the value or problem named above and '
+                'run the deploy again')
