@@ -395,17 +395,22 @@ class Context:
         self._final_error(message)
         return ExitCodes.SIGNAL_BASE + exc.signum
 
-    def _final_error(self, message):
+    def _final_error(self, message, note=None):
         """One error line on screen (and in the log when it is open), then the end."""
         if self.dialog is None:
             self.dialog = make_dialog('human', self.environment, self.secret_filter,
                                       self.stdin, self.stdout)
-        if self._console_handler in logging.getLogger().handlers:
-            logger.error('%s', message)
-        else:
-            self.dialog.write_log_line('ERROR', self.secret_filter.scrub(message))
-            logger.error('%s', message)
-        self.dialog.terminate()
+        try:
+            if self._console_handler in logging.getLogger().handlers:
+                logger.error('%s', message)
+            else:
+                self.dialog.write_log_line('ERROR', self.secret_filter.scrub(message))
+                logger.error('%s', message)
+            if note:
+                self.dialog.note(note)
+            self.dialog.terminate()
+        except OSError:
+            logger.debug('the output is gone (SIGPIPE): %s', message)
 
     def interruption_summary(self):
         """What an interrupted run did about its changes, in words."""
@@ -419,17 +424,8 @@ class Context:
     def _early_error(self, message, code):
         """An error before the stages run: one line on screen, details in the log."""
         self._ending = True
-        if self.dialog is None:
-            self.dialog = make_dialog('human', self.environment, self.secret_filter,
-                                      self.stdin, self.stdout)
-        if self._console_handler in logging.getLogger().handlers:
-            logger.error('%s', message)
-        else:
-            self.dialog.write_log_line('ERROR', self.secret_filter.scrub(message))
-            logger.error('%s', message)
-        if self.log_file:
-            self.dialog.note('Log file is located at %s' % self.log_file)
-        self.dialog.terminate()
+        self._final_error(message, note='Log file is located at %s' % self.log_file
+                          if self.log_file else None)
         return code
 
     def _prepare(self):
