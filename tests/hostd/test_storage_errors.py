@@ -103,8 +103,8 @@ def test_error_codes(env):
                    masterVersion=1, domainList=[sd], **POOL_TIMINGS)[0] == 316
     img, vol = new_uuid(), new_uuid()
     create = dict(volumeID=vol, storagepoolID=sp, storagedomainID=sd, imageID=img,
-                  size='1048576', volFormat=RAW, preallocate=SPARSE, diskType='HEVD', desc='v', srcImgUUID=BLANK,
-                  srcVolUUID=BLANK)
+                  size='1048576', volFormat=RAW, preallocate=SPARSE, diskType='HEVD', desc='v',
+                  srcImgUUID=BLANK, srcVolUUID=BLANK)
     assert code_of(b.createVolume, **create)[0] == 654          # not SPM yet
     wait_acquired(b, sd)
     t = b.spmStart(storagepoolID=sp, **SPM_START)

@@ -553,7 +553,8 @@ class StorageBackend(Backend):
             if sd in self.monitors:
                 raise VdsmError(382, 'storage domain %s is in use: this host monitors it (host id '
                                 '%d in its lockspace): stop monitoring it '
-                                '(Host.stopMonitoringDomain) first' % (sd, self.monitors[sd].host_id))
+                                '(Host.stopMonitoringDomain) first'
+                                % (sd, self.monitors[sd].host_id))
             pools = self._domain_pools(fields)
             if pools and not autoDetach:
                 raise VdsmError(391, 'storage domain %s is attached to pool %s: detach it or '
