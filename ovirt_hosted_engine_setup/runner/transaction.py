@@ -42,8 +42,10 @@ class Transaction:
 
     def _prepare_one(self, element):
         logger.debug('preparing transaction element %s', element)
-        element.prepare()
+        # listed first: a prepare that fails or is interrupted half-way is aborted too, so an
+        # element's abort must cope with a prepare that did not finish
         self._prepared.append(element)
+        element.prepare()
 
     def prepare(self):
         self.active = True

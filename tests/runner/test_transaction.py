@@ -67,3 +67,18 @@ class Plugin(PluginBase):
     assert r.code == 0
     assert r.env['TEST/visible_in_misc'] is False
     assert target.read_text() == 'data'
+
+
+def test_prepare_failing_half_way_is_aborted(tmp_path):
+    """A prepare that fails (or is interrupted) after creating its temporary file and
+    directories is aborted too: nothing is left."""
+    class Failing(FileTransaction):
+        def prepare(self):
+            super().prepare()
+            raise OSError('disk full')
+
+    with pytest.raises(OSError):
+        with Transaction() as t:
+            t.append(FileTransaction(str(tmp_path / 'a' / 'first'), 'x'))
+            t.append(Failing(str(tmp_path / 'b' / 'second'), 'y'))
+    assert os.listdir(tmp_path) == []
