@@ -731,11 +731,12 @@ class Cleanup:
                                  'hosted-engine-lab ha stop %s and run %s again' % (
                                      host, (p.stderr or p.stdout).strip().splitlines()[-1:],
                                      host, PROG))
-            # it says "ha-agent stopped on host1" for each daemon it stopped
+            # it says "[lab] ha-agent stopped on host1" for each daemon it stopped
             for line in p.stdout.splitlines():
                 what, sep, _where = line.partition(' stopped on ')
-                if sep and what.strip() in ('ha-agent', 'ha-broker'):
-                    stopped['ovirt-' + what.strip()] = 'hosted-engine-lab ha stop %s' % host
+                what = (what.split() or [''])[-1]
+                if sep and what in ('ha-agent', 'ha-broker'):
+                    stopped['ovirt-' + what] = 'hosted-engine-lab ha stop %s' % host
         elif os.path.isdir('/run/systemd/system') and not paths.PREFIX:
             units = [n + '.service' for n in names]
             for name, unit in zip(names, units):

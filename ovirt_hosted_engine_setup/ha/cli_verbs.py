@@ -648,14 +648,12 @@ def run_reinitialize_lockspace(args):
                            'and ovirt-ha-broker on every host first; if a host is really gone, '
                            'fence it (power it off) and use --force' % (LOCKSPACE, what))
         note('Warning: %s; --force: reinitializing anyway' % what)
-    elif verdict.unknown and not verdict.read_any and not force:
-        # the lockspace is lost (why it is reinitialized): the metadata must tell
-        md = [u for u in verdict.unknown if 'metadata' in u]
-        if md:
-            raise CliError('Refusing to reinitialize the %s lockspace: cannot tell whether '
-                           'other hosts are alive (%s); stop ovirt-ha-agent and ovirt-ha-broker '
-                           'on every host, fence the hosts that do not answer, and use --force'
-                           % (LOCKSPACE, '; '.join(verdict.unknown)))
+    elif 'metadata' in verdict.unread and not verdict.read_any and not force:
+        # the lockspace is lost (why it is reinitialized) and the metadata cannot tell
+        raise CliError('Refusing to reinitialize the %s lockspace: cannot tell whether other '
+                       'hosts are alive (%s); stop ovirt-ha-agent and ovirt-ha-broker on every '
+                       'host, fence the hosts that do not answer, and use --force'
+                       % (LOCKSPACE, '; '.join(verdict.unknown)))
     from ..hostd import sanlock_util
     try:
         sanlock_util.write_lockspace(LOCKSPACE, path, iotimeout=io_timeout(conf))

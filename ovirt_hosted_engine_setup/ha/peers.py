@@ -71,6 +71,7 @@ class Verdict:
     unknown: list        # why a source could not be read
     watched: float       # seconds spent watching
     read_any: bool       # at least one sanlock lockspace was read
+    unread: set = field(default_factory=set)    # the sources that could not be read
 
     def names(self):
         return describe(self.alive)
@@ -216,7 +217,7 @@ def find_alive(conf, data_center_dir, exclude=(), own_owner=None, only=None, pro
     pending = set().union(*cand.values())
     read_any = bool(leases)
     if not pending:
-        return Verdict([], sorted(src.unknown.values()), 0.0, read_any)
+        return Verdict([], sorted(src.unknown.values()), 0.0, read_any, set(src.unknown))
     window = RENEWAL_FACTOR * io_timeout_of(conf) + RENEWAL_MARGIN
     if cand['metadata'] and not he_readable:
         # only the agents' writes tell about these: give them the HA agents' own window
@@ -246,7 +247,8 @@ def find_alive(conf, data_center_dir, exclude=(), own_owner=None, only=None, pro
             break
     hosts = [LiveHost(h, names.get(h, ''), [EVIDENCE[k] for k in alive[h]])
              for h in sorted(alive)]
-    return Verdict(hosts, sorted(src.unknown.values()), now - start, read_any)
+    return Verdict(hosts, sorted(src.unknown.values()), now - start, read_any,
+                   set(src.unknown))
 
 
 class _Stamp:

@@ -1,9 +1,19 @@
 """misc: the management bridge (ovirtmgmt) on the chosen NIC through the host agent
 (Host.setupNetworks keeping the NIC's addressing, then Host.setSafeNetworkConfig), unless the
 host already has it. If a later step before the transaction commit fails, the bridge is
-removed again and the NIC gets its configuration back."""
+removed again and the NIC gets its configuration back.
+
+Before the bridge is made, what the NIC had (as Host.getCapabilities reports it: addresses,
+default gateway, MTU, DHCP) is recorded in paths.NETWORK_RECORD (JSON, mode 0600), so that
+ovirt-hosted-engine-cleanup can give the NIC back as the deploy found it. No record is
+written when the bridge was already there (cleanup then leaves the network alone)."""
+import datetime
+import json
+import os
+
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import network_checks
+from ovirt_hosted_engine_setup import network_checks, paths
+from ovirt_hosted_engine_setup.ha import heconf
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 
@@ -14,6 +24,34 @@ def agent_message(e):
 
 class BridgeError(RuntimeError):
     """Creating the bridge failed; str() names the problem and the fix."""
+
+
+# what of a NIC's Host.getCapabilities entry is recorded
+RECORDED_KEYS = ('addr', 'netmask', 'ipv4addrs', 'gateway', 'ipv4defaultroute', 'mtu',
+                 'dhcpv4', 'bootproto4', 'ipv6addrs', 'dhcpv6', 'hwaddr')
+
+
+def network_record(caps, bridge, nic, attrs):
+    """The record of the NIC before the bridge (a dict, as written to the file)."""
+    info = (caps.get('nics') or {}).get(nic) or {}
+    return {'bridge': bridge, 'nic': nic,
+            'recorded': datetime.datetime.now(datetime.timezone.utc).strftime(
+                '%Y-%m-%dT%H:%M:%SZ'),
+            'nic_before': {k: info[k] for k in RECORDED_KEYS if k in info},
+            'setup_networks': attrs}
+
+
+def write_network_record(record, path=None):
+    path = path or paths.NETWORK_RECORD
+    heconf.write(path, json.dumps(record, indent=1, sort_keys=True) + '\n', mode=0o600)
+    return path
+
+
+def remove_network_record(path=None):
+    try:
+        os.unlink(path or paths.NETWORK_RECORD)
+    except FileNotFoundError:
+        pass
 
 
 class BridgeRollback(TransactionElement):
@@ -35,6 +73,7 @@ class BridgeRollback(TransactionElement):
             self.client.call('Host.setupNetworks', networks={self.bridge: {'remove': True}},
                              bondings={}, options={'connectivityCheck': False})
             self.client.call('Host.setSafeNetworkConfig')
+            remove_network_record()
         except Exception as e:
             self.logger.error('Removing the bridge %s failed (%s): remove it with "ip link del '
                               '%s" and restore the address of %s', self.bridge,
@@ -60,9 +99,18 @@ class Plugin(PluginBase):
                                        attrs.get('netmask')) if attrs.get('ipaddr') else '')
         self.logger.debug('setupNetworks %s: %s', bridge, attrs)
         try:
+            record = write_network_record(network_record(caps, bridge, nic, attrs))
+        except OSError as e:
+            raise BridgeError('Cannot record the configuration of %s before creating the bridge '
+                              '%s (%s): check that %s is writable'
+                              % (nic, bridge, e.strerror or e, paths.SETUP_STATE_DIR))
+        self.logger.debug('the configuration of %s before the bridge is recorded in %s',
+                          nic, record)
+        try:
             client.call('Host.setupNetworks', networks={bridge: attrs}, bondings={},
                         options={'connectivityCheck': False})
         except Exception as e:
+            remove_network_record()
             raise BridgeError('Creating the bridge %s on %s failed: the host agent reports: %s: '
                               'check the NIC (%s) and its addresses'
                               % (bridge, nic, agent_message(e),
