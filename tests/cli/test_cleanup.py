@@ -720,3 +720,83 @@ def test_peers_metadata_moving_counts_when_the_lockspace_is_lost(tmp_path):
         (3, ['its HA metadata slot is being written'])]
     assert not v.read_any and 'holds no sanlock lockspace' in v.unknown[0]
     assert v.watched < 5
+
+
+# -- the management network (the deploy's record of the NIC) -----------------------------
+
+class FakeAgent:
+    """Host.getCapabilities, Host.setupNetworks and Host.setSafeNetworkConfig of a host agent
+    that removes the bridge and gives the NIC ``after`` (VDSM leaves it unconfigured)."""
+
+    def __init__(self, after):
+        self.after = after
+        self.calls = []
+        self.bridge = True
+
+    def call(self, method, **params):
+        self.calls.append((method, params))
+        if method == 'Host.getCapabilities':
+            nic = {'ipv4addrs': ['192.0.2.10/24'], 'gateway': '', 'mtu': '1500'} \
+                if self.bridge else self.after
+            return {'nics': {'eth0': nic},
+                    'bridges': {'ovirtmgmt': {}} if self.bridge else {}}
+        if method == 'Host.setupNetworks':
+            self.bridge = False
+        return True
+
+
+def network_cleanup(prefix, monkeypatch, after):
+    """A Cleanup with the deploy's record of eth0 (192.0.2.10/24 via 192.0.2.1) written by
+    network/bridge.py's own functions, talking to a FakeAgent."""
+    import importlib.util
+    import io
+    monkeypatch.setenv('OVIRT_HOSTED_ENGINE_PREFIX', prefix.root)
+    from ovirt_hosted_engine_setup import paths
+    monkeypatch.setattr(paths, 'NETWORK_RECORD', prefix.path(
+        '/var/lib/ovirt-hosted-engine-setup/network-before-bridge.json'))
+    spec = importlib.util.spec_from_file_location(
+        'bridge_plugin', os.path.join(TOP, 'plugins', 'gr-he-setup', 'network', 'bridge.py'))
+    bridge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bridge)
+    caps = {'nics': {'eth0': {'ipv4addrs': ['192.0.2.10/24'], 'addr': '192.0.2.10',
+                              'netmask': '255.255.255.0', 'gateway': '192.0.2.1',
+                              'mtu': '1500', 'hwaddr': '52:54:00:00:00:01'}}}
+    path = bridge.write_network_record(bridge.network_record(
+        caps, 'ovirtmgmt', 'eth0', {'nic': 'eth0', 'bridged': True}))
+    assert path == paths.NETWORK_RECORD
+    assert oct(os.stat(path).st_mode & 0o777) == '0o600'
+    c = cleanup.Cleanup(quiet=True, out=io.StringIO(), err=io.StringIO())
+    c.network_record = cleanup.read_network_record()
+    assert c.network_record['nic_before']['gateway'] == '192.0.2.1'
+    c.client = FakeAgent(after)
+    c.call = c.client.call
+    return c, path
+
+
+def test_network_restored_by_the_host_agent_removes_the_record(prefix, monkeypatch):
+    c, path = network_cleanup(prefix, monkeypatch, {
+        'ipv4addrs': ['192.0.2.10/24'], 'gateway': '192.0.2.1', 'mtu': '1500'})
+    assert c.restore_network() == ('bridge ovirtmgmt removed; eth0 has its configuration back '
+                                   '(192.0.2.10/24, default route via 192.0.2.1, MTU 1500)')
+    assert ('Host.setupNetworks', {'networks': {'ovirtmgmt': {'remove': True}}, 'bondings': {},
+                                   'options': {'connectivityCheck': False}}) in c.client.calls
+    assert ('Host.setSafeNetworkConfig', {}) in c.client.calls
+    assert not os.path.exists(path)
+
+
+def test_network_not_restored_says_what_to_do_and_keeps_the_record(prefix, monkeypatch):
+    c, path = network_cleanup(prefix, monkeypatch, {'ipv4addrs': [], 'gateway': '',
+                                                    'mtu': '1500'})
+    with pytest.raises(cleanup.StepFailed) as e:
+        c.restore_network()
+    assert str(e.value) == (
+        'bridge ovirtmgmt removed; but eth0 lacks what it had before the deploy: address '
+        '192.0.2.10/24, default route via 192.0.2.1; put it back (ip addr add 192.0.2.10/24 dev '
+        'eth0; ip route replace default via 192.0.2.1 dev eth0), then run '
+        'ovirt-hosted-engine-cleanup again')
+    assert os.path.exists(path)
+    # run again once it is back: the bridge is gone already, the record goes
+    c.client.after = {'ipv4addrs': ['192.0.2.10/24'], 'gateway': '192.0.2.1', 'mtu': '1500'}
+    assert c.restore_network().startswith('bridge ovirtmgmt was not there; eth0 has its '
+                                          'configuration back')
+    assert not os.path.exists(path)
