@@ -56,7 +56,7 @@ Usage: hosted-engine --deploy [args]
     --otopi-environment="KEY=type:value ..."
         Set environment values directly (types: none, bool, int, str, multi-str;
         APPEND:KEY=... and PREPEND:KEY=... join with ':'). A bool is one of True, False,
-        yes, no, t, f, 1, 0 (any case); any other value is an error.
+        yes, no, y, n, t, f, 1, 0 (any case); any other value is an error.
 
     Exit status: 0 success, 1 error, 2 plugins could not be loaded, 128 + the signal
     number when interrupted (130 Ctrl-C/SIGINT, 143 SIGTERM); an interrupted deploy rolls

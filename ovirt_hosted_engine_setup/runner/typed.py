@@ -9,9 +9,9 @@ import re
 from .errors import ConfigError
 
 # the one table of bool spellings (compared case-insensitively)
-TRUE_WORDS = ('true', 'yes', 't', '1')
-FALSE_WORDS = ('false', 'no', 'f', '0')
-BOOL_SPELLINGS = 'True, False, yes, no, t, f, 1, 0 (any case)'
+TRUE_WORDS = ('true', 'yes', 'y', 't', '1')
+FALSE_WORDS = ('false', 'no', 'n', 'f', '0')
+BOOL_SPELLINGS = 'True, False, yes, no, y, n, t, f, 1, 0 (any case)'
 TYPES = ('none', 'bool', 'int', 'str', 'multi-str')
 _INT = re.compile(r'^[+-]?[0-9]+$')
 

@@ -114,7 +114,7 @@ def test_misspelt_bool_in_answer_file_runs_nothing(prefix, tmp_path):
     assert r.returncode == 1
     line = one_error_line(r)
     assert "line 3: OVEHOSTED_CORE/deployProceed: 'Flase' is not a bool" in line
-    assert 'True, False, yes, no, t, f, 1, 0 (any case)' in line
+    assert 'True, False, yes, no, y, n, t, f, 1, 0 (any case)' in line
     assert 'Stage:' not in r.stdout and _only_log_left(prefix)
 
 

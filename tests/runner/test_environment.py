@@ -95,14 +95,15 @@ def test_typed_values_in_files(tmp_path):
 
 @pytest.mark.parametrize('word,value', [
     ('0', False), ('f', False), ('F', False), ('false', False), ('False', False),
-    ('FALSE', False), ('no', False), ('No', False), (' no ', False),
-    ('1', True), ('t', True), ('True', True), ('TRUE', True), ('yes', True), ('Yes', True)])
+    ('FALSE', False), ('no', False), ('No', False), (' no ', False), ('n', False),
+    ('1', True), ('t', True), ('True', True), ('TRUE', True), ('yes', True), ('Yes', True),
+    ('Y', True)])
 def test_bool_spellings(word, value):
     parsed, warning = typed.parse('bool:' + word)
     assert parsed is value and warning is None
 
 
-@pytest.mark.parametrize('word', ['Flase', 'ture', '', 'y', '2', 'None', 'off'])
+@pytest.mark.parametrize('word', ['Flase', 'ture', '', 'ye', '2', 'None', 'off'])
 def test_bool_misspelt_is_an_error(word):
     with pytest.raises(ConfigError) as e:
         typed.parse('bool:' + word, where='a.conf line 3: TEST/x')

@@ -4,7 +4,7 @@ import logging
 import re
 
 from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup.runner import AbortError
+from ovirt_hosted_engine_setup.runner import AbortError, typed
 
 SECTION = dict(after=(c.Events.TITLE_S_VM,), before=(c.Events.TITLE_E_VM,))
 # events of the VM section, in the order they run
@@ -39,9 +39,9 @@ def to_bool(value, key):
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ('yes', 'y', 'true', '1'):
+    if text in typed.TRUE_WORDS:        # the runner's one table of bool spellings
         return True
-    if text in ('no', 'n', 'false', '0'):
+    if text in typed.FALSE_WORDS:
         return False
     raise ValueError('Invalid %s=%s: give bool:True or bool:False' % (key, value))
 
