@@ -105,8 +105,8 @@ def test_prepare_domain(world):
 
     sd = conf['sdUUID']
     paths = shared_storage.volume_paths(conf, world['dc'])
-    assert paths['domain'] == os.path.join(world['dc'], 'mnt',
-                                           world['storage'].replace('/', '_'), sd)
+    assert paths['domain'] == os.path.join(
+        world['dc'], 'mnt', world['storage'].replace('_', '__').replace('/', '_'), sd)
     assert os.path.realpath(paths['domain']) == os.path.join(world['storage'], sd)
     sizes = {'vm': VM_SIZE, 'metadata': 1 << 20, 'lockspace': 1 << 20, 'conf': 1 << 20}
     disk_types = {'vm': 'HEVD', 'metadata': 'HEMD', 'lockspace': 'HESD', 'conf': 'HECI'}
