@@ -259,3 +259,34 @@ def test_failure_advice_says_whether_this_host_was_changed():
     t.prepare()
     t.commit()
     assert 'run ovirt-hosted-engine-cleanup, then hosted-engine --deploy again' in advice(t)
+
+
+def test_interrupted_after_the_commit_says_to_clean_up(caplog):
+    import importlib.util
+    import logging
+    import types
+
+    from ovirt_hosted_engine_setup.runner.constants import BaseEnv
+    from ovirt_hosted_engine_setup.runner.transaction import Transaction
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'core_under_test2', os.path.join(top, 'plugins', 'gr-he-common', 'core', 'core.py'))
+    core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(core)
+    for committed in (False, True):
+        t = Transaction()
+        t.prepare()
+        if committed:
+            t.commit()
+        else:
+            t.abort()
+        env = {BaseEnv.INTERRUPTED: 'SIGINT', BaseEnv.ABORTED: False, BaseEnv.ERROR: True}
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            core.Plugin(types.SimpleNamespace(main_transaction=t, environment=env))._terminate()
+        text = caplog.text
+        if committed:
+            assert 'Hosted Engine deployment interrupted: this host was changed: run ' \
+                   'ovirt-hosted-engine-cleanup' in text
+        else:
+            assert text == ''          # the runner's one line says everything

@@ -27,7 +27,12 @@ class Plugin(PluginBase):
     def _terminate(self):
         env = self.environment
         if env.get(BaseEnv.INTERRUPTED):
-            return      # the runner's own line says it: signal, what was rolled back, log
+            # the runner's own line says it: signal, what was rolled back, log; after the
+            # commit, nothing is rolled back and the cleanup is needed
+            if self.context.main_transaction.committed:
+                self.logger.error('Hosted Engine deployment interrupted: %s',
+                                  self.failure_advice())
+            return
         if env[BaseEnv.ABORTED]:
             self.logger.error('Hosted Engine deployment aborted')
         elif env[BaseEnv.ERROR]:
