@@ -290,3 +290,18 @@ def test_interrupted_after_the_commit_says_to_clean_up(caplog):
                    'ovirt-hosted-engine-cleanup' in text
         else:
             assert text == ''          # the runner's one line says everything
+
+
+def test_endless_input_without_line_end_is_bounded(prefix):
+    """`hosted-engine --deploy < /dev/zero`: the answer is read up to its limit, not forever."""
+    import subprocess
+    import sys
+
+    from .conftest import HOSTED_ENGINE
+    with open('/dev/zero', 'rb') as zero:
+        r = subprocess.run([sys.executable, HOSTED_ENGINE, '--deploy'], stdin=zero,
+                           capture_output=True, text=True, env=prefix.env, timeout=60)
+    assert r.returncode == 1
+    assert "The answer to DEPLOY_PROCEED is longer than 65536 characters" in r.stdout, r.stdout
+    assert 'Traceback' not in r.stdout + r.stderr
+    assert _only_log_left(prefix)
