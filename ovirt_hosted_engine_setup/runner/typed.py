@@ -39,11 +39,10 @@ def parse(text, where='value'):
     if kind == 'bool':
         return parse_bool(value, where), None
     if kind == 'int':
-        if _INT.match(value.strip()):
-            return int(value.strip()), None
-        else:
+        if not _INT.match(value.strip()):
             raise ConfigError('%s: %r is not an integer (write int:NUMBER, digits with an '
                               'optional sign)' % (where, value))
+        return int(value.strip()), None
     if kind == 'str':
         return value, None
     if kind == 'multi-str':
