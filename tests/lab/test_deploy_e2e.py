@@ -52,6 +52,7 @@ def rules(storage):
         ('Please provide storage domain name', ''),
         ('datacenter name', ''),
         ('disk size of the VM in GB', ''),
+        ('do you wish setup to configure it?', 'Yes'),     # the firewall (nftables)
         ('nic to set', ''),
         ('pingable gateway IP address', ''),
         ('network connectivity should be checked', 'ping'),
@@ -228,6 +229,14 @@ def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
     assert 'engine-setup: ' in out and 'SHA-256 fingerprint' in out
     assert not [a for a in asked if a.startswith('default:')], asked
 
+    # the firewall: host1's own table, recorded; the machine's ruleset has no such table
+    table = in_host(lab, 'nft', 'list', 'table', 'inet', 'ovirt_hosted_engine').stdout
+    assert 'policy drop;' in table and 'tcp dport 54321 accept' in table, table
+    assert os.path.isfile(os.path.join(lab.dir, 'hosts', 'host1',
+                                       'var-lib-ovirt-hosted-engine-setup', 'firewall.json'))
+    assert 'ovirt_hosted_engine' not in subprocess.run(
+        ['nft', 'list', 'tables'], capture_output=True, text=True).stdout
+
     # the HA services report the engine up with good health
     deadline = time.monotonic() + 300
     while True:
@@ -238,7 +247,7 @@ def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
         time.sleep(5)
     assert 'Engine status' in r.stdout and 'Score                              : 3400' in r.stdout
 
-    # the engine lists this host Up
+    # the engine lists this host Up (it reached the host agent through the firewall)
     assert engine_hosts(lab)[:3] == ['host1', 'host1.lab.test', 'up']
 
     # the written files: mode 0600 answers, no password anywhere on the host's disk
@@ -265,6 +274,8 @@ def test_cleanup_then_the_written_answers_replay_without_questions(lab, tmp_path
     r = in_host(lab, 'ovirt-hosted-engine-cleanup', '-q', '--remove-storage', check=False,
                 timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert 'Firewall: nftables table inet ovirt_hosted_engine deleted' in r.stdout
+    assert 'ovirt_hosted_engine' not in in_host(lab, 'nft', 'list', 'tables').stdout
     secrets = tmp_path / 'secrets.conf'
     secrets.write_text('[environment:default]\n'
                        'OVEHOSTED_ENGINE/adminPassword=str:%s\n'
