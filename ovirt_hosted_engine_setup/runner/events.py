@@ -84,7 +84,8 @@ def order(events):
             if s1 > s2:
                 raise PluginLoadError(
                     'Event %s (stage %s) is declared to run %s %r of the %s stage, which '
-                    'the stage order makes impossible' % (ev.label, ev.stage, rel, ref, other.stage))
+                    'the stage order makes impossible'
+                    % (ev.label, ev.stage, rel, ref, other.stage))
             if s1 < s2:
                 continue
             if first.priority > second.priority:
