@@ -11,6 +11,14 @@
   the lockspaces, disconnects the storage and removes the files; a second run exits 0;
   --remove-storage without hosted-engine.conf finds the domain through the host agent and
   deletes it.
+- With another host (a second sanlock daemon) holding host id 2 in that domain:
+  --remove-storage, hosted-engine --clean-metadata and --reinitialize-lockspace refuse,
+  naming it; --fenced-host=2 overrides; a host that was never deployed and only sees the
+  domain through a leftover storage connection deletes nothing; the HA services step says
+  stopped only for the daemon that ran; no image link is left in the host agent's run dir.
+- ha/peers.py on its own: a renewed lease is alive, a killed host's lease is not, a left
+  host and a stopped agent take no watching, metadata still tells when the lockspace is lost.
+- The deploy's record of the management NIC (network/bridge.py) and cleanup's check of it.
 """
 import json
 import os
@@ -745,19 +753,24 @@ class FakeAgent:
         return True
 
 
+def bridge_plugin():
+    """plugins/gr-he-setup/network/bridge.py, loaded as the runner loads it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'bridge_plugin', os.path.join(TOP, 'plugins', 'gr-he-setup', 'network', 'bridge.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def network_cleanup(prefix, monkeypatch, after):
     """A Cleanup with the deploy's record of eth0 (192.0.2.10/24 via 192.0.2.1) written by
     network/bridge.py's own functions, talking to a FakeAgent."""
-    import importlib.util
     import io
-    monkeypatch.setenv('OVIRT_HOSTED_ENGINE_PREFIX', prefix.root)
     from ovirt_hosted_engine_setup import paths
     monkeypatch.setattr(paths, 'NETWORK_RECORD', prefix.path(
         '/var/lib/ovirt-hosted-engine-setup/network-before-bridge.json'))
-    spec = importlib.util.spec_from_file_location(
-        'bridge_plugin', os.path.join(TOP, 'plugins', 'gr-he-setup', 'network', 'bridge.py'))
-    bridge = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bridge)
+    bridge = bridge_plugin()
     caps = {'nics': {'eth0': {'ipv4addrs': ['192.0.2.10/24'], 'addr': '192.0.2.10',
                               'netmask': '255.255.255.0', 'gateway': '192.0.2.1',
                               'mtu': '1500', 'hwaddr': '52:54:00:00:00:01'}}}
@@ -799,4 +812,22 @@ def test_network_not_restored_says_what_to_do_and_keeps_the_record(prefix, monke
     c.client.after = {'ipv4addrs': ['192.0.2.10/24'], 'gateway': '192.0.2.1', 'mtu': '1500'}
     assert c.restore_network().startswith('bridge ovirtmgmt was not there; eth0 has its '
                                           'configuration back')
+    assert not os.path.exists(path)
+
+
+def test_bridge_rollback_removes_the_record_only_with_the_bridge(prefix, monkeypatch):
+    """A deploy that fails after the bridge removes it again and, with it, the record;
+    when the removal fails the record stays for cleanup."""
+    import logging
+    _c, path = network_cleanup(prefix, monkeypatch, {})
+    bridge = bridge_plugin()
+
+    class Refusing(FakeAgent):
+        def call(self, method, **params):
+            raise RuntimeError('no such network')
+    bridge.BridgeRollback(Refusing({}), 'ovirtmgmt', 'eth0', logging.getLogger('t')).abort()
+    assert os.path.exists(path)
+    agent = FakeAgent({})
+    bridge.BridgeRollback(agent, 'ovirtmgmt', 'eth0', logging.getLogger('t')).abort()
+    assert [m for m, _ in agent.calls] == ['Host.setupNetworks', 'Host.setSafeNetworkConfig']
     assert not os.path.exists(path)
