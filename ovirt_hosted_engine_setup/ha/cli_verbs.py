@@ -95,29 +95,6 @@ def own_data_fresh(rec, now=None):
     return rec is not None and 0 <= now - rec.timestamp <= liveness.WINDOW
 
 
-def judge_liveness():
-    """(live host ids or None when unknown, where the judgement comes from, notes): who may
-    still run an agent (the broker's verdicts, else every host id sanlock shows live)."""
-    notes = []
-    try:
-        with broker(timeout=15) as b:
-            result = b.call('read_area')
-        liveness = result.get('liveness') or {}
-        return {int(k) for k, v in liveness.items() if v == 'live'}, 'broker', notes
-    except (BrokerUnavailable, BrokerError, AttributeError, ValueError) as e:
-        broker_problem = str(e)
-        log.info('broker read_area: %s', broker_problem)
-    try:
-        live = sanlock_live_ids()
-        notes.append("Note: the HA broker is not answering (%s); 'Status up-to-date' comes from "
-                     "sanlock's view of the %s lockspace" % (broker_problem, LOCKSPACE))
-        return live, 'sanlock', notes
-    except RuntimeError as e:
-        notes.append('Note: whether each host\'s status is up to date is unknown: the HA broker '
-                     'is not answering (%s) and %s' % (broker_problem, e))
-    return None, None, notes
-
-
 def judge_status_liveness(view, own_id):
     """For --vm-status: (host ids whose data is up to date, host ids for which that is
     unknown, where the judgement comes from, notes).
