@@ -57,6 +57,8 @@ from .api.client import Client
 from .api.errors import ConnectionFailed
 from .ha import cli_common, peers, shared_storage
 from .ha.heconf import parse_kv
+from .runner.config import read_bounded
+from .runner.errors import ConfigError
 
 log = logging.getLogger('ovirt_hosted_engine_setup.cleanup')
 
@@ -123,8 +125,13 @@ def latest_answers():
     if not files:
         return {}
     newest = max(files, key=lambda p: os.stat(p).st_mtime)
+    try:
+        text = read_bounded(newest)     # a regular file of at most 1 MiB, as for the deploy
+    except ConfigError as e:
+        log.warning('%s: the deploy\'s answers are not used', e)
+        return {}
     out = {}
-    for key, value in read_kv(newest).items():
+    for key, value in parse_kv(text).items():
         kind, sep, rest = value.partition(':')
         out[key] = rest if sep and kind in ('str', 'int', 'bool', 'none', 'multi-str') else value
     return out

@@ -831,3 +831,27 @@ def test_bridge_rollback_removes_the_record_only_with_the_bridge(prefix, monkeyp
     bridge.BridgeRollback(agent, 'ovirtmgmt', 'eth0', logging.getLogger('t')).abort()
     assert [m for m, _ in agent.calls] == ['Host.setupNetworks', 'Host.setSafeNetworkConfig']
     assert not os.path.exists(path)
+
+
+# -- the deploy's answers are read bounded ------------------------------------------------
+
+@pytest.mark.parametrize('kind', ['fifo', 'large'])
+def test_answers_not_a_regular_file_or_too_large_are_not_read(tmp_path, monkeypatch, kind):
+    from ovirt_hosted_engine_setup import paths
+    answers_dir = tmp_path / 'answers'
+    answers_dir.mkdir()
+    monkeypatch.setattr(paths, 'ANSWERS_DIR', str(answers_dir))
+    monkeypatch.setattr(paths, 'ETC_ANSWER_FILE', str(tmp_path / 'none.conf'))
+    path = str(answers_dir / 'answers-20260101000000.conf')
+    if kind == 'fifo':
+        os.mkfifo(path)        # opened without a writer: would block a plain read forever
+    else:
+        with open(path, 'w') as f:
+            f.write('[environment:default]\nOVEHOSTED_STORAGE/sdUUID=str:x\n')
+            f.write('#' * (2 << 20))
+    assert cleanup.latest_answers() == {}
+    good = str(answers_dir / 'answers-20260102000000.conf')
+    with open(good, 'w') as f:
+        f.write('[environment:default]\nOVEHOSTED_STORAGE/sdUUID=str:abc\n')
+    os.utime(good, (2e9, 2e9))
+    assert cleanup.latest_answers()['OVEHOSTED_STORAGE/sdUUID'] == 'abc'

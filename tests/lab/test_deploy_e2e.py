@@ -245,7 +245,11 @@ def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
             break
         assert time.monotonic() < deadline, r.stdout + r.stderr
         time.sleep(5)
-    assert 'Engine status' in r.stdout and 'Score                              : 3400' in r.stdout
+    assert 'Engine status' in r.stdout
+    # 3400 on an idle machine; only the CPU-load penalty (at most 1000) depends on what else
+    # the machine running the test is doing
+    score = int(re.search(r'^Score\s+: (\d+)$', r.stdout, re.M).group(1))
+    assert 2400 <= score <= 3400, r.stdout
 
     # the engine lists this host Up (it reached the host agent through the firewall)
     assert engine_hosts(lab)[:3] == ['host1', 'host1.lab.test', 'up']
