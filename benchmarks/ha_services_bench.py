@@ -46,7 +46,7 @@ def timed(cmd, env, runs):
 
 
 def vm_status_bench(runs):
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     prefix = tempfile.mkdtemp(prefix='he-bench-', dir='/var/tmp')
     try:
         storage = os.path.join(prefix, 'storage')
@@ -67,7 +67,7 @@ def vm_status_bench(runs):
                 'bridge': 'ovirtmgmt', 'network_test': 'none'}
         etc = os.path.join(prefix, 'etc', 'ovirt-hosted-engine')
         os.makedirs(etc)
-        from ovirt_hosted_engine_setup.ha import heconf
+        from ovirt_hosted_engine_setup.he_storage import heconf
         with open(os.path.join(etc, 'hosted-engine.conf'), 'w') as f:
             f.write(heconf.render(conf))
         env = dict(os.environ, OVIRT_HOSTED_ENGINE_PREFIX=prefix)

@@ -3,7 +3,8 @@ import os
 import shlex
 import sys
 
-from . import constants, paths
+from .deploy import constants
+from . import paths
 from .runner.context import Context
 
 DEPLOY_GROUPS = ('gr-he-common', 'gr-he-setup')

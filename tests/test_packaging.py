@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from ovirt_hosted_engine_setup import cli, constants, paths
+from ovirt_hosted_engine_setup import cli, paths
+from ovirt_hosted_engine_setup.deploy import constants
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,8 +5,8 @@
 
 Runs in the foreground (systemd Type=simple, the lab starts it the same way):
 waits for the broker and the host agent, then runs the decision loop of
-ha/agent_loop.py every --interval seconds (30 s while the host agent or
-sanlock cannot be reached). SIGTERM or SIGINT: publish AgentStopped, exit 0.
+ha/agent_loop.py in the real host world (ha/agent_world.py) every --interval
+seconds (30 s while the host agent or sanlock cannot be reached). SIGTERM or SIGINT: publish AgentStopped, exit 0.
 A bad configuration gives one line on stderr naming the file and the fix, and
 exit 1.
 """
@@ -20,8 +20,10 @@ import threading
 from dataclasses import replace
 
 from .. import paths
-from . import core, heconf, shared_storage
+from . import core
+from ..he_storage import heconf, shared_storage
 from .agent_loop import Agent
+from .agent_world import HostWorld
 from .broker_client import DEFAULT_SOCKET, BrokerClient
 from .score import parse_score_config
 
@@ -150,11 +152,11 @@ def build_agent(a, stop_event):
         return Client(host, port, hostd_root=a.hostd_root, timeout=60, connect_timeout=10,
                       lazy=True)
 
-    agent = Agent(conf=conf, core_config=cfg, broker=BrokerClient(a.socket, timeout=20),
-                  host_agent_factory=host_agent, vm_conf_path=vm_conf_path,
-                  ha_conf_path=paths.HA_CONF, interval=a.interval,
-                  config_volume=config_volume_reader(conf, a.data_center_dir),
-                  stop_event=stop_event)
+    world = HostWorld(broker=BrokerClient(a.socket, timeout=20), host_agent_factory=host_agent,
+                      vm_conf_path=vm_conf_path, ha_conf_path=paths.HA_CONF,
+                      config_volume=config_volume_reader(conf, a.data_center_dir),
+                      stop_event=stop_event)
+    agent = Agent(conf=conf, core_config=cfg, world=world, interval=a.interval)
     return agent, warnings
 
 

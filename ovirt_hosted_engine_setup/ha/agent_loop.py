@@ -24,8 +24,8 @@ from dataclasses import replace
 from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
 from . import core, metadata
 from .agent_vm import NO_SUCH_VM, VmDefinition, engine_status_from_stats, unreachable_status
-from .heconf import parse_kv
-from .heconf import write as write_atomic
+from ..he_storage.heconf import parse_kv
+from ..he_storage.heconf import write as write_atomic
 from .broker_client import BrokerError, BrokerUnavailable
 from .score import Monitors
 

@@ -9,7 +9,7 @@
 """
 import logging
 
-from . import heconf
+from ..he_storage import heconf
 from .broker import engine_health
 
 log = logging.getLogger(__name__)

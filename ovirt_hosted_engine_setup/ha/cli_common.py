@@ -13,9 +13,9 @@ import os
 from .. import paths
 from ..api.client import DEFAULT_PORT, Client
 from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
-from . import heconf
+from ..he_storage import heconf
 from .broker_client import BrokerClient, BrokerError, BrokerUnavailable
-from .heconf import parse_kv as parse_keyvalue  # noqa: F401 (the verbs' name for it)
+from ..he_storage.heconf import parse_kv as parse_keyvalue  # noqa: F401 (the verbs' name for it)
 
 log = logging.getLogger('ovirt_hosted_engine_setup.ha.cli')
 
@@ -224,7 +224,7 @@ def io_timeout(conf):
 def volume_path(conf, which):
     """Path of one hosted-engine volume ('metadata', 'lockspace', 'conf', 'vm', 'vm_lease')
     under the connected storage domain (shared_storage.volume_paths)."""
-    from . import shared_storage
+    from ..he_storage import shared_storage
     try:
         return shared_storage.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)[which]
     except KeyError as e:
@@ -245,7 +245,7 @@ def read_metadata_area(conf):
 
 def read_config_volume(conf):
     """(ConfigVolume, {name: text}, checksum) of the configuration volume."""
-    from .shared_storage import ConfigVolume, StorageError
+    from ..he_storage.shared_storage import ConfigVolume, StorageError
     cv = ConfigVolume(volume_path(conf, 'conf'))
     try:
         files, checksum = cv.read_with_checksum()
@@ -255,7 +255,7 @@ def read_config_volume(conf):
 
 
 def write_config_volume(cv, files, checksum):
-    from .shared_storage import ConfigChanged, StorageError
+    from ..he_storage.shared_storage import ConfigChanged, StorageError
     try:
         cv.write(files, checksum)
     except ConfigChanged:

@@ -17,7 +17,8 @@ import urllib.request
 
 from .. import paths
 from ..api.schema import constant
-from . import heconf, metadata
+from ..he_storage import heconf
+from . import metadata
 from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable,
                          CliError, ServerError, UsageError, api, broker, broker_call, host_agent,
                          ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
@@ -631,7 +632,7 @@ def run_reinitialize_lockspace(args):
                        'hosts are alive (%s); stop ovirt-ha-agent and ovirt-ha-broker on every '
                        'host, fence the hosts that do not answer, and use --force'
                        % (LOCKSPACE, '; '.join(verdict.unknown)))
-    from ..hostd import sanlock_util
+    from ..he_storage import sanlock_util
     try:
         sanlock_util.write_lockspace(LOCKSPACE, path, iotimeout=io_timeout(conf))
     except sanlock_util.SanlockException as e:
@@ -728,7 +729,7 @@ Usage: hosted-engine --disconnect-storage
 def _storage(args, verb, connect):
     parse_options(verb, args)
     conf = load_conf()
-    from . import shared_storage
+    from ..he_storage import shared_storage
     with host_agent(conf) as client:
         try:
             if connect:

@@ -24,7 +24,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from . import liveness, metadata, shared_storage
+from . import liveness, metadata
+from ..he_storage import shared_storage
 
 LOCKSPACE = shared_storage.LOCKSPACE_NAME
 DELTA_MAGIC = 0x12212010

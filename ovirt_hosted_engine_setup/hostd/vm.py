@@ -77,7 +77,7 @@ class VMBackend(Backend):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        from . import sanlock_util
+        from ..he_storage import sanlock_util
         sanlock_util.use_run_dir(ctx.sanlock_run_dir)
         self.state_dir = os.path.join(ctx.root_dir, 'vm')
         os.makedirs(self.state_dir, exist_ok=True)
@@ -305,7 +305,7 @@ class VMBackend(Backend):
         disks: where hosts share a kernel, qemu's own image lock can refuse the
         start first. sanlock is asked so that the reason is reported as the lease.
         """
-        from . import sanlock_util
+        from ..he_storage import sanlock_util
         out = []
         try:
             root = ET.fromstring(xml)

@@ -18,7 +18,7 @@ kernel and an initramfs root, here with Python 3 in it:
 The disk: MBR, partition 1 FAT with syslinux, the kernel and the initramfs,
 partition 2 ext4 (label ENGINE_STATE) mounted at /var/lib/ovirt-engine-lab in the
 guest, where the engine state lives, so it survives the VM restarting on another
-host. The disk goes into the OVA as qcow2 (ovirt_hosted_engine_setup.appliance
+host. The disk goes into the OVA as qcow2 (ovirt_hosted_engine_setup.deploy.appliance
 make_ovf / write_ova).
 
 Output: <images dir>/ovirt-engine-appliance-lab.ova (see lab/paths.py).
@@ -363,11 +363,11 @@ def build_disk(kernel, initrd, out_path):
 # ---------------------------------------------------------------- the OVA
 
 def write_appliance_ova(disk_qcow2, out_path, digest):
-    """The OVA (ovirt_hosted_engine_setup.appliance layout) around the qcow2 disk.
+    """The OVA (ovirt_hosted_engine_setup.deploy.appliance layout) around the qcow2 disk.
 
     The VM, image and volume UUIDs derive from the inputs' digest, so the same
     inputs give the same identities."""
-    from ovirt_hosted_engine_setup import appliance as ova
+    from ovirt_hosted_engine_setup.deploy import appliance as ova
     ns = uuid.uuid5(uuid.NAMESPACE_URL, 'ovirt-engine-appliance-lab:' + digest)
     vm, image, volume = (str(uuid.uuid5(ns, n)) for n in ('vm', 'image', 'volume'))
     ovf = ova.make_ovf(vm, image, volume, VCPUS, MEMORY_MIB, DISK_MIB << 20,

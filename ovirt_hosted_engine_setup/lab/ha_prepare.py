@@ -31,7 +31,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from ovirt_hosted_engine_setup import paths as he_paths
-from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
 from ovirt_hosted_engine_setup.lab import images
 from ovirt_hosted_engine_setup.lab import paths as lab_paths
 

@@ -7,7 +7,8 @@ import os
 import threading
 import uuid
 
-from ovirt_hosted_engine_setup.ha import metadata, shared_storage
+from ovirt_hosted_engine_setup.ha import metadata
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 
 UP = {'vm': 'up', 'health': 'good', 'detail': 'Up', 'reason': None}
 DOWN = {'vm': 'down', 'health': 'bad', 'detail': 'unknown',
@@ -125,7 +126,7 @@ class HealthServer:
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
     conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
 print(json.dumps(conf))

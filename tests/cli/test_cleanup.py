@@ -27,8 +27,8 @@ import sys
 
 import pytest
 
-from ovirt_hosted_engine_setup import cleanup
-from ovirt_hosted_engine_setup.ha import heconf
+from ovirt_hosted_engine_setup.deploy.cleanup import steps as cleanup
+from ovirt_hosted_engine_setup.he_storage import heconf
 
 from .ha_helpers import PREPARE
 
@@ -280,7 +280,7 @@ class Stack:
                               timeout=120)
 
     def volumes(self):
-        from ovirt_hosted_engine_setup.ha import shared_storage
+        from ovirt_hosted_engine_setup.he_storage import shared_storage
         return shared_storage.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
 
     def run_links(self):
@@ -511,7 +511,7 @@ def test_stack_cleanup(stack):
 def connect_leftover(stack):
     """A storage connection left on this host (as `ovirt-hosted-engine-rpc StoragePool
     connectStorageServer ...` leaves one): the host agent sees the domain through it."""
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     conf = stack.conf
     res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
                      domainType=4, connectionParams=[shared_storage.connection_params(
@@ -532,7 +532,7 @@ def test_stack_remove_storage_on_a_host_never_deployed_deletes_nothing(stack):
            'delete' in step_lines(r), r.stdout
     assert os.path.isdir(os.path.join(stack.storage, stack.conf['sdUUID']))
     assert stack.conf['sdUUID'] in stack.call('Host.getStorageDomains')
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     stack.call('StoragePool.disconnectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
                domainType=4, connectionParams=[shared_storage.connection_params(
                    stack.conf, '11111111-2222-3333-4444-555555555555')])
@@ -543,7 +543,7 @@ def test_stack_remove_storage_without_conf(stack):
     storage and the metadata and lockspace images it created; that domain is found through
     the host agent, refused while another host is alive in it, and deleted with
     --fenced-host for that host."""
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     conf = stack.conf
     answers = stack.prefix.path('/var/lib/ovirt-hosted-engine-setup/answers/'
                                 'answers-20270101000000.conf')
@@ -605,7 +605,7 @@ def test_stack_remove_storage_without_conf(stack):
 # LOCKSPACE_NAME PATH -- join or leave a lockspace as another host would.
 JOIN = r'''
 import sys
-from ovirt_hosted_engine_setup.hostd import sanlock_util
+from ovirt_hosted_engine_setup.he_storage import sanlock_util
 run_dir, op, host_id, name, path = sys.argv[1:6]
 sanlock_util.use_run_dir(run_dir)
 if op == 'write':

@@ -73,7 +73,7 @@ def test_every_preview_row_is_read_by_a_plugin():
     import glob
     import re
 
-    from ovirt_hosted_engine_setup import constants
+    from ovirt_hosted_engine_setup.deploy import constants
     top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sources = {}
     for f in glob.glob(os.path.join(top, 'plugins', '**', '*.py'), recursive=True):
@@ -97,7 +97,7 @@ def test_every_preview_row_is_read_by_a_plugin():
 def test_block_storage_refusal_lists_every_supported_type():
     import pytest
 
-    from ovirt_hosted_engine_setup import storage_checks
+    from ovirt_hosted_engine_setup.deploy import storage_checks
     for dtype in ('iscsi', 'fc'):
         with pytest.raises(ValueError) as e:
             storage_checks.domain_type(dtype)

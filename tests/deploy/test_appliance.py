@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from ovirt_hosted_engine_setup import appliance
-from ovirt_hosted_engine_setup.appliance import Appliance, ApplianceError, GiB, MiB
+from ovirt_hosted_engine_setup.deploy import appliance
+from ovirt_hosted_engine_setup.deploy.appliance import Appliance, ApplianceError, GiB, MiB
 
 VM, IMG, VOL = (str(uuid.uuid4()) for _ in range(3))
 PATTERN_AT = 5 * MiB

@@ -8,8 +8,8 @@ import pycdlib
 import pytest
 import yaml
 
-from ovirt_hosted_engine_setup import cloud_init as ci
-from ovirt_hosted_engine_setup.cloud_init import SeedError, SeedSpec
+from ovirt_hosted_engine_setup.deploy import cloud_init as ci
+from ovirt_hosted_engine_setup.deploy.cloud_init import SeedError, SeedSpec
 
 ROOT_PW = 'r00t-Secret!x'
 ADMIN_PW = 'Adm1n:pa ss%word'

@@ -14,7 +14,8 @@ import pytest
 
 from api.hostd_proc import Hostd, free_port
 from lab.engine.engine_proc import ADMIN_PASSWORD, FQDN, EngineProc, engine_setup
-from ovirt_hosted_engine_setup import cloud_init, engine_api, progress
+from ovirt_hosted_engine_setup.deploy import cloud_init, engine_api
+from ovirt_hosted_engine_setup import progress
 
 ovirtsdk4 = pytest.importorskip('ovirtsdk4')
 

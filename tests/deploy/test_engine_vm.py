@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ovirt_hosted_engine_setup import engine_vm as ev
-from ovirt_hosted_engine_setup.engine_vm import EngineVMSpec, VMConfigError
-from ovirt_hosted_engine_setup.ha import heconf
+from ovirt_hosted_engine_setup.deploy import engine_vm as ev
+from ovirt_hosted_engine_setup.deploy.engine_vm import EngineVMSpec, VMConfigError
+from ovirt_hosted_engine_setup.he_storage import heconf
 
 SD, IMG, VOL, VM = (str(uuid.uuid4()) for _ in range(4))
 DISK = '/rhev/data-center/mnt/_var_lib_he/%s/images/%s/%s' % (SD, IMG, VOL)

@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import firewall
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import firewall
 from ovirt_hosted_engine_setup.runner import Transaction
 from ovirt_hosted_engine_setup.runner.dialog import make_dialog
 from ovirt_hosted_engine_setup.runner.log import SecretFilter
@@ -184,7 +184,7 @@ def test_answer_file_value_is_checked(monkeypatch, tmp_path):
 
 RUN = r'''
 import io, sys
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner.context import Context
 out = io.StringIO()
 ctx = Context(sys.argv[2].split(','), [sys.argv[1]], assignments=sys.argv[4:],
@@ -197,7 +197,8 @@ sys.exit(code)
 
 PROBE = r'''
 import json, os, subprocess
-from ovirt_hosted_engine_setup import constants as c, paths
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 

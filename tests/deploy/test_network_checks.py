@@ -1,9 +1,9 @@
-"""The network answer checks of the deploy (ovirt_hosted_engine_setup.network_checks)."""
+"""The network answer checks of the deploy (ovirt_hosted_engine_setup.deploy.network_checks)."""
 import subprocess
 
 import pytest
 
-from ovirt_hosted_engine_setup import network_checks as nc
+from ovirt_hosted_engine_setup.deploy import network_checks as nc
 
 
 def nic(addr='', prefix=24, gateway='', **kw):

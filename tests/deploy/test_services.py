@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ovirt_hosted_engine_setup import services
+from ovirt_hosted_engine_setup.deploy import services
 
 RECORDER = '''#!/bin/sh
 printf '%%s\\n' "${0##*/}" "$@" > "$RECORD"

@@ -1,10 +1,10 @@
-"""The storage answer checks of the deploy (ovirt_hosted_engine_setup.storage_checks)."""
+"""The storage answer checks of the deploy (ovirt_hosted_engine_setup.deploy.storage_checks)."""
 import os
 
 import pytest
 
-from ovirt_hosted_engine_setup import storage_checks as sc
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import storage_checks as sc
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 
 GiB = 1 << 30
 MiB = 1 << 20

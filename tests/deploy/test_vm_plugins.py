@@ -11,10 +11,10 @@ import uuid
 import pytest
 import yaml
 
-from ovirt_hosted_engine_setup import appliance as applib
-from ovirt_hosted_engine_setup import cloud_init
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_vm
+from ovirt_hosted_engine_setup.deploy import appliance as applib
+from ovirt_hosted_engine_setup.deploy import cloud_init
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import Transaction
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -233,7 +233,7 @@ def domain(tmp_path, monkeypatch):
     for k in ('metadata_image_UUID', 'metadata_volume_UUID', 'lockspace_image_UUID',
               'lockspace_volume_UUID', 'conf_image_UUID', 'conf_volume_UUID'):
         conf[k] = str(uuid.uuid4())
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     real = shared_storage.volume_paths
     monkeypatch.setattr(shared_storage, 'volume_paths',
                         lambda cf, data_center_dir=None: real(cf, str(tmp_path / 'dc')))
@@ -380,7 +380,7 @@ def test_vm_definition_is_valid_libvirt_xml(domain, tmp_path):
 
 
 def test_copy_event_puts_the_appliance_into_the_vm_volume(domain, tmp_path, caplog):
-    from ovirt_hosted_engine_setup.ha import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     from ovirt_hosted_engine_setup.lab import appliance as lab_appliance
     ova = lab_appliance.ova_path()
     if not os.path.exists(ova):

@@ -284,7 +284,7 @@ def test_units_verify(base):
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
     print(json.dumps(shared_storage.prepare_domain(c, json.loads(sys.argv[3]))))
 '''
@@ -309,7 +309,7 @@ def stack(base):
     its configuration volume, the engine's health page on loopback, and ovirt-ha-broker."""
     if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
         pytest.skip('libvirtd and qemu-system-x86 are needed')
-    from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+    from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
     from ovirt_hosted_engine_setup.lab import images
     try:
         images.guest_image()
@@ -392,7 +392,8 @@ def load_daemons():
 
 
 def own_slot(path, host_id=1):
-    from ovirt_hosted_engine_setup.ha import metadata, shared_storage
+    from ovirt_hosted_engine_setup.ha import metadata
+    from ovirt_hosted_engine_setup.he_storage import shared_storage
     data = shared_storage.read_volume(path)
     return metadata.parse_area(data, 4).hosts.get(host_id)
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from ovirt_hosted_engine_setup.ha import heconf
-from ovirt_hosted_engine_setup.ha.heconf import ConfError
+from ovirt_hosted_engine_setup.he_storage import heconf
+from ovirt_hosted_engine_setup.he_storage.heconf import ConfError
 
 VM_ID = '4f0a8ad2-3c0e-4bb4-9d7a-0f5b8b7c2a11'
 XML = ("<domain type='qemu'><name>HostedEngine</name><uuid>%s</uuid>"

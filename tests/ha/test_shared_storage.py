@@ -15,8 +15,9 @@ import tempfile
 import pytest
 
 from ovirt_hosted_engine_setup.api.errors import ServerError
-from ovirt_hosted_engine_setup.ha import metadata, shared_storage
-from ovirt_hosted_engine_setup.ha.shared_storage import (ConfigChanged, ConfigVolume,
+from ovirt_hosted_engine_setup.ha import metadata
+from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage.shared_storage import (ConfigChanged, ConfigVolume,
                                                          StorageError)
 
 from api.hostd_proc import TOP, Hostd, python
@@ -33,7 +34,7 @@ IO_TIMEOUT = 1
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 spec = json.loads(sys.argv[3])
 waits = []
 def progress(what, elapsed, limit):

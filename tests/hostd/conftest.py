@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from ovirt_hosted_engine_setup.hostd import sanlock_util
+from ovirt_hosted_engine_setup.he_storage import sanlock_util
 from ovirt_hosted_engine_setup.hostd.api_base import HostContext
 
 from .daemons import SanlockDaemon

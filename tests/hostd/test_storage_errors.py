@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from ovirt_hosted_engine_setup.hostd import sanlock_util
+from ovirt_hosted_engine_setup.he_storage import sanlock_util
 from ovirt_hosted_engine_setup.hostd.api_base import VdsmError
 from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
 from ovirt_hosted_engine_setup.hostd.storage.fileutil import is_mounted

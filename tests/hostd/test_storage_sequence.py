@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from ovirt_hosted_engine_setup.hostd import sanlock_util
+from ovirt_hosted_engine_setup.he_storage import sanlock_util
 from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
 from ovirt_hosted_engine_setup.hostd.storage import metadata as md
 

@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ovirt_hosted_engine_setup import appliance as ova
-from ovirt_hosted_engine_setup import cloud_init
+from ovirt_hosted_engine_setup.deploy import appliance as ova
+from ovirt_hosted_engine_setup.deploy import cloud_init
 from ovirt_hosted_engine_setup.lab import appliance, images
 
 from .test_lab import state

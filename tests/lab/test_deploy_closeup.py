@@ -11,15 +11,15 @@ import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 
-from ovirt_hosted_engine_setup import engine_vm
-from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+from ovirt_hosted_engine_setup.deploy import engine_vm
+from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = os.path.join(TOP, '.venv', 'bin', 'python')
 
 RUN_EVENT = r'''
 import json, sys
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner import context, loader
 ctx = context.Context(['gr-he-setup'], [sys.argv[1]], keys=c.ALL_KEYS)
 plugins = loader.load_groups(ctx.groups, ctx.plugin_path, ctx)

@@ -29,7 +29,8 @@ HOST1 = '192.168.222.11'
 # runs the deploy's runner as `hosted-engine --deploy` does, with a chosen plugin set
 HARNESS = '''
 import sys
-from ovirt_hosted_engine_setup import constants, paths
+from ovirt_hosted_engine_setup.deploy import constants
+from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.cli import parse_deploy_args
 from ovirt_hosted_engine_setup.runner.context import Context
 plugin_dir, groups = sys.argv[1], sys.argv[2].split(',')
@@ -42,8 +43,8 @@ sys.exit(ctx.run())
 # a later misc step that records what exists, then fails
 FAIL_PLUGIN = '''
 import json, os, subprocess
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 class Plugin(PluginBase):
@@ -85,7 +86,7 @@ print(json.dumps({
 MAKE_DOMAIN = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 client = Client('localhost', 54321, timeout=120)
 if sys.argv[1] == 'create':
     conf = shared_storage.prepare_domain(client, {'storage': sys.argv[2], 'domain_type': 'localfs',
@@ -449,7 +450,7 @@ def test_misc_creates_bridge_and_domain_and_removes_them_on_a_later_failure(depl
 def test_example_answer_file_uses_the_checked_keys():
     """The example answer file's storage and network answers pass the same checks."""
     values = {key: value for section, key, value, _where, _w in config.parse_file(EXAMPLE)}
-    from ovirt_hosted_engine_setup import network_checks, storage_checks
+    from ovirt_hosted_engine_setup.deploy import network_checks, storage_checks
     dtype = storage_checks.domain_type(values['OVEHOSTED_STORAGE/domainType'])
     assert storage_checks.connection(
         dtype, values['OVEHOSTED_STORAGE/storageDomainConnection']) == \

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from ovirt_hosted_engine_setup import appliance as applib
+from ovirt_hosted_engine_setup.deploy import appliance as applib
 from ovirt_hosted_engine_setup.lab import appliance as lab_appliance
 
 from .conftest import LAB_CLI

@@ -136,7 +136,7 @@ def test_vm_status_text(ha):
 def metadata_store(lab):  # noqa: F811
     """The metadata volume of the lab's hosted-engine storage domain (localfs: the same
     path inside the hosts and here)."""
-    from ovirt_hosted_engine_setup.ha import heconf
+    from ovirt_hosted_engine_setup.he_storage import heconf
     from ovirt_hosted_engine_setup.ha.broker.store import MetadataStore
     conf = heconf.parse(lab.exec('host1', 'cat', '/etc/ovirt-hosted-engine/hosted-engine.conf',
                                  timeout=60).stdout)

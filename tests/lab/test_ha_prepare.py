@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
 
 from .api_helpers import HostClient, wait_vm
 from .conftest import lab  # noqa: F401 (the module's lab fixture)

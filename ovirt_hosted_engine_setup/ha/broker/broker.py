@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 
-from .. import heconf, liveness, metadata
+from ...he_storage import heconf
+from .. import liveness, metadata
 from .. import notifications
 from . import lockspace as lockspace_mod
 from . import monitors as mon

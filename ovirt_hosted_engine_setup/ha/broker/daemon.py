@@ -18,7 +18,8 @@ import sys
 import threading
 
 from ... import paths
-from .. import heconf, notifications
+from ...he_storage import heconf
+from .. import notifications
 from ..broker_client import DEFAULT_SOCKET
 from .broker import REQUIRED, Broker
 from .monitors import HostAgent

@@ -36,5 +36,5 @@ def normalize(paths):
 
 
 def connect(client, conf):
-    from .. import shared_storage
+    from ...he_storage import shared_storage
     return normalize(shared_storage.connect(client, conf))

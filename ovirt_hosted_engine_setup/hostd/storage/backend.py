@@ -26,7 +26,7 @@ import threading
 import time
 
 from ...api.schema import constant, enum
-from .. import sanlock_util
+from ...he_storage import sanlock_util
 from ..api_base import Backend, VdsmError, verb
 from . import metadata as md
 from .fileutil import (BLANK_UUID, DIR_MODE, FILE_MODE, is_mounted, makedirs, make_sparse, mangle,

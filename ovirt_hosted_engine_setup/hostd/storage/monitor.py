@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from .. import sanlock_util
+from ...he_storage import sanlock_util
 from ..api_base import VdsmError
 from . import metadata
 from .fileutil import read_direct

@@ -2,7 +2,7 @@
 directory, the --generate-answer file when given, /etc/ovirt-hosted-engine/answers.conf
 only on success. Nothing is written when the run ended before all questions were answered.
 """
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
 from ovirt_hosted_engine_setup.runner import answerfile
 

@@ -2,7 +2,7 @@
 
 Secret keys need no registration here: the runner filters every key flagged secret in
 constants.py from the first log record on."""
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
 

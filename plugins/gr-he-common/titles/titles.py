@@ -3,7 +3,7 @@
 Every section is bracketed by a start and an end event (constants.SECTIONS); a title is
 printed only when some event is declared inside its section.
 """
-from ovirt_hosted_engine_setup.constants import SECTIONS
+from ovirt_hosted_engine_setup.deploy.constants import SECTIONS
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 

@@ -4,8 +4,9 @@ a host that is already deployed. Every later step talks to the host only through
 (environment key OVEHOSTED_VDSM/client)."""
 import os
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import host_agent, paths, progress
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import host_agent
+from ovirt_hosted_engine_setup import paths, progress
 from ovirt_hosted_engine_setup.api.client import Client
 from ovirt_hosted_engine_setup.api.errors import ConnectionFailed
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event

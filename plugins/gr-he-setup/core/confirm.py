@@ -4,7 +4,7 @@ A "No" typed at a question is "Aborted by user"; a False given in an answer file
 command line is reported as such, naming the key and where it was set."""
 import os
 
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Priority, Stages, event
 
 PROCEED_NOTE = ('Continuing will configure this host for serving as hypervisor and create a VM '

@@ -1,7 +1,7 @@
 """`--== CONFIGURATION PREVIEW ==--`: every preview-flagged key with a value, then a final
 confirmation before anything on the host is changed. Every preview-flagged key is read by a
 plugin (tests/cli/test_cli.py checks it): the preview shows only values the deploy uses."""
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Priority, Stages, event
 
 

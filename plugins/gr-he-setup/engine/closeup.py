@@ -8,8 +8,9 @@ import os
 import re
 import socket
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_api, host_agent, progress
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_api, host_agent
+from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.client import DEFAULT_PORT, VDSM_CAFILE
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 from ovirt_hosted_engine_setup.runner.transaction import write_file

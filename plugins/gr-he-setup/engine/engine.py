@@ -1,6 +1,6 @@
 """Questions of the engine section that need nothing from the host."""
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import validators
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 SECTION = dict(after=(c.Events.TITLE_S_ENGINE,), before=(c.Events.TITLE_E_ENGINE,))

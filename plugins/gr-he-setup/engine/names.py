@@ -8,8 +8,8 @@ given in an answer file or with --otopi-environment.
 """
 import re
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import validators
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 NAMES_EVENT = 'ohosted.engine.names'

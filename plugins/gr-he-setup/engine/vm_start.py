@@ -8,8 +8,9 @@ import secrets
 import socket
 import string
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import host_agent, progress
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import host_agent
+from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.schema import constant
 from ovirt_hosted_engine_setup.runner import BaseEnv, PluginBase, Priority, Stages, event
 

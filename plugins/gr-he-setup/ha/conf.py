@@ -12,9 +12,9 @@ import os
 import xml.etree.ElementTree as ET
 
 from ovirt_hosted_engine_setup import __version__
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
-from ovirt_hosted_engine_setup.ha import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
 from ovirt_hosted_engine_setup.runner import (FileTransaction, PluginBase, Priority, Stages,
                                               Transaction, event)
 from ovirt_hosted_engine_setup.runner import answerfile

@@ -1,7 +1,8 @@
 """closeup, HA_STARTED: enable and start the HA services (ovirt-ha-broker, ovirt-ha-agent),
 then wait until the HA agent started the engine VM again and the engine is healthy."""
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_api, progress, services
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_api, services
+from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 HANDOVER_TIMEOUT = 600

@@ -5,8 +5,9 @@ powered off (VM.destroy). VM.destroy then clears the host agent's record of the 
 cloud-init seed ISO is removed (the VM definition the HA agent uses has no cdrom)."""
 import os
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import host_agent, progress
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import host_agent
+from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 SHUTDOWN_TIMEOUT = 180    # the guest's time to power off after the ACPI request

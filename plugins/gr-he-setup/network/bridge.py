@@ -11,9 +11,10 @@ import datetime
 import json
 import os
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import network_checks, paths
-from ovirt_hosted_engine_setup.ha import heconf
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import network_checks
+from ovirt_hosted_engine_setup import paths
+from ovirt_hosted_engine_setup.he_storage import heconf
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 

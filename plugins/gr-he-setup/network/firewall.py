@@ -11,8 +11,9 @@ it is, and the deploy says which ports the host needs.
 """
 import os
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import firewall, paths
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import firewall
+from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 

@@ -7,8 +7,8 @@ answers that fail a check are asked again; answer-file values fail with the same
 """
 import socket
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import firewall, network_checks, validators
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import firewall, network_checks, validators
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 SECTION_START = c.Events.TITLE_S_NETWORK

@@ -5,9 +5,10 @@ hosted-engine lockspace; the pool is disconnected again and the domain stays mon
 Its values (hosted-engine.conf names) go to OVEHOSTED_STORAGE/domainConf and the UUID keys.
 If a later step before the transaction commit fails, the domain is removed again.
 """
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import progress, storage_checks
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup import progress
+from ovirt_hosted_engine_setup.deploy import storage_checks
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 # environment key -> the name prepare_domain and hosted-engine.conf use

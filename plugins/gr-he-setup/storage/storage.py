@@ -10,9 +10,10 @@ again; answer-file values fail the deploy with the same message.
 import os
 import uuid
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import paths, storage_checks, validators
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup import paths
+from ovirt_hosted_engine_setup.deploy import storage_checks, validators
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event
 
 SECTION_START = c.Events.TITLE_S_STORAGE

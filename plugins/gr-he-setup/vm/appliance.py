@@ -4,10 +4,11 @@ import glob
 import os
 import time
 
-from ovirt_hosted_engine_setup import appliance as applib
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_vm, progress
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import appliance as applib
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_vm
+from ovirt_hosted_engine_setup import progress
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from . import common

@@ -4,9 +4,9 @@ import ipaddress
 import os
 import re
 
-from ovirt_hosted_engine_setup import cloud_init
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_vm
+from ovirt_hosted_engine_setup.deploy import cloud_init
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from . import common

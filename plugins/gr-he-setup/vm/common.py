@@ -3,7 +3,7 @@ yes/no values, and warnings that need the user's confirmation."""
 import logging
 import re
 
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.runner import AbortError, typed
 
 SECTION = dict(after=(c.Events.TITLE_S_VM,), before=(c.Events.TITLE_E_VM,))

@@ -12,8 +12,8 @@ import ipaddress
 import os
 import socket
 
-from ovirt_hosted_engine_setup import cloud_init
-from ovirt_hosted_engine_setup import constants as c
+from ovirt_hosted_engine_setup.deploy import cloud_init
+from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.runner import (PluginBase, Priority, Stages,
                                               TransactionElement, event)

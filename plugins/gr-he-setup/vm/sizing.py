@@ -2,8 +2,8 @@
 import re
 import uuid
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_vm
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from . import common

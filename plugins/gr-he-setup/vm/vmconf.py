@@ -3,9 +3,9 @@ the setup channel, and the vm.conf dict that closeup writes."""
 import os
 import uuid
 
-from ovirt_hosted_engine_setup import constants as c
-from ovirt_hosted_engine_setup import engine_vm
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import engine_vm
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 CHANNELS_DIR = '/var/lib/libvirt/qemu/channels'

@@ -8,7 +8,7 @@ import json
 import sys
 
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.ha import shared_storage
+from ovirt_hosted_engine_setup.he_storage import shared_storage
 
 
 def main(argv):

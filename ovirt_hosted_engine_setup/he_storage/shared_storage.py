@@ -31,8 +31,8 @@ import time
 import uuid as uuidlib
 
 from ..api.schema import constant, enum
-from ..hostd import sanlock_util
-from . import metadata
+from ..ha import metadata
+from . import sanlock_util
 
 log = logging.getLogger(__name__)
 

@@ -52,15 +52,17 @@ import subprocess
 import sys
 import time
 
-from . import firewall, host_agent, paths
-from .api.client import Client
-from .api.errors import ConnectionFailed
-from .ha import cli_common, peers, shared_storage
-from .ha.heconf import parse_kv
-from .runner.config import read_bounded
-from .runner.errors import ConfigError
+from ... import paths
+from ...api.client import Client
+from ...api.errors import ConnectionFailed
+from ...ha import cli_common, peers
+from ...he_storage import shared_storage
+from ...he_storage.heconf import parse_kv
+from ...runner.config import read_bounded
+from ...runner.errors import ConfigError
+from .. import firewall, host_agent
 
-log = logging.getLogger('ovirt_hosted_engine_setup.cleanup')
+log = logging.getLogger('ovirt_hosted_engine_setup.deploy.cleanup')
 
 PROG = 'ovirt-hosted-engine-cleanup'
 VM_NAME = 'HostedEngine'

@@ -2,8 +2,8 @@
 it trusts, and the state of a VM it runs."""
 import os
 
-from .api.client import DEFAULT_HOSTD_ROOT, DEFAULT_PORT, HOSTD_ROOT_ENV
-from .api.errors import ServerError
+from ..api.client import DEFAULT_HOSTD_ROOT, DEFAULT_PORT, HOSTD_ROOT_ENV
+from ..api.errors import ServerError
 
 HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
 NO_VM = 1          # VDSM's error code for an unknown VM

@@ -9,7 +9,7 @@ import tempfile
 import uuid as uuidlib
 
 from . import validators
-from .ha import shared_storage
+from ..he_storage import shared_storage
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -21,7 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
-from ovirt_hosted_engine_setup import cloud_init, progress
+from ovirt_hosted_engine_setup.deploy import cloud_init
+from ovirt_hosted_engine_setup import progress
 
 log = logging.getLogger(__name__)
 

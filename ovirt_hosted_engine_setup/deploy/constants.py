@@ -5,7 +5,7 @@ configuration preview (preview), whether its value is a secret (secret: filtered
 logs, never written) and how a given value is validated (validator).
 """
 from . import validators as v
-from .runner.keys import EnvKey, keys_of
+from ..runner.keys import EnvKey, keys_of
 
 K = EnvKey
 

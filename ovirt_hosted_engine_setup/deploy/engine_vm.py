@@ -26,7 +26,7 @@ import re
 from typing import Optional
 from xml.sax.saxutils import escape, quoteattr
 
-from ovirt_hosted_engine_setup.ha import heconf
+from ovirt_hosted_engine_setup.he_storage import heconf
 
 NAME = 'HostedEngine'
 SETUP_CHANNEL = 'org.ovirt.hosted-engine-setup.0'
