@@ -164,7 +164,7 @@ class VMEnv:
     OVF_INFO = K('OVEHOSTED_VM/ovfInfo')          # dict: vcpus, memory_mb, disk_size (bytes)
     SEED_ISO_PATH = K('OVEHOSTED_VM/seedISOPath')
     DOMAIN_XML = K('OVEHOSTED_VM/domainXML')
-    VM_CONF = K('OVEHOSTED_VM/vmConf')            # dict, ha.heconf.make_vm_conf
+    VM_CONF = K('OVEHOSTED_VM/vmConf')            # dict, he_storage.heconf.make_vm_conf
     CHANNEL_PATH = K('OVEHOSTED_VM/channelPath')  # unix socket of the setup channel
     # the engine VM's network by cloud-init: dhcp, or static (cloudinitVMStaticCIDR)
     CLOUDINIT_VM_NETWORK = K('OVEHOSTED_VM/cloudinitVMNetwork', answer_file=True,

@@ -5,7 +5,7 @@
                         bridge='ovirtmgmt', mac=random_mac(),
                         channel_path='/var/lib/libvirt/qemu/channels/<uuid>.org.ovirt.hosted-engine-setup.0')
     xml = domain_xml(spec)          # give to VM.create as vmParams['xml']
-    conf = vm_conf(spec, xml)       # vm.conf dict (ha/heconf.render_vm_conf writes it)
+    conf = vm_conf(spec, xml)       # vm.conf dict (he_storage/heconf.render_vm_conf writes it)
 
 The VM: name HostedEngine, its disk on the hosted-engine storage domain
 (virtio, cache none, an I/O thread, exclusive), the sanlock lease of the VM
@@ -218,7 +218,7 @@ def domain_xml(spec):
 
 
 def vm_conf(spec, xml):
-    """The vm.conf dict of the engine VM (ha/heconf.make_vm_conf with the spec's values)."""
+    """The vm.conf dict of the engine VM (he_storage/heconf.make_vm_conf with the spec's values)."""
     return heconf.make_vm_conf(
         spec.vm_uuid, xml, mem_mb=spec.memory_mb, vcpus=spec.vcpus,
         max_vcpus=spec.max_vcpus or spec.vcpus, cpu_type=_cpu_type(spec),

@@ -1,6 +1,6 @@
 """The engine VM as the agent sees it: its definition and its status on this host.
 
-- ``VmDefinition``: vm.conf (ha/heconf.py: oVirt's key=value lines plus ``xmlBase64``), kept
+- ``VmDefinition``: vm.conf (he_storage/heconf.py: oVirt's key=value lines plus ``xmlBase64``), kept
   in the local copy (``conf=`` of hosted-engine.conf, /run/ovirt-hosted-engine-ha/vm.conf)
   and refreshed from the configuration volume on shared storage each loop.
 - ``engine_status_from_stats``: the engine status table of docs/ha-services.md

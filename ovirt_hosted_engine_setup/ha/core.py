@@ -12,7 +12,7 @@ the agent daemon or the simulator carries out. Per-state data (when the state
 was entered, the start retry counter, hysteresis timers, the last score) lives
 in the immutable ``AgentState`` value.
 
-States, transitions and timeouts follow oVirt's agent (spec/ha.md), with
+States, transitions and timeouts follow oVirt's agent (docs/ha-services.md), with
 these additions:
 - hosts are LIVE / STALE / DEAD (ha/liveness.py): a host sanlock reports dead
   is dead at once, so its engine is restarted as soon as its VM lease is free;

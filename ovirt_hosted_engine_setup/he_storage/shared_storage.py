@@ -1,6 +1,7 @@
 """The hosted-engine shared storage: a file storage domain with four images.
 
-Laid out as VDSM lays it out (spec/vdsm-api.md), created and used only through
+Laid out as VDSM lays out a file storage domain (<mount point>/<sdUUID>/dom_md/ and
+images/<image>/<volume>, see docs/ha-services.md), created and used only through
 the host agent API (VDSM or ovirt-hosted-engine-hostd):
 
 - HEVD: the engine VM's disk (its ``.lease`` is the VM lease, lockspace sdUUID);

@@ -1,7 +1,7 @@
 """Connecting the hosted-engine storage through the host agent API.
 
 ``connect(client, conf)`` returns a StoragePaths: the metadata volume, the
-lockspace volume and the VM disk's lease. It uses ha/shared_storage.py
+lockspace volume and the VM disk's lease. It uses he_storage/shared_storage.py
 (connectStorageServer, then Image.prepare of the hosted-engine images).
 """
 from dataclasses import dataclass
