@@ -12,13 +12,6 @@ import yaml
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'schema.yaml')
 
-# JSON-RPC protocol error codes.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-
 UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
                      r'[0-9a-fA-F]{12}$')
 
@@ -39,7 +32,7 @@ class SchemaError(Exception):
 
 
 class InvalidParams(Exception):
-    """Parameters that do not match a verb's schema (JSON-RPC -32602)."""
+    """Parameters that do not match a verb's schema (JSON-RPC invalidParams)."""
 
     def __init__(self, message, param=None):
         super().__init__(message)
@@ -211,7 +204,13 @@ class Schema:
         self.errors = {}
         for group in ('protocol', 'vdsm'):
             for code, e in (errors.get(group) or {}).items():
+                if not isinstance(e, dict) or set(e) != {'name', 'message'}:
+                    raise SchemaError('error %s must have exactly a name and a message, has %r'
+                                      % (code, e))
                 self.errors[int(code)] = e
+        self.error_codes = {e['name']: code for code, e in self.errors.items()}
+        if len(self.error_codes) != len(self.errors):
+            raise SchemaError('two errors have the same name')
         self.secret_names = frozenset(
             ['password'] + [p.name for v in self.verbs.values() for p in v.params if p.secret])
 
@@ -247,6 +246,19 @@ def get_schema():
 def enum(name):
     """An enumeration of the shipped schema: a list of values, or {name: number}."""
     return get_schema().enums[name]
+
+
+def error_code(name):
+    """The code of the error the shipped schema calls name (VDSM's name, e.g. 'general')."""
+    return get_schema().error_codes[name]
+
+
+# JSON-RPC protocol error codes (the schema's "protocol" errors).
+PARSE_ERROR = error_code('parseError')
+INVALID_REQUEST = error_code('invalidRequest')
+METHOD_NOT_FOUND = error_code('methodNotFound')
+INVALID_PARAMS = error_code('invalidParams')
+INTERNAL_ERROR = error_code('internalError')
 
 
 def constant(name):

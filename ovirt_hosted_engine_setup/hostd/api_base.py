@@ -9,14 +9,19 @@ has nothing to return) or raises VdsmError.
 
 Verbs may be called from several threads at once: backends lock what they share.
 """
+from ..api.schema import error_code
 
 
 class VdsmError(Exception):
-    """An error with a VDSM error code, sent to the client as the JSON-RPC error."""
+    """An error with a VDSM error code, sent to the client as the JSON-RPC error.
+
+    code: the error's name in the API schema's "errors" (VDSM's name, e.g.
+    'StorageDomainDoesNotExist'), so that no code is written twice; or its number.
+    """
 
     def __init__(self, code, message):
         super().__init__(message)
-        self.code = int(code)
+        self.code = error_code(code) if isinstance(code, str) else int(code)
         self.message = str(message)
 
     def __str__(self):
@@ -32,13 +37,23 @@ def verb(name):
 
 
 def verbs_of(obj):
-    """{'Namespace.verb': bound method} for every @verb method of obj."""
+    """{'Namespace.verb': bound method} for every @verb method of obj and of its parts.
+
+    obj.parts (optional): the objects a backend split by API namespace serves its
+    verbs with (the storage backend: connections, domains, pools, ...). A verb
+    served twice is a programming error (ValueError).
+    """
     out = {}
-    for attr in dir(type(obj)):
-        fn = getattr(type(obj), attr, None)
-        name = getattr(fn, 'api_verb', None)
-        if name:
-            out[name] = getattr(obj, attr)
+    for part in (obj,) + tuple(getattr(obj, 'parts', ())):
+        for attr in dir(type(part)):
+            fn = getattr(type(part), attr, None)
+            name = getattr(fn, 'api_verb', None)
+            if not name:
+                continue
+            if name in out:
+                raise ValueError('%s is served by both %s and %s' % (
+                    name, type(out[name].__self__).__name__, type(part).__name__))
+            out[name] = getattr(part, attr)
     return out
 
 

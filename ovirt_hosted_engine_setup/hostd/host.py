@@ -400,7 +400,7 @@ class HostBackend(Backend):
         try:
             write_ha_conf(self.ha_conf, {key: 'True' if enabled else 'False'})
         except OSError as e:
-            raise VdsmError(100, 'cannot write %s: %s' % (self.ha_conf, e.strerror or e))
+            raise VdsmError('general', 'cannot write %s: %s' % (self.ha_conf, e.strerror or e))
         log.info("HA %s maintenance %s (%s)", mode, 'on' if enabled else 'off',
                  self.ha_conf)
         self.ctx.emit_event('|hosted-engine|maintenance|', {"mode": mode,

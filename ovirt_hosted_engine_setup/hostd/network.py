@@ -18,22 +18,23 @@ import subprocess
 import threading
 import time
 
+from ..api.schema import error_code
 from .api_base import Backend, VdsmError, verb
 from .host import ip_json, ipv4_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIVITY_TIMEOUT = 120
-# VDSM's network error codes.
-ERR_LOST_CONNECTION = 10
-ERR_BAD_PARAMS = 21
-ERR_BAD_ADDR = 22
-ERR_BAD_NIC = 23
-ERR_USED_NIC = 24
-ERR_BAD_BONDING = 25
-ERR_BAD_VLAN = 26
-ERR_BAD_BRIDGE = 27
-ERR_FAILED_IFUP = 29
+# VDSM's network error codes (the API schema's errors of these names).
+ERR_LOST_CONNECTION = error_code('ERR_LOST_CONNECTION')
+ERR_BAD_PARAMS = error_code('ERR_BAD_PARAMS')
+ERR_BAD_ADDR = error_code('ERR_BAD_ADDR')
+ERR_BAD_NIC = error_code('ERR_BAD_NIC')
+ERR_USED_NIC = error_code('ERR_USED_NIC')
+ERR_BAD_BONDING = error_code('ERR_BAD_BONDING')
+ERR_BAD_VLAN = error_code('ERR_BAD_VLAN')
+ERR_BAD_BRIDGE = error_code('ERR_BAD_BRIDGE')
+ERR_FAILED_IFUP = error_code('ERR_FAILED_IFUP')
 
 
 def _ip(*args):

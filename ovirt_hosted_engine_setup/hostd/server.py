@@ -18,7 +18,7 @@ import uuid
 
 from ..api import stomp
 from ..api.schema import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
-                          InvalidParams, redact)
+                          InvalidParams, error_code, redact)
 from .api_base import VdsmError, verbs_of
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 REQUEST_QUEUE = 'jms.topic.vdsm_requests'
 EVENT_QUEUE = 'jms.queue.events'
 SERVER_HEARTBEAT_MS = 24000
-GENERAL_ERROR = 100
+GENERAL_ERROR = error_code('general')
 HANDSHAKE_TIMEOUT = 20.0
 
 

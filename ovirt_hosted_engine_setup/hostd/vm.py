@@ -10,6 +10,9 @@ exitMessage saying so (exitLeaseHeld true).
 
 VMs keep running while the agent is down: close() never stops them, and
 recover() picks up the running domains again.
+
+Over 600 lines as one module because the verbs, libvirt's lifecycle events and
+the statistics sampler all work on the same VM records under one lock.
 """
 import json
 import logging
@@ -107,7 +110,7 @@ class VMBackend(Backend):
             try:
                 c = libvirt.open(self.ctx.libvirt_uri)
             except libvirt.libvirtError as e:
-                raise VdsmError(100, 'cannot connect to libvirt at %s: %s (is libvirtd '
+                raise VdsmError('general', 'cannot connect to libvirt at %s: %s (is libvirtd '
                                 'running?)' % (self.ctx.libvirt_uri, e.get_error_message()))
             try:
                 c.setKeepAlive(5, 3)
@@ -124,7 +127,7 @@ class VMBackend(Backend):
         except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
-            raise VdsmError(100, 'libvirt: %s' % e.get_error_message())
+            raise VdsmError('general', 'libvirt: %s' % e.get_error_message())
 
     # ------------------------------------------------------------- records
     def _save(self, vm_id):
@@ -213,14 +216,15 @@ class VMBackend(Backend):
         try:
             root = ET.fromstring(xml)
         except ET.ParseError as e:
-            raise VdsmError(1000, 'vmParams["xml"] is not valid XML: %s' % e)
+            raise VdsmError('InvalidParameterException', 'vmParams["xml"] is not valid XML: %s' % e)
         if root.tag != 'domain':
-            raise VdsmError(1000, 'vmParams["xml"] must be a libvirt <domain> definition')
+            raise VdsmError('InvalidParameterException',
+                            'vmParams["xml"] must be a libvirt <domain> definition')
         uuid_el = root.find('uuid')
         if uuid_el is None:
             uuid_el = ET.SubElement(root, 'uuid')
         if uuid_el.text and uuid_el.text.strip().lower() != vm_id.lower():
-            raise VdsmError(1000, 'the domain XML has uuid %s but vmID is %s'
+            raise VdsmError('InvalidParameterException', 'the domain XML has uuid %s but vmID is %s'
                             % (uuid_el.text.strip(), vm_id))
         uuid_el.text = vm_id
         # As VDSM does: consoles start locked (an expired random password), so that
@@ -235,7 +239,8 @@ class VMBackend(Backend):
             try:
                 os.makedirs(os.path.dirname(src.get('path')), mode=0o755, exist_ok=True)
             except OSError as e:
-                raise VdsmError(1000, 'cannot create the directory of the channel socket %s: %s'
+                raise VdsmError('InvalidParameterException',
+                                'cannot create the directory of the channel socket %s: %s'
                                 % (src.get('path'), e.strerror or e))
         name = root.findtext('name') or vm_id
         return ET.tostring(root, encoding='unicode'), name
@@ -244,16 +249,18 @@ class VMBackend(Backend):
     def create(self, vmID, vmParams):
         xml = vmParams.get('xml') if isinstance(vmParams, dict) else None
         if not xml:
-            raise VdsmError(1000, 'vmParams must carry the libvirt domain XML in "xml"')
+            raise VdsmError('InvalidParameterException',
+                            'vmParams must carry the libvirt domain XML in "xml"')
         xml, name = self._prepare_xml(vmID, xml)
         # VDSM's launchPaused: the guest is created with its CPUs stopped (status Paused)
         paused = str(vmParams.get('launchPaused', '')).lower() in ('true', '1')
         with self._lock:
             if vmID in self.vms:
-                raise VdsmError(4, 'virtual machine %s already exists (status %s): destroy it '
+                raise VdsmError('exist',
+                                'virtual machine %s already exists (status %s): destroy it '
                                 'first' % (vmID, self.vms[vmID]['status']))
             if self._domain(vmID) is not None:
-                raise VdsmError(4, 'virtual machine %s is already running in libvirt' % vmID)
+                raise VdsmError('exist', 'virtual machine %s is already running in libvirt' % vmID)
             rec = {'vmId': vmID, 'vmName': name, 'status': 'WaitForLaunch', 'exitCode': None,
                    'exitMessage': None, 'exitReason': None, 'exitLeaseHeld': False,
                    'createTime': time.time(), 'startTime': None, 'xml': xml,
@@ -330,7 +337,7 @@ class VMBackend(Backend):
     def destroy(self, vmID, gracefulAttempts=1):
         with self._lock:
             if vmID not in self.vms:
-                raise VdsmError(1, 'virtual machine %s does not exist' % vmID)
+                raise VdsmError('noVM', 'virtual machine %s does not exist' % vmID)
             self._destroying.add(vmID)
         try:
             dom = self._domain(vmID)
@@ -341,7 +348,7 @@ class VMBackend(Backend):
                 except libvirt.libvirtError:
                     dom.destroy()
         except libvirt.libvirtError as e:
-            raise VdsmError(100, 'cannot destroy VM %s: %s' % (vmID, e.get_error_message()))
+            raise VdsmError('general', 'cannot destroy VM %s: %s' % (vmID, e.get_error_message()))
         finally:
             with self._lock:
                 self._destroying.discard(vmID)
@@ -361,9 +368,9 @@ class VMBackend(Backend):
         with self._lock:
             rec = self.vms.get(vmID)
             if rec is None:
-                raise VdsmError(1, 'virtual machine %s does not exist' % vmID)
+                raise VdsmError('noVM', 'virtual machine %s does not exist' % vmID)
             if rec['status'] == 'Down':
-                raise VdsmError(100, 'virtual machine %s is down already' % vmID)
+                raise VdsmError('general', 'virtual machine %s is down already' % vmID)
             token = object()
             self._shutdowns[vmID] = token
         delay = float(delay or 0)
@@ -488,7 +495,7 @@ class VMBackend(Backend):
         with self._lock:
             rec = self.vms.get(vm_id)
             if rec is None:
-                raise VdsmError(1, 'virtual machine %s does not exist' % vm_id)
+                raise VdsmError('noVM', 'virtual machine %s does not exist' % vm_id)
             rec = dict(rec)
         stats = {'vmId': vm_id, 'vmName': rec.get('vmName'), 'status': rec['status'],
                  'vmType': 'kvm', 'displayInfo': [], 'monitorResponse': '0'}
@@ -566,16 +573,17 @@ class VMBackend(Backend):
     def _set_graphics_password(self, vm_id, password, ttl, existing, graphics_type=None):
         with self._lock:
             if vm_id not in self.vms:
-                raise VdsmError(1, 'virtual machine %s does not exist' % vm_id)
+                raise VdsmError('noVM', 'virtual machine %s does not exist' % vm_id)
         dom = self._domain(vm_id)
         if dom is None or not dom.isActive():
-            raise VdsmError(16, 'virtual machine %s is not running: no console to set a ticket on'
+            raise VdsmError('ticketErr',
+                            'virtual machine %s is not running: no console to set a ticket on'
                             % vm_id)
         root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
         devices = [g for g in root.findall('./devices/graphics')
                    if not graphics_type or g.get('type') == graphics_type]
         if not devices:
-            raise VdsmError(16, 'virtual machine %s has no %s graphics device'
+            raise VdsmError('ticketErr', 'virtual machine %s has no %s graphics device'
                             % (vm_id, graphics_type or 'VNC/SPICE'))
         valid_to = (datetime.now(timezone.utc) + timedelta(seconds=int(ttl))).strftime(
             '%Y-%m-%dT%H:%M:%S')
@@ -593,7 +601,7 @@ class VMBackend(Backend):
                                       libvirt.VIR_DOMAIN_AFFECT_LIVE)
             except libvirt.libvirtError as e:
                 # The error text of libvirt never contains the password.
-                raise VdsmError(16, 'cannot set the console ticket of VM %s: %s'
+                raise VdsmError('ticketErr', 'cannot set the console ticket of VM %s: %s'
                                 % (vm_id, e.get_error_message()))
         log.info('VM %s: console ticket set, valid for %s s', vm_id, ttl)
 
@@ -607,11 +615,13 @@ class VMBackend(Backend):
     @verb('VM.updateDevice')
     def updateDevice(self, vmID, params):
         if (params or {}).get('deviceType') != 'graphics':
-            raise VdsmError(1000, 'VM.updateDevice supports deviceType "graphics" only')
+            raise VdsmError('InvalidParameterException',
+                            'VM.updateDevice supports deviceType "graphics" only')
         gtype = params.get('graphicsType')
         existing = params.get('existingConnAction') or 'disconnect'
         if existing not in enum('ticketConflictAction'):
-            raise VdsmError(1000, 'params.existingConnAction must be one of %s, got %r'
+            raise VdsmError('InvalidParameterException',
+                            'params.existingConnAction must be one of %s, got %r'
                             % (', '.join(enum('ticketConflictAction')), existing))
         self._set_graphics_password(vmID, params.get('password', ''), params.get('ttl', 0),
                                     existing,

@@ -1,6 +1,7 @@
 """File helpers of the storage backend: names, atomic writes, direct I/O reads."""
 import mmap
 import os
+import tempfile
 import time
 
 from ...api.schema import constant
@@ -92,3 +93,18 @@ def is_mounted(path):
     except OSError:
         return os.path.ismount(path)
     return False
+
+
+def probe_dir(path):
+    """None if path is a writable directory, else the reason."""
+    if not os.path.exists(path):
+        return 'path %s does not exist' % path
+    if not os.path.isdir(path):
+        return 'path %s is not a directory' % path
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.hostd-write-test-', dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return 'directory %s is not writable (%s)' % (path, e.strerror)
+    return None

@@ -17,6 +17,10 @@ DOMAIN_TYPES = {v: k for k, v in enum('domainType').items()}
 DOMAIN_CLASSES = {v: k for k, v in enum('domainClass').items()}
 VOLUME_FORMATS = {v: k for k, v in enum('volFormat').items()}
 ALLOCATIONS = {v: k for k, v in enum('preallocate').items()}
+# The domain metadata keys of the sanlock lease timings StoragePool.create takes.
+LEASE_TIMING_KEYS = {'lockRenewalIntervalSec': 'LOCKRENEWALINTERVALSEC',
+                     'leaseTimeSec': 'LEASETIMESEC', 'ioOpTimeoutSec': 'IOOPTIMEOUTSEC',
+                     'leaseRetries': 'LEASERETRIES'}
 
 
 def checksum(fields):
@@ -48,21 +52,23 @@ def _parse_lines(text):
 
 
 def parse_domain(data, sd_uuid=''):
-    """Fields of a domain metadata file; VdsmError 752 if the checksum is wrong."""
+    """Fields of a domain metadata file; VdsmError MetaDataSealIsBroken if the checksum is
+    wrong."""
     try:
         text = data.rstrip(b'\0').decode('utf-8')
     except UnicodeDecodeError:
-        raise VdsmError(752, 'metadata of storage domain %s is not UTF-8: the domain is damaged'
-                        % sd_uuid)
+        raise VdsmError('MetaDataSealIsBroken', 'metadata of storage domain %s is not UTF-8: the '
+                        'domain is damaged' % sd_uuid)
     fields = _parse_lines(text)
     stored = fields.pop(CHECKSUM_KEY, None)
     if stored is None:
-        raise VdsmError(752, 'metadata of storage domain %s has no %s line: the domain is '
-                        'damaged' % (sd_uuid, CHECKSUM_KEY))
+        raise VdsmError('MetaDataSealIsBroken', 'metadata of storage domain %s has no %s line: '
+                        'the domain is damaged' % (sd_uuid, CHECKSUM_KEY))
     actual = checksum(fields)
     if stored != actual:
-        raise VdsmError(752, 'metadata checksum of storage domain %s is broken (stored %s, '
-                        'computed %s): the metadata was changed outside the host agent'
+        raise VdsmError('MetaDataSealIsBroken', 'metadata checksum of storage domain %s is '
+                        'broken (stored %s, computed %s): the metadata was changed outside '
+                        'the host agent'
                         % (sd_uuid, stored, actual))
     return fields
 
@@ -72,10 +78,30 @@ def format_volume(fields):
     lines.append('EOF')
     data = ('\n'.join(lines) + '\n').encode('utf-8')
     if len(data) > VOLUME_META_MAX:
-        raise VdsmError(1000, 'volume metadata would take %d bytes, more than %d: use a '
-                        'shorter description' % (len(data), VOLUME_META_MAX))
+        raise VdsmError('InvalidParameterException', 'volume metadata would take %d bytes, '
+                        'more than %d: use a shorter description' % (len(data), VOLUME_META_MAX))
     return data
 
 
 def parse_volume(data):
     return _parse_lines(data.rstrip(b'\0').decode('utf-8', 'replace'))
+
+
+def domain_pools(fields):
+    """The pools a domain's metadata (POOL_UUID) says it belongs to."""
+    return [p for p in fields.get('POOL_UUID', '').split(',') if p]
+
+
+def pool_domains(fields):
+    """{sdUUID: status} of a master domain's POOL_DOMAINS ("<sd>:<status>,...")."""
+    out = {}
+    for item in (fields.get('POOL_DOMAINS') or '').split(','):
+        if ':' in item:
+            sd, status = item.split(':', 1)
+            out[sd] = status
+    return out
+
+
+def format_pool_domains(domains):
+    """The POOL_DOMAINS value of {sdUUID: status}."""
+    return ','.join('%s:%s' % (sd, domains[sd]) for sd in sorted(domains))

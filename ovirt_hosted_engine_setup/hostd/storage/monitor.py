@@ -5,18 +5,26 @@ domain UUID, on dom_md/ids) with the host id; joining is asynchronous (about
 2 x the lockspace I/O timeout). Every interval it reads the domain metadata
 with direct I/O, measures the delay, validates the checksum, and asks sanlock
 whether the host id is acquired.
+
+update_monitors() starts and stops the monitors a storage backend's state asks
+for (domains monitored on request, active domains of connected pools);
+Monitoring serves the Host.*MonitoringDomain and Host.getStorageRepoStats verbs.
 """
 import logging
 import os
 import threading
 import time
 
+from ...api.schema import error_code
 from ...he_storage import sanlock_util
-from ..api_base import VdsmError
+from ..api_base import VdsmError, verb
 from . import metadata
 from .fileutil import read_direct
 
 log = logging.getLogger(__name__)
+
+ACQUIRE_HOST_ID_FAILURE = error_code('AcquireHostIdFailure')
+GENERAL = error_code('general')
 
 
 class DomainMonitor:
@@ -81,15 +89,15 @@ class DomainMonitor:
                     # Not held and not in transition: the join failed or was lost; retry.
                     self._join(sd_dir)
             if self.join_error:
-                status['code'] = 661
+                status['code'] = ACQUIRE_HOST_ID_FAILURE
                 status['message'] = self.join_error
         except VdsmError as e:
             status.update(code=e.code, message=e.message)
         except OSError as e:
-            status.update(code=100, message='cannot read metadata of domain %s: %s'
+            status.update(code=GENERAL, message='cannot read metadata of domain %s: %s'
                           % (self.sd_uuid, e))
         except sanlock_util.SanlockException as e:
-            status.update(valid=True, code=661, message=sanlock_util.describe(e))
+            status.update(valid=True, code=ACQUIRE_HOST_ID_FAILURE, message=sanlock_util.describe(e))
         status['delay'] = '%.6f' % delay
         status['version'] = version
         status['lastCheckTime'] = time.monotonic()
@@ -141,3 +149,101 @@ class DomainMonitor:
         s['lastCheck'] = '%.1f' % (time.monotonic() - last) if last is not None else '-1.0'
         s['actual'] = last is not None
         return s
+
+
+def wanted_monitors(sc):
+    """{sdUUID: hostID}: domains monitored on request plus active domains of connected pools."""
+    wanted = dict(sc.monitored)
+    for sp, pool in sc.pools.items():
+        try:
+            fields = sc.read_domain_md(pool['masterSdUUID'])
+            domains = metadata.pool_domains(fields)
+        except VdsmError:
+            domains = {pool['masterSdUUID']: 'Active'}
+        for sd, status in domains.items():
+            if status == 'Active' or sd == pool['masterSdUUID']:
+                wanted.setdefault(sd, pool['hostID'])
+    return wanted
+
+
+def update_monitors(sc):
+    """Start and stop monitors (joining, leaving lockspaces) as sc's state asks; sc.lock held."""
+    wanted = wanted_monitors(sc)
+    for sd in list(sc.monitors):
+        if sd not in wanted or sc.monitors[sd].host_id != int(wanted[sd]):
+            m = sc.monitors.pop(sd)
+            m.stop()
+            m.leave()
+    for sd, host_id in wanted.items():
+        if sd not in sc.monitors:
+            m = DomainMonitor(sd, host_id, sc.find_domain, interval=sc.monitor_interval,
+                              io_timeout=sc.io_timeout)
+            sc.monitors[sd] = m
+            m.start()
+
+
+class Monitoring:
+    """Host.startMonitoringDomain, Host.stopMonitoringDomain, Host.getStorageRepoStats."""
+
+    def __init__(self, sc):
+        self.sc = sc
+
+    def restore(self, state):
+        """Monitor again what the saved state monitored; sc.lock held."""
+        self.sc.monitored = dict(state.get('monitored', {}))
+        update_monitors(self.sc)
+
+    def host_stats(self):
+        with self.sc.lock:
+            monitors = dict(self.sc.monitors)
+        out = {}
+        for sd, m in monitors.items():
+            r = m.report()
+            out[sd] = {k: r[k] for k in ('acquired', 'delay', 'valid', 'lastCheck', 'code')}
+        return {'storageDomains': out}
+
+    def close(self):
+        with self.sc.lock:
+            monitors = list(self.sc.monitors.values())
+        for m in monitors:
+            m.stop()
+
+    @verb('Host.startMonitoringDomain')
+    def startMonitoringDomain(self, sdUUID, hostID):
+        host_id = hostID
+        if not 1 <= host_id <= 2000:
+            raise VdsmError('InvalidParameterException',
+                            'hostID %s is out of range (1..2000)' % hostID)
+        with self.sc.lock:
+            self.sc.find_domain(sdUUID)
+            current = self.sc.monitors.get(sdUUID)
+            if current and current.host_id != host_id:
+                raise VdsmError('general', 'domain %s is already monitored with host id %d'
+                                % (sdUUID, current.host_id))
+            self.sc.monitored[sdUUID] = host_id
+            update_monitors(self.sc)
+            self.sc.save()
+        return True
+
+    @verb('Host.stopMonitoringDomain')
+    def stopMonitoringDomain(self, sdUUID):
+        with self.sc.lock:
+            self.sc.monitored.pop(sdUUID, None)
+            update_monitors(self.sc)
+            self.sc.save()
+        return True
+
+    @verb('Host.getStorageRepoStats')
+    def getStorageRepoStats(self, domains=None):
+        with self.sc.lock:
+            monitors = dict(self.sc.monitors)
+        out = {}
+        for sd, m in monitors.items():
+            if domains and sd not in domains:
+                continue
+            r = m.report()
+            out[sd] = {k: r[k] for k in ('valid', 'delay', 'acquired', 'lastCheck', 'code',
+                                         'version', 'actual')}
+            if r['code']:
+                out[sd]['message'] = r['message']
+        return out

@@ -1,6 +1,8 @@
 """Asynchronous storage tasks (VDSM's Task.getStatus / Task.clear model).
 
-Each task runs in a worker thread. Its status is written to
+TaskManager runs the tasks; Tasks serves the Task.* verbs (and
+Host.getAllTasksStatuses) of the storage backend with it. Each task runs in a
+worker thread. Its status is written to
 <tasks_dir>/<taskID>.json at every change, so a finished result survives a
 restart of the host agent; a task that was still running when the agent
 stopped is reported after the restart as finished with a clean failure saying so.
@@ -11,10 +13,13 @@ import os
 import threading
 import uuid
 
-from ..api_base import VdsmError
+from ...api.schema import error_code
+from ..api_base import VdsmError, verb
 from .fileutil import write_atomic
 
 log = logging.getLogger(__name__)
+
+GENERAL = error_code('general')
 
 
 class TaskManager:
@@ -42,7 +47,7 @@ class TaskManager:
                 os.unlink(path)
                 continue
             if status.get('taskState') != 'finished':
-                status.update(taskState='finished', taskResult='cleanFailure', code=100,
+                status.update(taskState='finished', taskResult='cleanFailure', code=GENERAL,
                               message='task %s (%s) was interrupted by a restart of the host '
                                       'agent: run it again' % (status['taskID'],
                                                                status.get('verb', '')))
@@ -57,7 +62,7 @@ class TaskManager:
                   'code': 0, 'message': 'running'}
         with self._lock:
             if task_id in self._tasks:
-                raise VdsmError(100, 'task %s already exists' % task_id)
+                raise VdsmError('general', 'task %s already exists' % task_id)
             self._tasks[task_id] = status
             self._save(status)
         t = threading.Thread(target=self._run, args=(task_id, verb, fn),
@@ -74,7 +79,7 @@ class TaskManager:
             result = dict(taskResult='cleanFailure', code=e.code, message=e.message)
         except Exception as e:  # a task never kills the agent; the reason goes to the caller
             log.exception('task %s (%s) failed', task_id, verb)
-            result = dict(taskResult='cleanFailure', code=100, message='%s: %s' % (verb, e))
+            result = dict(taskResult='cleanFailure', code=GENERAL, message='%s: %s' % (verb, e))
         else:
             result = dict(taskResult='success', code=0, message='1 jobs completed successfully')
         with self._lock:
@@ -90,8 +95,8 @@ class TaskManager:
         with self._lock:
             status = self._tasks.get(task_id)
             if status is None:
-                raise VdsmError(401, 'task %s is unknown (never started, or already cleared)'
-                                % task_id)
+                raise VdsmError('UnknownTask', 'task %s is unknown (never started, or already '
+                                'cleared)' % task_id)
             return self._public(status)
 
     def all_statuses(self):
@@ -102,10 +107,10 @@ class TaskManager:
         with self._lock:
             status = self._tasks.get(task_id)
             if status is None:
-                raise VdsmError(401, 'task %s is unknown (never started, or already cleared)'
-                                % task_id)
+                raise VdsmError('UnknownTask', 'task %s is unknown (never started, or already '
+                                'cleared)' % task_id)
             if status['taskState'] != 'finished':
-                raise VdsmError(100, 'task %s is still %s: wait until it is finished before '
+                raise VdsmError('general', 'task %s is still %s: wait until it is finished before '
                                 'clearing it' % (task_id, status['taskState']))
             del self._tasks[task_id]
             try:
@@ -121,3 +126,22 @@ class TaskManager:
     def wait_all(self, timeout=None):
         for t in list(self._threads.values()):
             t.join(timeout)
+
+
+class Tasks:
+    """The storage backend's Task.* verbs and Host.getAllTasksStatuses."""
+
+    def __init__(self, sc):
+        self.sc = sc
+
+    @verb('Task.getStatus')
+    def getTaskStatus(self, taskID):
+        return self.sc.tasks.get_status(taskID)
+
+    @verb('Task.clear')
+    def clearTask(self, taskID):
+        return self.sc.tasks.clear(taskID)
+
+    @verb('Host.getAllTasksStatuses')
+    def getAllTasksStatuses(self):
+        return self.sc.tasks.all_statuses()
