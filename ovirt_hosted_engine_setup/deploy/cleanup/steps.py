@@ -55,6 +55,7 @@ import time
 from ... import paths
 from ...api.client import Client
 from ...api.errors import ConnectionFailed
+from ...api.schema import enum, error_code
 from ...ha import cli_common, peers
 from ...he_storage import shared_storage
 from ...he_storage.heconf import parse_kv
@@ -68,7 +69,7 @@ PROG = 'ovirt-hosted-engine-cleanup'
 VM_NAME = 'HostedEngine'
 LOCKSPACE = shared_storage.LOCKSPACE_NAME
 NO_SUCH_VM = 1
-STORAGE_DOMAIN_DOES_NOT_EXIST = 358
+STORAGE_DOMAIN_DOES_NOT_EXIST = error_code('StorageDomainDoesNotExist')
 # The HA daemons, in the order they are stopped: (program, module run with python -m,
 # log file the daemon keeps open). They write no pid file; a running daemon is the process
 # that runs that program and holds that log file open.
@@ -80,9 +81,10 @@ HA_DAEMONS = (
 )
 HA_STOP_GRACE = 30      # seconds a daemon gets after SIGTERM (the agent publishes its stop)
 LOCKSPACE_TIMEOUT = 90  # seconds for leaving the sanlock lockspace
-# storage domain TYPE of the domain metadata -> the domainType name of hosted-engine.conf
-MD_TYPES = {'NFS': 'nfs', 'LOCALFS': 'localfs', 'POSIXFS': 'posixfs', 'GLUSTERFS': 'glusterfs',
-            '1': 'nfs', '4': 'localfs', '6': 'posixfs', '7': 'glusterfs'}
+# storage domain TYPE of the domain metadata (the name, or the API schema's number of a file
+# domain type) -> the domainType name of hosted-engine.conf
+MD_TYPES = {key: name.lower() for name in ('NFS', 'LOCALFS', 'POSIXFS', 'GLUSTERFS')
+            for key in (name, str(enum('domainType')[name]))}
 SEED_VOLUME_ID = b'cidata'
 
 
