@@ -46,7 +46,7 @@ def timed(cmd, env, runs):
 
 
 def vm_status_bench(runs):
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import layout
     prefix = tempfile.mkdtemp(prefix='he-bench-', dir='/var/tmp')
     try:
         storage = os.path.join(prefix, 'storage')
@@ -72,10 +72,10 @@ def vm_status_bench(runs):
             f.write(heconf.render(conf))
         env = dict(os.environ, OVIRT_HOSTED_ENGINE_PREFIX=prefix)
         # the volume paths as the CLI computes them under the prefix
-        code = ('import json; from ovirt_hosted_engine_setup.ha import heconf, shared_storage;'
+        code = ('import json; from ovirt_hosted_engine_setup.he_storage import heconf, layout;'
                 'from ovirt_hosted_engine_setup import paths;'
                 'c = heconf.load(paths.HOSTED_ENGINE_CONF);'
-                'print(json.dumps(shared_storage.volume_paths(c, paths.DATA_CENTER_DIR)))')
+                'print(json.dumps(layout.volume_paths(c, paths.DATA_CENTER_DIR)))')
         vp = json.loads(subprocess.run([HOSTED_ENGINE[0], '-c', code], env=env, cwd=TOP,
                                        capture_output=True, text=True, check=True).stdout)
         md = vp['metadata']

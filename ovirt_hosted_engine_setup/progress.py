@@ -1,7 +1,7 @@
 """Long waits that say what they wait for, how long it has been and the limit.
 
     reporter = Reporter(logger)            # callable(what, elapsed, limit)
-    shared_storage.prepare_domain(client, spec, reporter)
+    domain.prepare_domain(client, spec, reporter)
     value = wait_until(check, 'the engine health page to answer "DB Up"', 300, 5, reporter)
 
 The first call for a ``what`` logs at once, later calls at most every ``every`` seconds, so

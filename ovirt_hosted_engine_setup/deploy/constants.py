@@ -125,7 +125,7 @@ class StorageEnv:
     CONF_VOLUME_UUID = K('OVEHOSTED_STORAGE/confVolUUID', answer_file=True, validator=v.uuid)
     IO_TIMEOUT = K('OVEHOSTED_STORAGE/sanlockIoTimeout', answer_file=True,
                    validator=v.positive_int)
-    # the hosted-engine.conf storage values shared_storage.prepare_domain returned (misc)
+    # the hosted-engine.conf storage values domain.prepare_domain returned (misc)
     DOMAIN_CONF = K('OVEHOSTED_STORAGE/domainConf')
 
 

@@ -9,7 +9,7 @@ import tempfile
 import uuid as uuidlib
 
 from . import validators
-from ..he_storage import shared_storage
+from ..he_storage import layout
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -27,8 +27,8 @@ DEFAULT_NFS_VERSION = 'auto'
 MIN_SHARED_DOMAIN_BYTES = 20 * GiB
 RECOMMENDED_DISK_GB = 25
 # what the domain holds besides the VM disk: the metadata, lockspace and configuration volumes
-EXTRA_VOLUMES_BYTES = (shared_storage.METADATA_SIZE + shared_storage.LOCKSPACE_SIZE +
-                       shared_storage.CONF_SIZE)
+EXTRA_VOLUMES_BYTES = (layout.METADATA_SIZE + layout.LOCKSPACE_SIZE +
+                       layout.CONF_SIZE)
 
 _UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
@@ -195,6 +195,6 @@ def find_domains(directory):
 
 def preset_uuid(value):
     """A UUID preset in the environment, or None (blank UUIDs are not presets)."""
-    if not value or value == shared_storage.BLANK_UUID:
+    if not value or value == layout.BLANK_UUID:
         return None
     return str(uuidlib.UUID(str(value)))

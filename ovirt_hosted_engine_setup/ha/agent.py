@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from .. import paths
 from . import core
-from ..he_storage import heconf, shared_storage
+from ..he_storage import config_volume, heconf, layout
 from .agent_loop import Agent
 from .agent_world import HostWorld
 from .broker_client import DEFAULT_SOCKET, BrokerClient
@@ -131,8 +131,8 @@ def config_volume_reader(conf, data_center_dir):
         return None
 
     def read():
-        path = shared_storage.volume_paths(conf, data_center_dir)['conf']
-        files = shared_storage.ConfigVolume(path).read()
+        path = layout.volume_paths(conf, data_center_dir)['conf']
+        files = config_volume.ConfigVolume(path).read()
         if 'vm.conf' not in files:
             raise ValueError('the configuration volume %s holds no vm.conf' % path)
         text = files['vm.conf']

@@ -223,10 +223,10 @@ def io_timeout(conf):
 
 def volume_path(conf, which):
     """Path of one hosted-engine volume ('metadata', 'lockspace', 'conf', 'vm', 'vm_lease')
-    under the connected storage domain (shared_storage.volume_paths)."""
-    from ..he_storage import shared_storage
+    under the connected storage domain (layout.volume_paths)."""
+    from ..he_storage import layout
     try:
-        return shared_storage.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)[which]
+        return layout.volume_paths(conf, data_center_dir=DATA_CENTER_DIR)[which]
     except KeyError as e:
         raise CliError('%s has no %s: deploy again or add it' % (paths.HOSTED_ENGINE_CONF, e))
 
@@ -245,7 +245,8 @@ def read_metadata_area(conf):
 
 def read_config_volume(conf):
     """(ConfigVolume, {name: text}, checksum) of the configuration volume."""
-    from ..he_storage.shared_storage import ConfigVolume, StorageError
+    from ..he_storage.config_volume import ConfigVolume
+    from ..he_storage import StorageError
     cv = ConfigVolume(volume_path(conf, 'conf'))
     try:
         files, checksum = cv.read_with_checksum()
@@ -255,7 +256,8 @@ def read_config_volume(conf):
 
 
 def write_config_volume(cv, files, checksum):
-    from ..he_storage.shared_storage import ConfigChanged, StorageError
+    from ..he_storage.config_volume import ConfigChanged
+    from ..he_storage import StorageError
     try:
         cv.write(files, checksum)
     except ConfigChanged:

@@ -729,14 +729,15 @@ Usage: hosted-engine --disconnect-storage
 def _storage(args, verb, connect):
     parse_options(verb, args)
     conf = load_conf()
-    from ..he_storage import shared_storage
+    from .. import he_storage
+    from ..he_storage import domain
     with host_agent(conf) as client:
         try:
             if connect:
-                shared_storage.connect(client, conf)
+                domain.connect(client, conf)
             else:
-                shared_storage.disconnect(client, conf)
-        except shared_storage.StorageError as e:
+                domain.disconnect(client, conf)
+        except he_storage.StorageError as e:
             raise CliError(str(e))
     out('The hosted-engine storage is %s' % ('connected' if connect else 'disconnected'))
     return 0

@@ -41,7 +41,9 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
-SLOT_SIZE = 4096
+from ..he_storage.layout import MAX_HOSTS, METADATA_SLOT_SIZE
+
+SLOT_SIZE = METADATA_SLOT_SIZE     # the storage layout's slot size
 HEADER_SIZE = 512
 PARSE_VERSION = 1
 FEATURE_VERSION = 1
@@ -51,7 +53,7 @@ N_FIELDS = 12
 # the fewest tokens oVirt's parser accepts (agents before local maintenance wrote 7)
 MIN_FIELDS = 7
 # oVirt scans up to this many slots; this project bounds the scan to what deploy initialised.
-MAX_HOST_ID = 250
+MAX_HOST_ID = MAX_HOSTS
 
 # reasons a slot is skipped
 GARBAGE = 'garbage'

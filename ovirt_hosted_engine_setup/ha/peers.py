@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 
 from . import liveness, metadata
-from ..he_storage import shared_storage
+from ..he_storage import layout, volumes
 
-LOCKSPACE = shared_storage.LOCKSPACE_NAME
+LOCKSPACE = layout.LOCKSPACE_NAME
 DELTA_MAGIC = 0x12212010
 # sanlock's leader record, little endian: magic, version, flags, sector_size, num_hosts,
 # max_hosts, owner_id, owner_generation, lver, space_name[48], resource_name[48], timestamp
@@ -41,7 +41,7 @@ RENEWAL_MARGIN = 2.0
 # Without a readable lockspace only the metadata tells: an agent writes its slot every
 # loop (10 s, 30 s while its host agent is unreachable); the HA agents' own window.
 METADATA_WINDOW = liveness.WINDOW
-DEFAULT_IO_TIMEOUT = shared_storage.DEFAULT_IO_TIMEOUT
+DEFAULT_IO_TIMEOUT = layout.DEFAULT_IO_TIMEOUT
 
 
 class PeerError(Exception):
@@ -87,7 +87,7 @@ def read_leases(path, name):
     included, timestamp 0). PeerError when it is not readable or not that lockspace."""
     try:
         size = min(os.stat(path).st_size, MAX_HOSTS * 4096)
-        data = shared_storage.read_volume(path, size)
+        data = volumes.read_volume(path, size)
     except OSError as e:
         raise PeerError('cannot read the %s lockspace %s (%s)' % (name, path, e.strerror or e))
     if len(data) < LEADER.size:
@@ -127,7 +127,7 @@ def domain_paths(conf, data_center_dir):
     storage = conf.get('storage')
     if not sd or not storage:
         return {}
-    dom = os.path.join(shared_storage.mount_point(storage, data_center_dir), sd)
+    dom = os.path.join(layout.mount_point(storage, data_center_dir), sd)
     if not os.path.isdir(dom) and conf.get('domainType') == 'localfs':
         dom = os.path.join(storage, sd)
     out = {'ids': os.path.join(dom, 'dom_md', 'ids')}

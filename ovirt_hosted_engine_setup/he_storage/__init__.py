@@ -1,8 +1,17 @@
 """The hosted-engine storage, used alike by the deploy, the HA services and the cleanup.
 
-shared_storage: connecting a host, provisioning the storage domain and its four images
-(VM disk, HA metadata, lockspace, configuration volume), direct-I/O volume access and the
-configuration volume; heconf: hosted-engine.conf and vm.conf; sanlock_util: the sanlock
-calls (lockspaces, resources) that the HA verbs and the host agent make.
-Nothing here imports the deploy wing or the host agent. See docs/architecture.md.
+- layout: names, sizes and paths of the storage domain and its four images;
+- domain: connecting a host, provisioning the domain and its images, removing it;
+- volumes: direct-I/O reads and writes of the volumes, copying a disk into the VM volume;
+- config_volume: the configuration volume (a tar the hosts share);
+- lockspace: the ``hosted-engine`` sanlock lockspace; sanlock_util: the sanlock calls the
+  HA verbs and the host agent make;
+- heconf: hosted-engine.conf and vm.conf.
+
+Nothing here imports the deploy wing, the HA services or the host agent: they import this
+package. See docs/architecture.md.
 """
+
+
+class StorageError(Exception):
+    """A step on the shared storage failed; str() is one line with the fix."""

@@ -10,7 +10,7 @@ Steps (one line each, with the elapsed time):
    (Host.setupNetworks through each host's agent, at its lab address; the lab
    has one CA, so host1's client certificate is accepted by every agent);
 2. the hosted-engine storage domain on the lab's shared storage directory
-   (shared_storage.prepare_domain over host1's agent, LOCALFS connection);
+   (domain.prepare_domain over host1's agent, LOCALFS connection);
 3. the lab guest's bootable disk copied into the VM volume;
 4. the engine VM definition: the guest's domain XML (HostedEngine, 256 MiB,
    NIC on ovirtmgmt, address engine.lab.test, the VM lease, a VNC console) in
@@ -31,7 +31,8 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from ovirt_hosted_engine_setup import paths as he_paths
-from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
+from ovirt_hosted_engine_setup import he_storage
+from ovirt_hosted_engine_setup.he_storage import config_volume, domain, heconf, layout, volumes
 from ovirt_hosted_engine_setup.lab import images
 from ovirt_hosted_engine_setup.lab import paths as lab_paths
 
@@ -223,14 +224,14 @@ class Prepare:
             self.say('%s: bridge %s on %s' % (h, BRIDGE, NIC))
 
         self.say('preparing the hosted-engine storage domain on %s' % storage)
-        sconf = shared_storage.prepare_domain(c1, {
+        sconf = domain.prepare_domain(c1, {
             'storage': storage, 'domain_type': 'localfs', 'vm_disk_size': VM_DISK_SIZE,
             'host_id': 1, 'io_timeout': self.io_timeout}, self.progress)
         self.say('storage domain %s ready: VM disk, metadata, hosted-engine lockspace '
                  '(io timeout %d s), configuration volume' % (sconf['sdUUID'], self.io_timeout))
 
-        vols = shared_storage.volume_paths(sconf)
-        shared_storage.write_vm_disk(images.guest_image().disk, vols['vm'])
+        vols = layout.volume_paths(sconf)
+        volumes.write_vm_disk(images.guest_image().disk, vols['vm'])
         self.say('lab guest disk copied into the VM volume %s' % sconf['vm_disk_vol_id'])
 
         vm_id = str(uuid.uuid4())
@@ -252,19 +253,19 @@ class Prepare:
         self.say('hosted-engine.conf, vm.conf and broker.conf written on %s' % ', '.join(hosts))
 
         first = he_conf(storage_keys, 1, vm_id, self.io_timeout)
-        cv = shared_storage.ConfigVolume(vols['conf'])
+        cv = config_volume.ConfigVolume(vols['conf'])
         cv.write({'version': HA_VERSION + '\n', 'fhanswers.conf': fhanswers(first),
                   'hosted-engine.conf': heconf.render(first), 'broker.conf': BROKER_CONF,
                   'vm.conf': vm_text}, cv.checksum())
         self.say('configuration volume %s written' % sconf['conf_volume_UUID'])
 
-        conn = shared_storage.connection_params(first, sconf['connectionUUID'])
+        conn = layout.connection_params(first, sconf['connectionUUID'])
         for h in hosts:
             if h == 'host1':
                 continue
             res = clients[h].call('StoragePool.connectStorageServer',
-                                  storagepoolID=shared_storage.BLANK_UUID,
-                                  domainType=shared_storage.DOMAIN_TYPES['localfs'],
+                                  storagepoolID=layout.BLANK_UUID,
+                                  domainType=layout.DOMAIN_TYPES['localfs'],
                                   connectionParams=[conn])
             if res[0].get('status') != 0:
                 raise PrepareError('%s: connecting the shared storage failed (code %s: %s)' % (
@@ -288,7 +289,7 @@ def existing_domain(storage):
                 lines = f.read().splitlines()
         except OSError:
             continue
-        if 'DESCRIPTION=%s' % shared_storage.DEFAULT_SD_NAME in lines:
+        if 'DESCRIPTION=%s' % layout.DEFAULT_SD_NAME in lines:
             return name
     return None
 
@@ -323,7 +324,7 @@ def main(argv=None):
     try:
         prep.run()
         return 0
-    except (PrepareError, shared_storage.StorageError, heconf.ConfError,
+    except (PrepareError, he_storage.StorageError, heconf.ConfError,
             images.ImageMissing) as e:
         log.error('%s', e)
         sys.stderr.write('ha-prepare: %s\n' % e)

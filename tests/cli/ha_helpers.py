@@ -8,7 +8,7 @@ import threading
 import uuid
 
 from ovirt_hosted_engine_setup.ha import metadata
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import layout
 
 UP = {'vm': 'up', 'health': 'good', 'detail': 'Up', 'reason': None}
 DOWN = {'vm': 'down', 'health': 'bad', 'detail': 'unknown',
@@ -31,7 +31,7 @@ def base_conf(storage, **extra):
         'metadata_image_UUID', 'metadata_volume_UUID', 'lockspace_image_UUID',
         'lockspace_volume_UUID', 'conf_image_UUID', 'conf_volume_UUID')}
     conf.update(fqdn='engine.lab.test', storage=storage, domainType='localfs', host_id='1',
-                spUUID=shared_storage.BLANK_UUID, sanlock_io_timeout='1', vdsm_use_ssl='true')
+                spUUID=layout.BLANK_UUID, sanlock_io_timeout='1', vdsm_use_ssl='true')
     conf.update({k: str(v) for k, v in extra.items()})
     return conf
 
@@ -59,7 +59,7 @@ class Deployed:
             f.write(''.join('%s=%s\n' % kv for kv in sorted(self.conf.items())))
 
     def volumes(self):
-        return shared_storage.volume_paths(self.conf, self.data_center_dir)
+        return layout.volume_paths(self.conf, self.data_center_dir)
 
     def create_volumes(self, max_hosts=4, conf_size=1 << 20):
         """The metadata (max_hosts slots), lockspace and configuration volumes as files."""
@@ -126,8 +126,8 @@ class HealthServer:
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import domain, layout
 with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
-    conf = shared_storage.prepare_domain(c, json.loads(sys.argv[3]))
+    conf = domain.prepare_domain(c, json.loads(sys.argv[3]))
 print(json.dumps(conf))
 '''

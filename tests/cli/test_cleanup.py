@@ -5,7 +5,7 @@
   files removed and the ones kept, the steps that need the host agent skipped with exit
   status 1, a second run.
 - With a real stack (a sanlock daemon, ovirt-hosted-engine-hostd on loopback with
-  libvirtd, the storage domain made by shared_storage.prepare_domain on a directory,
+  libvirtd, the storage domain made by domain.prepare_domain on a directory,
   ovirt-ha-broker holding its host id in the hosted-engine lockspace, ovirt-ha-agent, a
   HostedEngine VM): aborting changes nothing; -q stops the daemons, destroys the VM, leaves
   the lockspaces, disconnects the storage and removes the files; a second run exits 0;
@@ -280,8 +280,8 @@ class Stack:
                               timeout=120)
 
     def volumes(self):
-        from ovirt_hosted_engine_setup.he_storage import shared_storage
-        return shared_storage.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
+        from ovirt_hosted_engine_setup.he_storage import domain, layout
+        return layout.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
 
     def run_links(self):
         out = []
@@ -511,10 +511,10 @@ def test_stack_cleanup(stack):
 def connect_leftover(stack):
     """A storage connection left on this host (as `ovirt-hosted-engine-rpc StoragePool
     connectStorageServer ...` leaves one): the host agent sees the domain through it."""
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import domain, layout
     conf = stack.conf
-    res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
-                     domainType=4, connectionParams=[shared_storage.connection_params(
+    res = stack.call('StoragePool.connectStorageServer', storagepoolID=layout.BLANK_UUID,
+                     domainType=4, connectionParams=[layout.connection_params(
                          conf, '11111111-2222-3333-4444-555555555555')])
     assert res[0]['status'] == 0
     assert conf['sdUUID'] in stack.call('Host.getStorageDomains')
@@ -532,9 +532,9 @@ def test_stack_remove_storage_on_a_host_never_deployed_deletes_nothing(stack):
            'delete' in step_lines(r), r.stdout
     assert os.path.isdir(os.path.join(stack.storage, stack.conf['sdUUID']))
     assert stack.conf['sdUUID'] in stack.call('Host.getStorageDomains')
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
-    stack.call('StoragePool.disconnectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
-               domainType=4, connectionParams=[shared_storage.connection_params(
+    from ovirt_hosted_engine_setup.he_storage import domain, layout
+    stack.call('StoragePool.disconnectStorageServer', storagepoolID=layout.BLANK_UUID,
+               domainType=4, connectionParams=[layout.connection_params(
                    stack.conf, '11111111-2222-3333-4444-555555555555')])
 
 
@@ -543,7 +543,7 @@ def test_stack_remove_storage_without_conf(stack):
     storage and the metadata and lockspace images it created; that domain is found through
     the host agent, refused while another host is alive in it, and deleted with
     --fenced-host for that host."""
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import domain, layout
     conf = stack.conf
     answers = stack.prefix.path('/var/lib/ovirt-hosted-engine-setup/answers/'
                                 'answers-20270101000000.conf')
@@ -556,8 +556,8 @@ def test_stack_remove_storage_without_conf(stack):
                 ('lockspaceImageUUID', conf['lockspace_image_UUID']),
                 ('lockspaceVolumeUUID', conf['lockspace_volume_UUID']),
                 ('sanlockIoTimeout', str(IO_TIMEOUT)))))
-    res = stack.call('StoragePool.connectStorageServer', storagepoolID=shared_storage.BLANK_UUID,
-                     domainType=4, connectionParams=[shared_storage.connection_params(
+    res = stack.call('StoragePool.connectStorageServer', storagepoolID=layout.BLANK_UUID,
+                     domainType=4, connectionParams=[layout.connection_params(
                          conf, conf['connectionUUID'])])
     assert res[0]['status'] == 0
     stack.call('Host.startMonitoringDomain', sdUUID=conf['sdUUID'], hostID=1)

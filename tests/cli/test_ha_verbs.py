@@ -6,7 +6,7 @@
   bad input, --check-liveliness against a loopback HTTP server, the local and shared
   configuration, one-line errors when the host agent or the broker is down.
 - With a real stack (sanlock, ovirt-hosted-engine-hostd on loopback, the storage domain
-  made by shared_storage.prepare_domain, ovirt-ha-broker and ovirt-ha-agent): storage
+  made by domain.prepare_domain, ovirt-ha-broker and ovirt-ha-agent): storage
   connection, maintenance modes, live status from the broker and from sanlock, metadata
   cleaning, the VM verbs against libvirt, lockspace reinitialization.
 """
@@ -17,7 +17,7 @@ import pytest
 
 from ovirt_hosted_engine_setup import cli
 from ovirt_hosted_engine_setup.ha import metadata
-from ovirt_hosted_engine_setup.he_storage.shared_storage import ConfigVolume
+from ovirt_hosted_engine_setup.he_storage.config_volume import ConfigVolume
 
 from .ha_helpers import DOWN, PREPARE, UP, Deployed, HealthServer, one_line
 
@@ -433,7 +433,7 @@ def test_console_password_needs_a_source(prefix, deployed, env):
 #
 # One stack for the tests below, in order: a sanlock daemon, ovirt-hosted-engine-hostd on
 # loopback (its storage mounts under the prefix's /rhev/data-center), the hosted-engine
-# storage domain made by shared_storage.prepare_domain, ovirt-ha-broker holding host id 1
+# storage domain made by domain.prepare_domain, ovirt-ha-broker holding host id 1
 # in the hosted-engine lockspace, and the HA agent.
 
 IO_TIMEOUT = 1
@@ -553,8 +553,8 @@ def stack():
             f.write(heconf.render(conf))
         s.conf = conf
         # the VM definition in the configuration volume, as deploy leaves it
-        from ovirt_hosted_engine_setup.he_storage import shared_storage
-        cv = shared_storage.ConfigVolume(shared_storage.volume_paths(
+        from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+        cv = config_volume.ConfigVolume(layout.volume_paths(
             conf, s.prefix.path('/rhev/data-center'))['conf'])
         s.vm_conf = heconf.render_vm_conf(heconf.make_vm_conf(vm_id, VM_XML % vm_id, 64, 1))
         cv.write({'version': '2.4\n', 'hosted-engine.conf': heconf.render(conf),
@@ -615,9 +615,9 @@ def test_stack_agent_publishes_live_status(stack):
 
 
 def test_stack_clean_metadata(stack):
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
     # an old slot of host 2, which is not live: cleaned
-    path = shared_storage.volume_paths(stack.conf, stack.prefix.path('/rhev/data-center'))
+    path = layout.volume_paths(stack.conf, stack.prefix.path('/rhev/data-center'))
     with open(path['metadata'], 'r+b') as f:
         f.seek(2 * metadata.SLOT_SIZE)
         f.write(metadata.serialize_host(2, 77, 3400, DOWN, 'gone-host'))
@@ -682,8 +682,8 @@ def test_stack_vm_status_from_sanlock_while_the_broker_is_down(stack):
     hosted-engine lockspace (this host still in it)."""
     import subprocess
     from api.hostd_proc import TOP, python
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
-    lockspace = shared_storage.volume_paths(
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+    lockspace = layout.volume_paths(
         stack.conf, stack.prefix.path('/rhev/data-center'))['lockspace']
     assert stack.stop('broker') == 0
 
@@ -714,7 +714,7 @@ def test_stack_vm_status_after_the_broker_was_killed(stack):
     (here: the slot as it is 90 s after the kill), --vm-status must not call it up to date."""
     import signal
     import time
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
     from ovirt_hosted_engine_setup.ha.broker.store import MetadataStore
     wait_until('host 1 live', lambda: stack.status()[0].get('1', {}).get('live-data'), 60)
     p = stack.procs.pop('broker')
@@ -724,7 +724,7 @@ def test_stack_vm_status_after_the_broker_was_killed(stack):
         doc, err = stack.status()
         assert "comes from sanlock's view of the hosted-engine lockspace" in err, err
         assert doc['1']['live-data'] is True          # written less than 60 s ago
-        store = MetadataStore(shared_storage.volume_paths(
+        store = MetadataStore(layout.volume_paths(
             stack.conf, stack.prefix.path('/rhev/data-center'))['metadata'])
         rec = metadata.parse_area(store.read_area()[0], store.max_hosts).hosts[1]
         store.write_slot(1, metadata.serialize_host(
@@ -877,13 +877,13 @@ def test_stack_vm_verbs_with_libvirt(stack):
 
 
 def test_stack_reinitialize_lockspace(stack):
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
     assert stack.run('--set-maintenance', '--mode=none').returncode == 0
     r = stack.run('--reinitialize-lockspace')
     assert r.returncode == 1 and 'requires global maintenance' in one_line(r)
     assert stack.run('--set-maintenance', '--mode=global').returncode == 0
     assert stack.stop('broker') == 0
-    lockspace = shared_storage.volume_paths(
+    lockspace = layout.volume_paths(
         stack.conf, stack.prefix.path('/rhev/data-center'))['lockspace']
     with open(lockspace, 'r+b') as f:
         f.write(b'\0' * (1 << 20))     # a lost lockspace

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from ovirt_hosted_engine_setup.deploy import storage_checks as sc
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import layout
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -35,7 +35,7 @@ def test_unknown_type_lists_the_types():
 
 def test_every_supported_type_is_a_host_agent_type():
     for t in sc.SUPPORTED_TYPES + sc.LEGACY_NFS_TYPES:
-        assert t in shared_storage.DOMAIN_TYPES
+        assert t in layout.DOMAIN_TYPES
 
 
 @pytest.mark.parametrize('dtype, value, expected', [
@@ -146,6 +146,6 @@ def test_find_domains(tmp_path):
 def test_preset_uuid():
     assert sc.preset_uuid(None) is None
     assert sc.preset_uuid('') is None
-    assert sc.preset_uuid(shared_storage.BLANK_UUID) is None
+    assert sc.preset_uuid(layout.BLANK_UUID) is None
     u = '0b0c6f4c-5b1d-4a5f-9a57-0a3c2f6d7e01'
     assert sc.preset_uuid(u) == u

@@ -233,9 +233,9 @@ def domain(tmp_path, monkeypatch):
     for k in ('metadata_image_UUID', 'metadata_volume_UUID', 'lockspace_image_UUID',
               'lockspace_volume_UUID', 'conf_image_UUID', 'conf_volume_UUID'):
         conf[k] = str(uuid.uuid4())
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
-    real = shared_storage.volume_paths
-    monkeypatch.setattr(shared_storage, 'volume_paths',
+    from ovirt_hosted_engine_setup.he_storage import layout
+    real = layout.volume_paths
+    monkeypatch.setattr(layout, 'volume_paths',
                         lambda cf, data_center_dir=None: real(cf, str(tmp_path / 'dc')))
     return conf
 
@@ -380,12 +380,12 @@ def test_vm_definition_is_valid_libvirt_xml(domain, tmp_path):
 
 
 def test_copy_event_puts_the_appliance_into_the_vm_volume(domain, tmp_path, caplog):
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
+    from ovirt_hosted_engine_setup.he_storage import layout
     from ovirt_hosted_engine_setup.lab import appliance as lab_appliance
     ova = lab_appliance.ova_path()
     if not os.path.exists(ova):
         pytest.skip('no lab appliance: python -m ovirt_hosted_engine_setup.lab.appliance')
-    volume = shared_storage.volume_paths(domain)['vm']
+    volume = layout.volume_paths(domain)['vm']
     os.makedirs(os.path.dirname(volume))
     app = applib.Appliance.open(ova)
     with open(volume, 'wb') as f:

@@ -284,9 +284,9 @@ def test_units_verify(base):
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout, volumes
 with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
-    print(json.dumps(shared_storage.prepare_domain(c, json.loads(sys.argv[3]))))
+    print(json.dumps(domain.prepare_domain(c, json.loads(sys.argv[3]))))
 '''
 HEALTH_BODY = b'DB Up!Welcome to Health Status!'
 
@@ -309,7 +309,7 @@ def stack(base):
     its configuration volume, the engine's health page on loopback, and ovirt-ha-broker."""
     if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
         pytest.skip('libvirtd and qemu-system-x86 are needed')
-    from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, heconf, layout, volumes
     from ovirt_hosted_engine_setup.lab import images
     try:
         images.guest_image()
@@ -342,7 +342,7 @@ def stack(base):
         threading.Thread(target=page.serve_forever, daemon=True).start()
         stop.append(page.shutdown)
         dc = os.path.join(hd.base, 'dc')
-        vp = shared_storage.volume_paths(conf, dc)
+        vp = layout.volume_paths(conf, dc)
         images.copy_disk(os.path.join(storage, conf['sdUUID'], 'images', conf['vm_disk_id'],
                                       conf['vm_disk_vol_id']))
         xml = images.domain_xml('HostedEngine', VMID, disk_path=vp['vm'], lease={
@@ -351,7 +351,7 @@ def stack(base):
         conf.update(vmid=VMID, host_id='1', fqdn='127.0.0.1:%d' % page.server_address[1],
                     network_test='none', conf=os.path.join(base, 'run', 'vm.conf'))
         he_conf = heconf.render(conf)
-        cv = shared_storage.ConfigVolume(os.path.join(
+        cv = config_volume.ConfigVolume(os.path.join(
             storage, conf['sdUUID'], 'images', conf['conf_image_UUID'], conf['conf_volume_UUID']))
         cv.write({'version': '1\n', 'hosted-engine.conf': he_conf, 'vm.conf': vm_conf},
                  cv.checksum())
@@ -393,8 +393,8 @@ def load_daemons():
 
 def own_slot(path, host_id=1):
     from ovirt_hosted_engine_setup.ha import metadata
-    from ovirt_hosted_engine_setup.he_storage import shared_storage
-    data = shared_storage.read_volume(path)
+    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout, volumes
+    data = volumes.read_volume(path)
     return metadata.parse_area(data, 4).hosts.get(host_id)
 
 

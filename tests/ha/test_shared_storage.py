@@ -16,9 +16,8 @@ import pytest
 
 from ovirt_hosted_engine_setup.api.errors import ServerError
 from ovirt_hosted_engine_setup.ha import metadata
-from ovirt_hosted_engine_setup.he_storage import shared_storage
-from ovirt_hosted_engine_setup.he_storage.shared_storage import (ConfigChanged, ConfigVolume,
-                                                         StorageError)
+from ovirt_hosted_engine_setup.he_storage import StorageError, domain, layout, volumes
+from ovirt_hosted_engine_setup.he_storage.config_volume import ConfigChanged, ConfigVolume
 
 from api.hostd_proc import TOP, Hostd, python
 
@@ -34,15 +33,16 @@ IO_TIMEOUT = 1
 PREPARE = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup import he_storage
+from ovirt_hosted_engine_setup.he_storage import domain
 spec = json.loads(sys.argv[3])
 waits = []
 def progress(what, elapsed, limit):
     waits.append([what, elapsed, limit])
 with Client('127.0.0.1', int(sys.argv[1]), hostd_root=sys.argv[2], timeout=60) as c:
     try:
-        conf = shared_storage.prepare_domain(c, spec, progress)
-    except shared_storage.StorageError as e:
+        conf = domain.prepare_domain(c, spec, progress)
+    except he_storage.StorageError as e:
         print(json.dumps({'error': str(e)}))
         sys.exit(1)
 print(json.dumps({'conf': conf, 'waits': waits}))
@@ -93,7 +93,7 @@ def test_prepare_domain(world):
     c = world['client']
     assert conf['domainType'] == 'localfs' and conf['storage'] == world['storage']
     assert conf['host_id'] == '1' and conf['sanlock_io_timeout'] == str(IO_TIMEOUT)
-    assert conf['spUUID'] == shared_storage.BLANK_UUID
+    assert conf['spUUID'] == layout.BLANK_UUID
     for k in ('sdUUID', 'connectionUUID', 'vm_disk_id', 'vm_disk_vol_id', 'metadata_image_UUID',
               'metadata_volume_UUID', 'lockspace_image_UUID', 'lockspace_volume_UUID',
               'conf_image_UUID', 'conf_volume_UUID'):
@@ -105,7 +105,7 @@ def test_prepare_domain(world):
     assert all(w[1] >= 0 and w[2] > 0 for w in out['waits'])
 
     sd = conf['sdUUID']
-    paths = shared_storage.volume_paths(conf, world['dc'])
+    paths = layout.volume_paths(conf, world['dc'])
     assert paths['domain'] == os.path.join(
         world['dc'], 'mnt', world['storage'].replace('_', '__').replace('/', '_'), sd)
     assert os.path.realpath(paths['domain']) == os.path.join(world['storage'], sd)
@@ -129,8 +129,8 @@ def test_prepare_domain(world):
     # The metadata volume is zeroed and bounded to 250 host slots.
     with open(paths['metadata'], 'rb') as f:
         assert f.read() == b'\0' * (1 << 20)
-    assert shared_storage.metadata_max_hosts(paths['metadata']) == 250
-    view = metadata.parse_area(shared_storage.read_volume(paths['metadata']), 250)
+    assert layout.metadata_max_hosts(paths['metadata']) == 250
+    view = metadata.parse_area(volumes.read_volume(paths['metadata']), 250)
     assert view.hosts == {} and not view.skipped and not view.global_maintenance
 
     # The pool was disconnected, the domain stays monitored (its lockspace joined).
@@ -147,7 +147,7 @@ def test_second_prepare_is_refused(world):
     spec = {'storage': world['storage'], 'domain_type': 'localfs', 'vm_disk_size': VM_SIZE}
     before = sorted(os.listdir(world['storage']))
     with pytest.raises(StorageError) as e:
-        shared_storage.prepare_domain(world['client'], spec)
+        domain.prepare_domain(world['client'], spec)
     msg = str(e.value)
     assert 'already holds a hosted-engine storage domain (%s)' % world['conf']['sdUUID'] in msg
     assert '\n' not in msg
@@ -157,20 +157,20 @@ def test_second_prepare_is_refused(world):
 def test_connect_and_disconnect(world):
     conf = dict(world['conf'], host_id='1')
     c = world['client']
-    got = shared_storage.connect(c, conf, wait=True)
-    expected = shared_storage.volume_paths(conf, world['dc'])
+    got = domain.connect(c, conf, wait=True)
+    expected = layout.volume_paths(conf, world['dc'])
     for name in ('vm', 'metadata', 'lockspace', 'conf'):
         assert os.path.realpath(got[name]) == os.path.realpath(expected[name]), name
     assert got['vm_lease'] == got['vm'] + '.lease' and os.path.isfile(got['vm_lease'])
-    shared_storage.disconnect(c, conf)
+    domain.disconnect(c, conf)
     assert conf['sdUUID'] not in c.call('Host.getStorageRepoStats')
     assert not os.path.exists(os.path.dirname(expected['domain']))   # the mount link
     # And back, for the tests that follow.
-    got = shared_storage.connect(c, conf, wait=True)
+    got = domain.connect(c, conf, wait=True)
     world['paths'] = got
 
     with pytest.raises(StorageError) as e:
-        shared_storage.connect(c, dict(conf, sdUUID=''))
+        domain.connect(c, dict(conf, sdUUID=''))
     assert 'hosted-engine.conf has no sdUUID' in str(e.value)
 
 
@@ -192,7 +192,7 @@ def test_config_volume(world):
     assert cv.read() == files
     # An uncompressed tar at offset 0, zero padded to the volume's size.
     with tarfile.open(world['paths']['conf'], 'r:') as tar:
-        assert tar.getnames() == list(shared_storage.CONF_FILES)
+        assert tar.getnames() == list(layout.CONF_FILES)
     assert os.path.getsize(world['paths']['conf']) == 1 << 20
     with pytest.raises(ValueError):
         cv.write({'other.conf': ''}, second)
@@ -210,7 +210,7 @@ def test_write_vm_disk(world, tmp_path):
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', src, '8M'], check=True)
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xab 1M 64k', src],
                    check=True, stdout=subprocess.DEVNULL)
-    shared_storage.write_vm_disk(src, vm)
+    volumes.write_vm_disk(src, vm)
     with open(vm, 'rb') as f:
         f.seek(1 << 20)
         assert f.read(65536) == b'\xab' * 65536
@@ -219,7 +219,7 @@ def test_write_vm_disk(world, tmp_path):
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', big, str(VM_SIZE + (1 << 20))],
                    check=True)
     with pytest.raises(StorageError) as e:
-        shared_storage.write_vm_disk(big, vm)
+        volumes.write_vm_disk(big, vm)
     assert 'larger than the VM volume' in str(e.value)
 
 
@@ -242,24 +242,24 @@ def test_failure_undoes_what_was_created(world):
     spec = {'storage': storage, 'domain_type': 'localfs', 'vm_disk_size': VM_SIZE,
             'io_timeout': IO_TIMEOUT, 'host_id': 1}
     with pytest.raises(StorageError) as e:
-        shared_storage.prepare_domain(FailOn(c, 'Volume.create', 'HESD'), spec)
+        domain.prepare_domain(FailOn(c, 'Volume.create', 'HESD'), spec)
     msg = str(e.value)
     assert msg.startswith('creating the HESD volume: Volume.create failed (code 205'), msg
     assert msg.endswith('what was created is removed') and '\n' not in msg
     assert os.listdir(storage) == []
     assert c.call('Host.getConnectedStoragePools') == []
     assert list(c.call('Host.getStorageRepoStats')) == [world['conf']['sdUUID']]
-    mnt = shared_storage.mount_point(storage, world['dc'])
+    mnt = layout.mount_point(storage, world['dc'])
     assert not os.path.lexists(mnt)
 
 
 def test_bad_spec():
     with pytest.raises(StorageError) as e:
-        shared_storage.prepare_domain(None, {'storage': '/x', 'domain_type': 'iscsi',
+        domain.prepare_domain(None, {'storage': '/x', 'domain_type': 'iscsi',
                                              'vm_disk_size': 1})
     assert "storage type 'iscsi'" in str(e.value)
     with pytest.raises(StorageError) as e:
-        shared_storage.prepare_domain(None, {'storage': '/x', 'domain_type': 'localfs'})
+        domain.prepare_domain(None, {'storage': '/x', 'domain_type': 'localfs'})
     assert 'vm_disk_size' in str(e.value)
 
 
@@ -268,7 +268,7 @@ def test_volume_paths_and_max_hosts(tmp_path):
             'vm_disk_vol_id': 'v1', 'metadata_image_UUID': 'i2', 'metadata_volume_UUID': 'v2',
             'lockspace_image_UUID': 'i3', 'lockspace_volume_UUID': 'v3',
             'conf_image_UUID': 'i4', 'conf_volume_UUID': 'v4'}
-    p = shared_storage.volume_paths(conf)
+    p = layout.volume_paths(conf)
     mnt = '/rhev/data-center/mnt/nfs.example:_exports_he__1'
     assert p == {'domain': mnt + '/sd', 'vm': mnt + '/sd/images/i1/v1',
                  'vm_lease': mnt + '/sd/images/i1/v1.lease',
@@ -276,9 +276,9 @@ def test_volume_paths_and_max_hosts(tmp_path):
                  'conf': mnt + '/sd/images/i4/v4'}
     small = tmp_path / 'md'
     small.write_bytes(b'\0' * (11 * 4096))
-    assert shared_storage.metadata_max_hosts(str(small)) == 10
+    assert layout.metadata_max_hosts(str(small)) == 10
     small.write_bytes(b'\0' * 4096)
     with pytest.raises(StorageError):
-        shared_storage.metadata_max_hosts(str(small))
+        layout.metadata_max_hosts(str(small))
     with pytest.raises(StorageError):
-        shared_storage.metadata_max_hosts(str(tmp_path / 'missing'))
+        layout.metadata_max_hosts(str(tmp_path / 'missing'))

@@ -12,7 +12,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from ovirt_hosted_engine_setup.deploy import engine_vm
-from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import config_volume, heconf, layout
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = os.path.join(TOP, '.venv', 'bin', 'python')
@@ -71,8 +71,8 @@ def test_conf_event_writes_files_and_configuration_volume(tmp_path):
         'metadata_volume_UUID', 'lockspace_image_UUID', 'lockspace_volume_UUID',
         'conf_image_UUID', 'conf_volume_UUID')}
     domain = dict(ids, storage=storage, domainType='localfs', mnt_options='', host_id='1',
-                  sanlock_io_timeout='10', spUUID=shared_storage.BLANK_UUID)
-    vols = shared_storage.volume_paths(domain, str(prefix) + '/rhev/data-center')
+                  sanlock_io_timeout='10', spUUID=layout.BLANK_UUID)
+    vols = layout.volume_paths(domain, str(prefix) + '/rhev/data-center')
     os.makedirs(os.path.dirname(vols['conf']))
     with open(vols['conf'], 'wb') as f:
         f.write(b'\0' * (1 << 20))
@@ -122,8 +122,8 @@ def test_conf_event_writes_files_and_configuration_volume(tmp_path):
     assert 'destination-emails = ops@lab.test,root@localhost\n' in broker
     assert '[notify]\nstate_transition = maintenance|start|stop|migrate|up|down\n' in broker
 
-    files = shared_storage.ConfigVolume(vols['conf']).read()
-    assert sorted(files) == sorted(shared_storage.CONF_FILES)
+    files = config_volume.ConfigVolume(vols['conf']).read()
+    assert sorted(files) == sorted(layout.CONF_FILES)
     assert files['hosted-engine.conf'] == open(
         str(prefix) + '/etc/ovirt-hosted-engine/hosted-engine.conf').read()
     assert files['vm.conf'] == open(str(prefix) + '/etc/ovirt-hosted-engine/vm.conf').read()

@@ -44,7 +44,7 @@ sys.exit(ctx.run())
 FAIL_PLUGIN = '''
 import json, os, subprocess
 from ovirt_hosted_engine_setup.deploy import constants as c
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import domain, layout
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 class Plugin(PluginBase):
@@ -52,7 +52,7 @@ class Plugin(PluginBase):
            before=(c.Events.IMAGE_AVAILABLE,))
     def _fail(self):
         conf = self.environment[c.StorageEnv.DOMAIN_CONF]
-        vols = shared_storage.volume_paths(conf)
+        vols = layout.volume_paths(conf)
         seen = {'bridge': subprocess.run(['ip', 'link', 'show', 'ovirtmgmt'],
                                          capture_output=True).returncode == 0,
                 'conf': conf,
@@ -86,14 +86,14 @@ print(json.dumps({
 MAKE_DOMAIN = r'''
 import json, sys
 from ovirt_hosted_engine_setup.api.client import Client
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import domain, layout
 client = Client('localhost', 54321, timeout=120)
 if sys.argv[1] == 'create':
-    conf = shared_storage.prepare_domain(client, {'storage': sys.argv[2], 'domain_type': 'localfs',
+    conf = domain.prepare_domain(client, {'storage': sys.argv[2], 'domain_type': 'localfs',
                                                   'vm_disk_size': 1 << 30})
     print(json.dumps(conf))
 else:
-    shared_storage.destroy_domain(client, json.loads(sys.argv[2]))
+    domain.destroy_domain(client, json.loads(sys.argv[2]))
 client.close()
 '''
 

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import config_volume, domain, heconf, layout
 
 from .api_helpers import HostClient, wait_vm
 from .conftest import lab  # noqa: F401 (the module's lab fixture)
@@ -88,7 +88,7 @@ def test_files_on_both_hosts(prepared):
     assert vmconfs[0]['vmName'] == 'HostedEngine' and vmconfs[0]['memSize'] == '256'
     xml = heconf.vm_xml(vmconfs[0])
     assert "<graphics type=\"vnc\"" in xml and 'ovirtmgmt' in xml
-    vols = shared_storage.volume_paths(a)
+    vols = layout.volume_paths(a)
     assert '<lockspace>%s</lockspace>' % a['sdUUID'] in xml
     assert '<key>%s</key>' % a['vm_disk_vol_id'] in xml
     assert vols['vm_lease'] in xml and "file=\"%s\"" % vols['vm'] in xml.replace("'", '"')
@@ -102,7 +102,7 @@ def test_files_on_both_hosts(prepared):
 def test_volumes_and_lockspace(prepared):
     assert 'conf' in prepared, 'the files test did not complete'
     lab, conf = prepared['lab'], prepared['conf']
-    vols = shared_storage.volume_paths(conf)
+    vols = layout.volume_paths(conf)
     # The mount link exists on both hosts, so the same paths work everywhere.
     for h in ('host1', 'host2'):
         r = lab.exec(h, 'stat', '-L', '-c', '%s', vols['vm'], vols['metadata'], vols['lockspace'],
@@ -110,15 +110,15 @@ def test_volumes_and_lockspace(prepared):
         sizes = [int(x) for x in r.stdout.split()]
         assert sizes[:4] == [128 << 20, 1 << 20, 1 << 20, 1 << 20], (h, sizes)
     # The configuration volume, read on the machine from the shared directory.
-    storage_paths = shared_storage.volume_paths(conf, data_center_dir='/nonexistent')
+    storage_paths = layout.volume_paths(conf, data_center_dir='/nonexistent')
     conf_vol = storage_paths['conf'].replace(
-        shared_storage.mount_point(conf['storage'], '/nonexistent'), conf['storage'])
-    files = shared_storage.ConfigVolume(conf_vol).read()
-    assert sorted(files) == sorted(shared_storage.CONF_FILES)
+        layout.mount_point(conf['storage'], '/nonexistent'), conf['storage'])
+    files = config_volume.ConfigVolume(conf_vol).read()
+    assert sorted(files) == sorted(layout.CONF_FILES)
     assert heconf.parse(files['vm.conf']) == prepared['vmconf']
     assert heconf.parse(files['hosted-engine.conf'])['host_id'] == '1'
     with tarfile.open(conf_vol) as tar:
-        assert tar.getnames() == list(shared_storage.CONF_FILES)
+        assert tar.getnames() == list(layout.CONF_FILES)
     # The hosted-engine lockspace: host1 joins it with host id 1, the dump shows it.
     ls = 'hosted-engine:1:%s:0' % vols['lockspace']
     leader = lab.exec('host1', 'sanlock', 'direct', 'read_leader', '-s', ls).stdout
@@ -138,7 +138,7 @@ def test_engine_vm_runs_once(prepared):
     a = prepared['clients']['host1'] = HostClient(lab, 'host1')
     b = prepared['clients']['host2'] = HostClient(lab, 'host2')
     # host2 joins the VM lease lockspace with its host id, as its HA agent does.
-    paths2 = shared_storage.connect(b, dict(conf, host_id='2'), wait=True)
+    paths2 = domain.connect(b, dict(conf, host_id='2'), wait=True)
     assert paths2['vm'].endswith(conf['vm_disk_vol_id'])
     vm_id = vmconf['vmId']
     xml = heconf.vm_xml(vmconf)

@@ -55,9 +55,8 @@ import time
 from ... import paths
 from ...api.client import Client
 from ...api.errors import ConnectionFailed
-from ...api.schema import enum, error_code
 from ...ha import cli_common, peers
-from ...he_storage import shared_storage
+from ...he_storage import layout
 from ...he_storage.heconf import parse_kv
 from ...runner.config import read_bounded
 from ...runner.errors import ConfigError
@@ -67,9 +66,9 @@ log = logging.getLogger('ovirt_hosted_engine_setup.deploy.cleanup')
 
 PROG = 'ovirt-hosted-engine-cleanup'
 VM_NAME = 'HostedEngine'
-LOCKSPACE = shared_storage.LOCKSPACE_NAME
+LOCKSPACE = layout.LOCKSPACE_NAME
 NO_SUCH_VM = 1
-STORAGE_DOMAIN_DOES_NOT_EXIST = error_code('StorageDomainDoesNotExist')
+STORAGE_DOMAIN_DOES_NOT_EXIST = 358
 # The HA daemons, in the order they are stopped: (program, module run with python -m,
 # log file the daemon keeps open). They write no pid file; a running daemon is the process
 # that runs that program and holds that log file open.
@@ -81,10 +80,9 @@ HA_DAEMONS = (
 )
 HA_STOP_GRACE = 30      # seconds a daemon gets after SIGTERM (the agent publishes its stop)
 LOCKSPACE_TIMEOUT = 90  # seconds for leaving the sanlock lockspace
-# storage domain TYPE of the domain metadata (the name, or the API schema's number of a file
-# domain type) -> the domainType name of hosted-engine.conf
-MD_TYPES = {key: name.lower() for name in ('NFS', 'LOCALFS', 'POSIXFS', 'GLUSTERFS')
-            for key in (name, str(enum('domainType')[name]))}
+# storage domain TYPE of the domain metadata -> the domainType name of hosted-engine.conf
+MD_TYPES = {'NFS': 'nfs', 'LOCALFS': 'localfs', 'POSIXFS': 'posixfs', 'GLUSTERFS': 'glusterfs',
+            '1': 'nfs', '4': 'localfs', '6': 'posixfs', '7': 'glusterfs'}
 SEED_VOLUME_ID = b'cidata'
 
 
@@ -390,8 +388,8 @@ class Domain:
         self.unknown = []             # why that could not be judged
         self.storage = storage
         self.domain_type = domain_type
-        self.connection_uuid = connection_uuid or shared_storage.BLANK_UUID
-        self.sp_uuid = sp_uuid or shared_storage.BLANK_UUID
+        self.connection_uuid = connection_uuid or layout.BLANK_UUID
+        self.sp_uuid = sp_uuid or layout.BLANK_UUID
         self.mnt_options = mnt_options or ''
         self.name = name              # its description, when the host agent told it
         self.monitored = False
@@ -453,7 +451,7 @@ class Cleanup:
             ids.append(read_kv(self.conf['conf']).get('vmId'))
         self.vm_ids = list(dict.fromkeys(i for i in ids if i))
         self.sd_name = (self.answers.get('OVEHOSTED_STORAGE/storageDomainName')
-                        or shared_storage.DEFAULT_SD_NAME)
+                        or layout.DEFAULT_SD_NAME)
         if self.conf.get('sdUUID'):
             self.domains = [Domain(self.conf['sdUUID'], self.conf.get('storage'),
                                    self.conf.get('domainType'), self.conf.get('connectionUUID'),
@@ -933,14 +931,14 @@ class Cleanup:
                                  '%s): disconnect it by hand' % (d.sd_uuid,
                                                                  paths.HOSTED_ENGINE_CONF))
             try:
-                type_id = shared_storage.DOMAIN_TYPES[d.domain_type]
+                type_id = layout.DOMAIN_TYPES[d.domain_type]
             except KeyError:
                 raise StepFailed('domainType %r of %s is not one of %s: disconnect the storage '
                                  'by hand' % (d.domain_type, paths.HOSTED_ENGINE_CONF,
-                                              ', '.join(sorted(shared_storage.DOMAIN_TYPES))))
-            mnt = shared_storage.mount_point(d.storage, dc_dir)
+                                              ', '.join(sorted(layout.DOMAIN_TYPES))))
+            mnt = layout.mount_point(d.storage, dc_dir)
             was = os.path.lexists(mnt)
-            params = shared_storage.connection_params(
+            params = layout.connection_params(
                 {'storage': d.storage, 'domainType': d.domain_type,
                  'mnt_options': d.mnt_options}, d.connection_uuid)
             try:

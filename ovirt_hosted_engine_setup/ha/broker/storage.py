@@ -1,7 +1,7 @@
 """Connecting the hosted-engine storage through the host agent API.
 
 ``connect(client, conf)`` returns a StoragePaths: the metadata volume, the
-lockspace volume and the VM disk's lease. It uses he_storage/shared_storage.py
+lockspace volume and the VM disk's lease. It uses he_storage/domain.py
 (connectStorageServer, then Image.prepare of the hosted-engine images).
 """
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ def _pick(paths, *names):
 
 
 def normalize(paths):
-    """A StoragePaths from what shared_storage.connect returned."""
+    """A StoragePaths from what domain.connect returned."""
     out = StoragePaths(metadata=_pick(paths, 'metadata', 'metadata_volume'),
                        lockspace=_pick(paths, 'lockspace', 'lockspace_volume'),
                        vm_lease=_pick(paths, 'vm_lease', 'lease', 'vm_disk_lease'))
@@ -36,5 +36,5 @@ def normalize(paths):
 
 
 def connect(client, conf):
-    from ...he_storage import shared_storage
-    return normalize(shared_storage.connect(client, conf))
+    from ...he_storage import domain
+    return normalize(domain.connect(client, conf))

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from ovirt_hosted_engine_setup import __version__
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
-from ovirt_hosted_engine_setup.he_storage import heconf, shared_storage
+from ovirt_hosted_engine_setup.he_storage import config_volume, heconf, layout
 from ovirt_hosted_engine_setup.runner import (FileTransaction, PluginBase, Priority, Stages,
                                               Transaction, event)
 from ovirt_hosted_engine_setup.runner import answerfile
@@ -122,9 +122,9 @@ class Plugin(PluginBase):
             t.append(FileTransaction(paths.HOSTED_ENGINE_CONF, he_text, mode=0o644))
             t.append(FileTransaction(paths.VM_CONF, vm_text, mode=0o644))
             t.append(FileTransaction(paths.BROKER_CONF, broker_text, mode=0o644))
-        volume = shared_storage.volume_paths(conf, paths.DATA_CENTER_DIR)['conf']
+        volume = layout.volume_paths(conf, paths.DATA_CENTER_DIR)['conf']
         fhanswers = answerfile.render(env, self.context.keys.values(), 'hosted-engine --deploy')
-        cv = shared_storage.ConfigVolume(volume)
+        cv = config_volume.ConfigVolume(volume)
         cv.write({'version': __version__ + '\n', 'fhanswers.conf': fhanswers,
                   'hosted-engine.conf': he_text, 'broker.conf': broker_text,
                   'vm.conf': vm_text}, cv.checksum())

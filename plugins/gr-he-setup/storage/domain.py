@@ -1,4 +1,4 @@
-"""misc: the hosted-engine storage domain (shared_storage.prepare_domain over the host agent):
+"""misc: the hosted-engine storage domain (domain.prepare_domain over the host agent):
 domain, pool, SPM, the VM disk, metadata, lockspace and configuration volumes, the
 hosted-engine lockspace; the pool is disconnected again and the domain stays monitored.
 
@@ -8,7 +8,8 @@ If a later step before the transaction commit fails, the domain is removed again
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.deploy import storage_checks
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup import he_storage
+from ovirt_hosted_engine_setup.he_storage import domain
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 # environment key -> the name prepare_domain and hosted-engine.conf use
@@ -43,8 +44,8 @@ class DomainRollback(TransactionElement):
         self.logger.info('Removing the storage domain %s created by this deploy from %s',
                          self.conf['sdUUID'], self.conf['storage'])
         try:
-            shared_storage.destroy_domain(self.client, self.conf)
-        except shared_storage.StorageError as e:
+            domain.destroy_domain(self.client, self.conf)
+        except he_storage.StorageError as e:
             self.logger.error('%s', e)
 
 
@@ -86,7 +87,7 @@ class Plugin(PluginBase):
         spec = self.spec()
         self.logger.info('Creating the storage domain %s (data center %s) on %s',
                          spec['sd_name'], spec['sp_name'], spec['storage'])
-        conf = shared_storage.prepare_domain(client, spec, progress.Reporter(self.logger))
+        conf = domain.prepare_domain(client, spec, progress.Reporter(self.logger))
         self.context.main_transaction.append(DomainRollback(client, conf, self.logger))
         env[c.StorageEnv.DOMAIN_CONF] = conf
         for key, name in UUID_KEYS:

@@ -13,7 +13,7 @@ import uuid
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.deploy import storage_checks, validators
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event
 
 SECTION_START = c.Events.TITLE_S_STORAGE
@@ -63,7 +63,7 @@ class Plugin(PluginBase):
                     c.StorageEnv.STORAGE_DOMAIN_NAME, c.StorageEnv.STORAGE_DATACENTER_NAME,
                     c.StorageEnv.IMAGE_SIZE_GB):
             env.setdefault(key, None)
-        env.setdefault(c.StorageEnv.IO_TIMEOUT, shared_storage.DEFAULT_IO_TIMEOUT)
+        env.setdefault(c.StorageEnv.IO_TIMEOUT, layout.DEFAULT_IO_TIMEOUT)
         env.setdefault(c.StorageEnv.HOST_ID, 1)
         env.setdefault(c.CoreEnv.ACCEPTED_WARNINGS, [])
 
@@ -109,7 +109,7 @@ class Plugin(PluginBase):
 
     # -- the connection test -----------------------------------------------------------
     def _conf(self):
-        """The connection as shared_storage sees it (hosted-engine.conf names)."""
+        """The connection as he_storage sees it (hosted-engine.conf names)."""
         env = self.environment
         dtype = env[c.StorageEnv.DOMAIN_TYPE]
         return {'storage': env[c.StorageEnv.STORAGE_DOMAIN_CONNECTION], 'domainType': dtype,
@@ -128,14 +128,14 @@ class Plugin(PluginBase):
         """Connect, measure, disconnect. Returns (free bytes, [(sdUUID, name)])."""
         conf = self._conf()
         storage, dtype = conf['storage'], conf['domainType']
-        type_id = shared_storage.DOMAIN_TYPES[dtype]
-        params = shared_storage.connection_params(conf, str(uuid.uuid4()))
-        mnt = shared_storage.mount_point(storage, paths.DATA_CENTER_DIR)
+        type_id = layout.DOMAIN_TYPES[dtype]
+        params = layout.connection_params(conf, str(uuid.uuid4()))
+        mnt = layout.mount_point(storage, paths.DATA_CENTER_DIR)
         was_connected = os.path.islink(mnt) or os.path.ismount(mnt)
         self.logger.info('Checking the storage %s (%s) through the host agent', storage, dtype)
         res = self._call('to connect the storage %s' % storage,
                          'StoragePool.connectStorageServer',
-                         storagepoolID=shared_storage.BLANK_UUID, domainType=type_id,
+                         storagepoolID=layout.BLANK_UUID, domainType=type_id,
                          connectionParams=[params])
         status = (res or [{}])[0]
         if status.get('status') != 0:
@@ -167,7 +167,7 @@ class Plugin(PluginBase):
                 try:
                     self.environment[c.VDSMEnv.CLIENT].call(
                         'StoragePool.disconnectStorageServer',
-                        storagepoolID=shared_storage.BLANK_UUID, domainType=type_id,
+                        storagepoolID=layout.BLANK_UUID, domainType=type_id,
                         connectionParams=[params])
                 except Exception as e:
                     self.logger.warning('Disconnecting the test connection to %s failed: %s',

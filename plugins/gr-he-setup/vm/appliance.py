@@ -8,7 +8,7 @@ from ovirt_hosted_engine_setup.deploy import appliance as applib
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup import progress
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from . import common
@@ -118,7 +118,7 @@ class Plugin(PluginBase):
     def _copy_image(self):
         env = self.environment
         app = self.app or applib.Appliance.open(env[c.VMEnv.OVF_ARCHIVE])
-        volume = shared_storage.volume_paths(env[c.StorageEnv.DOMAIN_CONF])['vm']
+        volume = layout.volume_paths(env[c.StorageEnv.DOMAIN_CONF])['vm']
         report = progress.Reporter(self.logger)
         what = 'the appliance disk to be copied into the VM volume'
 

@@ -5,7 +5,8 @@ import uuid
 
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import engine_vm
-from ovirt_hosted_engine_setup.he_storage import shared_storage
+from ovirt_hosted_engine_setup import he_storage
+from ovirt_hosted_engine_setup.he_storage import layout, volumes
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 CHANNELS_DIR = '/var/lib/libvirt/qemu/channels'
@@ -18,15 +19,15 @@ def channel_path(vm_uuid):
 
 def volume_format(path):
     try:
-        fmt = shared_storage.image_info(path).get('format')
-    except shared_storage.StorageError:
+        fmt = volumes.image_info(path).get('format')
+    except he_storage.StorageError:
         return 'raw'
     return fmt if fmt in ('raw', 'qcow2') else 'raw'
 
 
 def make_spec(env):
     conf = env[c.StorageEnv.DOMAIN_CONF]
-    vols = shared_storage.volume_paths(conf)
+    vols = layout.volume_paths(conf)
     caps = env.get(c.VDSMEnv.CAPS) or {}
     return engine_vm.EngineVMSpec(
         vm_uuid=env[c.VMEnv.VM_UUID], memory_mb=int(env[c.VMEnv.MEM_SIZE_MB]),

@@ -1,0 +1,136 @@
+"""Where the hosted-engine storage puts things: names, sizes and paths (pure, no I/O but
+a file's size).
+
+The storage domain is a file domain laid out as VDSM lays it out: <mount point>/<sdUUID>/
+with dom_md/ (metadata, ids, leases) and images/<image>/<volume> (plus .meta and .lease).
+Its four images: HEVD (the engine VM disk), HEMD (the HA metadata area), HESD (the
+``hosted-engine`` lockspace) and HECI (the configuration volume).
+
+    paths = volume_paths(conf)          # vm, vm_lease, metadata, lockspace, conf, domain
+    params = connection_params(conf, conf['connectionUUID'])
+"""
+import os
+
+from ..api.schema import constant, enum
+from . import StorageError
+
+BLANK_UUID = constant('blankUUID')
+DATA_CENTER_DIR = '/rhev/data-center'
+MiB = 1 << 20
+
+# domainType names of hosted-engine.conf -> the API's domain type numbers
+_TYPE_IDS = enum('domainType')
+DOMAIN_TYPES = {'nfs': _TYPE_IDS['NFS'], 'nfs3': _TYPE_IDS['NFS'], 'nfs4': _TYPE_IDS['NFS'],
+                'localfs': _TYPE_IDS['LOCALFS'], 'posixfs': _TYPE_IDS['POSIXFS'],
+                'glusterfs': _TYPE_IDS['GLUSTERFS']}
+NFS_VERSIONS = {'nfs3': '3', 'nfs4': '4'}
+RAW, COW = enum('volFormat')['RAW'], enum('volFormat')['COW']
+PREALLOCATED, SPARSE = enum('preallocate')['PREALLOCATED'], enum('preallocate')['SPARSE']
+DATA_CLASS = enum('domainClass')['Data']
+DOMAIN_VERSION = 5
+MAX_HOSTS = 250
+
+LOCKSPACE_NAME = 'hosted-engine'
+DEFAULT_IO_TIMEOUT = 10
+# The HA metadata area: 4096-byte slots, slot 0 the global block, slot N host id N.
+METADATA_SLOT_SIZE = 4096
+# The metadata volume holds MAX_HOSTS host slots plus the global block:
+# 251 x 4096 = 1028096 bytes, in 1 MiB.
+METADATA_SIZE = MiB
+# A sanlock lockspace with 512-byte sectors and 1 MiB alignment: 1 MiB.
+LOCKSPACE_SIZE = MiB
+# The configuration tar: five small files, a vm.conf with its base64 domain
+# XML of a few KiB; under 64 KiB in practice. 1 MiB leaves room.
+CONF_SIZE = MiB
+
+DEFAULT_SD_NAME = 'hosted_storage'
+DEFAULT_SP_NAME = 'hosted_datacenter'
+
+# Volume descriptions oVirt uses.
+VM_DESC = 'hosted-engine'
+METADATA_DESC = 'hosted-engine.metadata'
+LOCKSPACE_DESC = 'hosted-engine.lockspace'
+CONF_DESC = 'HostedEngineConfigurationImage'
+
+CONF_FILES = ('version', 'fhanswers.conf', 'hosted-engine.conf', 'broker.conf', 'vm.conf')
+
+
+def connection_params(conf_or_spec, conn_id):
+    """The connectionParams entry of the storage connection."""
+    storage = conf_or_spec['storage']
+    dtype = conf_or_spec.get('domainType') or conf_or_spec.get('domain_type') or 'nfs'
+    p = {'id': conn_id, 'connection': storage}
+    options = conf_or_spec.get('mnt_options') or ''
+    if options:
+        p['mnt_options'] = options
+    if dtype in NFS_VERSIONS:
+        p['protocol_version'] = NFS_VERSIONS[dtype]
+    if dtype == 'posixfs':
+        p['vfs_type'] = conf_or_spec.get('vfs_type') or ''
+    if dtype == 'glusterfs':
+        p['vfs_type'] = 'glusterfs'
+    return p
+
+
+def domain_type(name):
+    """The API's domain type number of a domainType name of hosted-engine.conf."""
+    try:
+        return DOMAIN_TYPES[name]
+    except KeyError:
+        raise StorageError('storage type %r is not one of %s: fix domainType'
+                           % (name, ', '.join(sorted(DOMAIN_TYPES))))
+
+
+def mount_point(storage, data_center_dir=DATA_CENTER_DIR):
+    """VDSM's mount point of a storage connection: "_" doubled, then "/" -> "_"."""
+    return os.path.join(data_center_dir, 'mnt', storage.replace('_', '__').replace('/', '_'))
+
+
+def volume_paths(conf, data_center_dir=DATA_CENTER_DIR):
+    """Paths of the four volumes and of the VM lease under the mount point (pure).
+
+    Keys: vm, vm_lease, metadata, lockspace, conf, domain (the domain's directory).
+    """
+    sd = conf['sdUUID']
+    dom = os.path.join(mount_point(conf['storage'], data_center_dir), sd)
+
+    def vol(img, vol_id):
+        return os.path.join(dom, 'images', conf[img], conf[vol_id])
+    vm = vol('vm_disk_id', 'vm_disk_vol_id')
+    return {'domain': dom,
+            'vm': vm,
+            'vm_lease': vm + '.lease',
+            'metadata': vol('metadata_image_UUID', 'metadata_volume_UUID'),
+            'lockspace': vol('lockspace_image_UUID', 'lockspace_volume_UUID'),
+            'conf': vol('conf_image_UUID', 'conf_volume_UUID')}
+
+
+IMAGES = (  # (name, image key, volume key) of the four images
+    ('vm', 'vm_disk_id', 'vm_disk_vol_id'),
+    ('metadata', 'metadata_image_UUID', 'metadata_volume_UUID'),
+    ('lockspace', 'lockspace_image_UUID', 'lockspace_volume_UUID'),
+    ('conf', 'conf_image_UUID', 'conf_volume_UUID'),
+)
+
+
+def size_of(path):
+    """The size of a file or block device (its end offset)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def metadata_max_hosts(path):
+    """Host slots of the metadata volume: min(250, size // 4096 - 1)."""
+    try:
+        size = size_of(path)
+    except OSError as e:
+        raise StorageError('cannot open the metadata volume %s (%s): connect the storage '
+                           '(hosted-engine --connect-storage)' % (path, e.strerror or e))
+    n = min(MAX_HOSTS, size // METADATA_SLOT_SIZE - 1)
+    if n < 1:
+        raise StorageError('the metadata volume %s is %d bytes, too small for one host slot: '
+                           'deploy again' % (path, size))
+    return n
