@@ -27,6 +27,8 @@ import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
+from ..api.schema import constant
+
 GiB = 1 << 30
 MiB = 1 << 20
 
@@ -559,7 +561,7 @@ def make_ovf(vm_uuid, image_uuid, volume_uuid, vcpus, memory_mb, disk_virtual_si
           ('InstanceId', 2), ('ResourceType', RESOURCE_MEMORY),
           ('AllocationUnits', 'MegaBytes'), ('VirtualQuantity', int(memory_mb))])
     item([('Caption', 'Drive 1'), ('InstanceId', volume_uuid), ('ResourceType', RESOURCE_DISK),
-          ('HostResource', ref), ('Parent', '00000000-0000-0000-0000-000000000000')])
+          ('HostResource', ref), ('Parent', constant('blankUUID'))])
     return ET.tostring(env, encoding='unicode', xml_declaration=True) + '\n'
 
 
@@ -623,4 +625,3 @@ def build_ova(path, disk_path, vcpus, memory_mb, disk_format=None, vm_uuid=None,
                    int(info['virtual-size']), os.path.getsize(disk_path), fmt, name=name)
     write_ova(path, ovf, disk_path, vm_uuid=vm_uuid, compress=compress)
     return path, ovf
-

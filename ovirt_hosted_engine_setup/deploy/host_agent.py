@@ -4,9 +4,10 @@ import os
 
 from ..api.client import DEFAULT_HOSTD_ROOT, DEFAULT_PORT, HOSTD_ROOT_ENV
 from ..api.errors import ServerError
+from ..api.schema import error_code
 
 HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
-NO_VM = 1          # VDSM's error code for an unknown VM
+NO_VM = error_code('noVM')   # VDSM's error code for an unknown VM
 
 
 def port():
