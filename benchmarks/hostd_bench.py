@@ -32,9 +32,14 @@ sys.path.insert(0, TOP)
 
 from ovirt_hosted_engine_setup.api.client import Client  # noqa: E402
 from ovirt_hosted_engine_setup.api.errors import ServerError  # noqa: E402
+from ovirt_hosted_engine_setup.api.schema import constant, enum  # noqa: E402
 from ovirt_hosted_engine_setup.hostd import pki  # noqa: E402
 
-BLANK = '00000000-0000-0000-0000-000000000000'
+BLANK = constant('blankUUID')
+LOCALFS = enum('domainType')['LOCALFS']
+DATA = enum('domainClass')['Data']
+RAW = enum('volFormat')['RAW']
+SPARSE = enum('preallocate')['SPARSE']
 
 
 def free_port():
@@ -163,10 +168,11 @@ def storage_sequence(c, storage):
         steps.append((name, time.perf_counter() - t0))
         return out
     step('connectStorageServer', lambda: c.StoragePool.connectStorageServer(
-        storagepoolID=BLANK, domainType=4, connectionParams=[{'id': conn, 'connection': storage}]))
+        storagepoolID=BLANK, domainType=LOCALFS,
+        connectionParams=[{'id': conn, 'connection': storage}]))
     step('StorageDomain.create', lambda: c.StorageDomain.create(
-        storagedomainID=sd, domainType=4, typeArgs=storage, name='hosted_storage',
-        domainClass=1, version=5))
+        storagedomainID=sd, domainType=LOCALFS, typeArgs=storage, name='hosted_storage',
+        domainClass=DATA, version=5))
     step('StoragePool.create', lambda: c.StoragePool.create(
         storagepoolID=sp, name='hosted_datacenter', masterSdUUID=sd, masterVersion=1,
         domainList=[sd]))
@@ -185,12 +191,12 @@ def storage_sequence(c, storage):
         raise RuntimeError('host id not acquired on %s' % sd)
     step('startMonitoringDomain (acquired)', monitor)
     step('spmStart (task)', lambda: wait_task(c, c.StoragePool.spmStart(
-        storagepoolID=sp, prevID=-1, prevLver=-1, maxHostID=250, domVersion=5)))
+        storagepoolID=sp, maxHostID=250, domVersion=5, **constant('spmStartNoPrevious'))))
     step('StorageDomain.activate', lambda: c.StorageDomain.activate(
         storagedomainID=sd, storagepoolID=sp))
     step('Volume.create 1 GiB sparse (task)', lambda: wait_task(c, c.Volume.create(
         volumeID=vol, storagepoolID=sp, storagedomainID=sd, imageID=img, size=str(1 << 30),
-        volFormat=5, preallocate=2, diskType='HEVD', desc='hosted-engine', srcImgUUID=BLANK,
+        volFormat=RAW, preallocate=SPARSE, diskType='HEVD', desc='hosted-engine', srcImgUUID=BLANK,
         srcVolUUID=BLANK)))
     step('Image.prepare', lambda: c.Image.prepare(
         storagepoolID=sp, storagedomainID=sd, imageID=img, volumeID=vol))
