@@ -60,6 +60,11 @@ def second_writings(trees):
             elif isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'VdsmError' \
                     and node.args and _int(node.args[0]):
                 out.append('%s: VdsmError(%d, ...)' % (where, node.args[0].value))
+            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and \
+                    node.left.attr == 'code':
+                for c in node.comparators:
+                    if _int(c) and c.value in get_schema().errors:
+                        out.append('%s: .code compared with %d' % (where, c.value))
             elif isinstance(node, ast.Assign) and _int(node.value) and \
                     node.value.value in get_schema().errors:
                 for t in node.targets:
@@ -75,11 +80,13 @@ def test_the_checks_find_what_they_look_for():
                      "raise VdsmError(358, 'no domain')\n"
                      "STORAGE_DOMAIN_DOES_NOT_EXIST = 358\n"
                      "NO_SUCH_VM = 1\n"
-                     "TIMEOUT = 358\n")
+                     "TIMEOUT = 358\n"
+                     "if e.code == 1 or e.code != 358 or p.returncode == 1: pass\n")
     assert second_writings([('x.py', tree)]) == [
         'x.py:1: the blank UUID', 'x.py:2: domainType=4', 'x.py:2: volFormat=5',
         "x.py:3: domain type '1': 'nfs'", 'x.py:4: VdsmError(358, ...)',
-        'x.py:5: STORAGE_DOMAIN_DOES_NOT_EXIST = 358', 'x.py:6: NO_SUCH_VM = 1']
+        'x.py:5: STORAGE_DOMAIN_DOES_NOT_EXIST = 358', 'x.py:6: NO_SUCH_VM = 1',
+        'x.py:8: .code compared with 1', 'x.py:8: .code compared with 358']
 
 
 def test_product_writes_no_schema_number_twice():
