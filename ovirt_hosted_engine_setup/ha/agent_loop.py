@@ -1,5 +1,9 @@
 """The agent loop: core.decide() wired to the broker and the host agent API.
 
+The loop sees its host only through an AgentWorld (ha/agent_world.py): the
+daemon (ha/agent.py) passes the real one, the simulator (ha/simulator/) one
+simulated world per virtual host, so both run this very class.
+
 Each loop (ha/__init__.py "One agent loop"):
 - asks the broker for its status (host id held in the lockspace, live ids),
   the monitor values, the metadata area and the VM lease owner;
@@ -14,18 +18,15 @@ Nothing in a loop raises: a broker or host agent that does not answer gives
 "no value" to the core (which then does nothing that needs it), and the loop
 runs again.
 """
-import base64
-import binascii
 import logging
-import threading
 import time
 from dataclasses import replace
 
 from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
-from . import core, metadata
+from . import core
 from .agent_vm import NO_SUCH_VM, VmDefinition, engine_status_from_stats, unreachable_status
 from ..he_storage.heconf import parse_kv
-from ..he_storage.heconf import write as write_atomic
+from .agent_world import HostWorld
 from .broker_client import BrokerError, BrokerUnavailable
 from .score import Monitors
 
@@ -77,26 +78,29 @@ def state_timeout_text(state, cfg):
 
 
 class Agent:
-    """One ovirt-ha-agent: ``run()`` until ``stop_event`` is set, then publish AgentStopped."""
+    """One ovirt-ha-agent: ``run()`` until asked to stop, then publish AgentStopped.
 
-    def __init__(self, *, conf, core_config, broker, host_agent_factory, vm_conf_path,
-                 ha_conf_path, interval=10.0, config_volume=None, stop_event=None,
-                 clock=time.monotonic):
+    ``world`` is the AgentWorld the loop observes and acts through. Without it,
+    the real HostWorld is built from ``broker``, ``host_agent_factory``,
+    ``vm_conf_path``, ``ha_conf_path``, ``config_volume``, ``stop_event`` and
+    ``clock`` (see ha/agent_world.py)."""
+
+    def __init__(self, *, conf, core_config, world=None, interval=10.0, **host):
+        if world is None:
+            world = HostWorld(**host)
+        elif host:
+            raise TypeError('Agent takes a world or the parts of a HostWorld, not both (%s)'
+                            % ', '.join(sorted(host)))
+        self.world = world
         self.conf = conf
         self.vmid = conf['vmid']
         self.host_id = int(conf['host_id'])
         self.cfg = core_config
-        self.broker = broker
-        self.host_agent_factory = host_agent_factory
-        self.host_agent = None
-        self.vm_conf_path = vm_conf_path
-        self.ha_conf_path = ha_conf_path
+        self.vm_conf_path = world.vm_conf_path
         self.interval = interval
-        self.config_volume = config_volume     # callable -> vm.conf text, or None
-        self.stop_event = stop_event or threading.Event()
-        self.clock = clock
         self.state = core.AgentState()
         self.memory = core.AgentMemory()
+        self.decision = None     # the decision being carried out (or the last one)
         self.last_result = None
         self.last_action_at = None
         self.local_vm = unreachable_status()
@@ -104,6 +108,8 @@ class Agent:
         self.vm_conf_refresh_time = 0
         self.max_hosts = None
         self._said = {}          # topic -> last message logged (log a condition once)
+        # waiting for the services: (which, attempt, next delay); None once connected
+        self._waiting = ('broker', 0, 1.0)
         self._load_local_vm_conf()
 
     # -- logging helpers -------------------------------------------------------
@@ -120,68 +126,54 @@ class Agent:
     # -- start -------------------------------------------------------------------
     def _sleep(self, seconds):
         """Wait; True when asked to stop."""
-        return self.stop_event.wait(seconds)
+        return self.world.wait(seconds)
+
+    def connect_step(self):
+        """One attempt at reaching the broker, then the host agent, with back-off and a
+        line per attempt. Never gives up (a slow broker is not a reason to exit and be
+        restarted). Returns None once both answer, else the seconds to wait."""
+        while self._waiting is not None:
+            which, attempt, delay = self._waiting
+            attempt += 1
+            try:
+                if which == 'broker':
+                    log.info('connected to the broker at %s', self.world.connect_broker())
+                    self._waiting = ('host agent', 0, 1.0)
+                else:
+                    log.info('connected to the host agent at %s',
+                             self.world.connect_host_agent())
+                    self._waiting = None
+                continue
+            except (BrokerUnavailable, BrokerError, ApiError) as e:
+                log.warning('waiting for the %s (attempt %d, next in %.0f s): %s',
+                            which, attempt, delay, e)
+            self._waiting = (which, attempt, min(delay * 2, MAX_BACKOFF))
+            return delay
+        return None
 
     def wait_for_services(self):
-        """Wait for the broker, then the host agent, with back-off and a line per attempt.
-
-        Never gives up (a slow broker is not a reason to exit and be restarted);
-        returns False when asked to stop meanwhile."""
-        delay, attempt = 1.0, 0
-        while not self.stop_event.is_set():
-            attempt += 1
-            try:
-                self.broker.call('ping')
-                log.info('connected to the broker at %s', self.broker.socket_path)
-                break
-            except (BrokerUnavailable, BrokerError) as e:
-                log.warning('waiting for the broker (attempt %d, next in %.0f s): %s',
-                            attempt, delay, e)
-            if self._sleep(delay):
-                return False
-            delay = min(delay * 2, MAX_BACKOFF)
-        delay, attempt = 1.0, 0
-        while not self.stop_event.is_set():
-            attempt += 1
-            try:
-                client = self._host_agent()
-                client.ping(timeout=30)
-                log.info('connected to the host agent at %s:%d', client.host, client.port)
+        """Wait for the broker, then the host agent; False when asked to stop meanwhile."""
+        while not self.world.stopping():
+            delay = self.connect_step()
+            if delay is None:
                 return True
-            except ApiError as e:
-                self._drop_host_agent()
-                log.warning('waiting for the host agent (attempt %d, next in %.0f s): %s',
-                            attempt, delay, e)
             if self._sleep(delay):
                 return False
-            delay = min(delay * 2, MAX_BACKOFF)
         return False
 
-    def _host_agent(self):
-        if self.host_agent is None:
-            self.host_agent = self.host_agent_factory()
-        return self.host_agent
-
     def _drop_host_agent(self):
-        if self.host_agent is not None:
-            try:
-                self.host_agent.close()
-            except Exception:   # closing a broken connection must not stop the agent
-                log.debug('closing the host agent client failed', exc_info=True)
-            self.host_agent = None
+        self.world.drop_host_agent()
 
     # -- the VM definition ---------------------------------------------------------
     def _load_local_vm_conf(self):
         try:
-            with open(self.vm_conf_path, encoding='utf-8') as f:
-                text = f.read()
-        except FileNotFoundError:
-            return
+            text = self.world.read_vm_conf()
         except OSError as e:
             self._once('vmconf', logging.WARNING, 'cannot read the VM definition %s: %s',
                        self.vm_conf_path, e.strerror or e)
             return
-        self._use_vm_conf(text)
+        if text is not None:
+            self._use_vm_conf(text)
 
     def _use_vm_conf(self, text):
         d = VmDefinition(text, self.vm_conf_path)
@@ -197,21 +189,21 @@ class Agent:
     def refresh_vm_conf(self, now):
         """Copy vm.conf from the configuration volume when it changed; keep the last
         copy when the volume cannot be read."""
-        if self.config_volume is None:
-            return
         try:
-            text = self.config_volume()
+            text = self.world.read_config_volume()
         except Exception as e:     # unreadable, torn, missing member: keep the last copy
             self._once('confvol', logging.WARNING,
                        'cannot read the VM definition from the configuration volume (%s); '
                        'using the last copy %s', e, self.vm_conf_path)
+            return
+        if text is None:     # the configuration names no configuration volume
             return
         self._clear('confvol', 'the configuration volume is readable again')
         self.vm_conf_refresh_time = int(now)
         if self.vm_def is not None and self.vm_def.text == text:
             return
         try:
-            write_atomic(self.vm_conf_path, text.encode('utf-8'), 0o600)
+            self.world.write_vm_conf(text)
         except OSError as e:
             self._once('vmconfw', logging.WARNING, 'cannot write the VM definition %s: %s',
                        self.vm_conf_path, e.strerror or e)
@@ -225,26 +217,26 @@ class Agent:
     def _broker(self, method, **params):
         """Call the broker; (result, None) or (None, error text)."""
         try:
-            return self.broker.call(method, **params), None
+            return self.world.broker(method, **params), None
         except (BrokerUnavailable, BrokerError) as e:
             return None, str(e)
 
     def local_maintenance(self):
         try:
-            with open(self.ha_conf_path, encoding='utf-8') as f:
-                values = parse_kv(f.read())
-        except FileNotFoundError:
-            return False
+            text = self.world.read_ha_conf()
         except OSError as e:
-            self._once('haconf', logging.WARNING, 'cannot read %s: %s', self.ha_conf_path,
+            self._once('haconf', logging.WARNING, 'cannot read %s: %s', e.filename or 'ha.conf',
                        e.strerror or e)
             return False
+        if text is None:
+            return False
+        values = parse_kv(text)
         return values.get('local_maintenance', 'False').strip().lower() == 'true'
 
     def vm_record(self):
         """(reachable, stats or None when the host agent has no such VM)."""
         try:
-            stats = self._host_agent().call('VM.getStats', vmID=self.vmid)
+            stats = self.world.host_agent('VM.getStats', vmID=self.vmid)
         except ServerError as e:
             if e.code == NO_SUCH_VM:
                 self._clear('hostagent', 'the host agent answers again')
@@ -325,18 +317,15 @@ class Agent:
         return obs, stats, degraded
 
     def read_area(self):
-        res, err = self._broker('read_area')
-        if err:
-            self._once('area', logging.WARNING, 'cannot read the metadata area: %s', err)
-            return None
         try:
-            data = base64.b64decode(res['area'], validate=True)
-            max_hosts = int(res.get('max_hosts') or self.max_hosts or 0)
-        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            view = self.world.read_area(self.max_hosts)
+        except (BrokerUnavailable, BrokerError) as e:
+            self._once('area', logging.WARNING, 'cannot read the metadata area: %s', e)
+            return None
+        except (KeyError, TypeError, ValueError) as e:
             self._once('area', logging.WARNING, 'the broker sent a malformed metadata area: %s', e)
             return None
         self._clear('area', 'the metadata area is readable again')
-        view = metadata.parse_area(data, max_hosts)
         skipped = '; '.join(str(s) for s in view.skipped)
         if skipped:
             self._once('skipped', logging.WARNING, '%s', skipped)
@@ -348,7 +337,7 @@ class Agent:
     def _vm_call(self, action, method, **params):
         """Run one host agent verb for a VM action; its core.ActionResult."""
         try:
-            self._host_agent().call(method, **params)
+            self.world.host_agent(method, **params)
         except ServerError as e:
             log.warning('%s of VM %s failed: %s', action, self.vmid, e)
             return core.ActionResult(action, False, e.code, e.message)
@@ -422,13 +411,13 @@ class Agent:
             else:
                 log.error('unknown action %r', action)
             if isinstance(action, (core.StartVM, core.ShutdownVM, core.PowerOffVM)):
-                self.last_action_at = self.clock()
+                self.last_action_at = self.world.monotonic()
         return result
 
     # -- the loop ---------------------------------------------------------------------
     def loop_once(self):
         """One loop; returns the seconds to wait before the next."""
-        now = self.clock()
+        now = self.world.monotonic()
         self.refresh_vm_conf(now)
         obs, stats, degraded = self.observe(now)
         decision = core.decide(self.state, obs, self.cfg)
@@ -440,18 +429,27 @@ class Agent:
                      decision.published.score)
         elif decision.published.score != self.state.score:
             log.info('score %d -> %d in %s', self.state.score, decision.published.score, new)
+        self.decision = decision
         self.last_result = self.execute(decision, stats, now)
         self.state = decision.next_state
         return DEGRADED_INTERVAL if degraded else self.interval
 
+    def step(self):
+        """One turn of the daemon: reach the services (back-off) or run one loop.
+        Returns the seconds to wait before the next turn."""
+        delay = self.connect_step()
+        if delay is not None:
+            return delay
+        return self.loop_once()
+
     def run(self):
-        """Loop until stop_event is set; then publish AgentStopped. Returns the exit code."""
+        """Loop until asked to stop; then publish AgentStopped. Returns the exit code."""
         if not self.wait_for_services():
             self.publish_stopped()
             return 0
-        while not self.stop_event.is_set():
+        while not self.world.stopping():
             try:
-                wait = self.loop_once()
+                wait = self.step()
             except Exception:  # one broken loop must not end the agent
                 log.exception('agent loop failed; trying again in %.0f s', self.interval)
                 wait = self.interval
@@ -468,7 +466,4 @@ class Agent:
         self.close()
 
     def close(self):
-        try:
-            self.broker.close()
-        finally:
-            self._drop_host_agent()
+        self.world.close()

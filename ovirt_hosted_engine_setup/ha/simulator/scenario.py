@@ -118,7 +118,8 @@ def apply(cluster, words):
     c.emit('cmd', ' '.join(words))
     if cmd in ('crash', 'power-off'):
         h.powered = False
-        h.agent_running = False
+        h.agent_running = False      # the agent dies with its host: nothing published
+        h.agent = None
         h.agent_start_at = None
         h.id_held = h.id_held  # the delta lease on disk simply stops being renewed
         if h.vm_running:
@@ -167,7 +168,7 @@ def apply(cluster, words):
     elif cmd == 'broker-slow':
         h.broker_slow_until = c.t + int(args[1])
     elif cmd == 'broker-restart':
-        h.broker_slow_until = c.t + world.BROKER_RESTART
+        h.broker_restart_until = c.t + world.BROKER_RESTART
     elif cmd == 'hostagent':
         h.hostagent_ok = args[1] == 'up'
     elif cmd == 'clock-jump':
@@ -192,10 +193,23 @@ class Result:
     log: list
     violations: list
     longest_down: int
-    decide_calls: int
+    decide_calls: int          # agent loops run on all hosts (one decide() each)
+    vm_owner: str = None       # the host running the engine VM at the end, if any
 
 
 def run(sc, cfg=None):
+    """Run scenario ``sc``; the agents' own log lines are not shown (the scenario log
+    holds the transitions, VM events, faults and storage warnings)."""
+    agent_log = world.AGENT_LOG
+    was = agent_log.disabled
+    agent_log.disabled = True
+    try:
+        return _run(sc, cfg)
+    finally:
+        agent_log.disabled = was
+
+
+def _run(sc, cfg=None):
     c = world.Cluster(sc.hosts, slots=sc.slots, cfg=cfg)
     c.lease_read = sc.lease_read
     for idx, hid in sc.hostids.items():
@@ -225,7 +239,8 @@ def run(sc, cfg=None):
     violations = list(c.violations)
     if sc.bound is not None and c.longest_down > sc.bound:
         violations.append('engine unhealthy for %ds, bound %ds' % (c.longest_down, sc.bound))
-    return Result(sc.name, c.log, violations, c.longest_down, c.decide_calls)
+    return Result(sc.name, c.log, violations, c.longest_down, c.loops,
+                  c.vm_owner_seen)
 
 
 def load(directory):

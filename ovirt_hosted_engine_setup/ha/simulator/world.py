@@ -1,4 +1,4 @@
-"""A virtual hosted-engine cluster driving the real decision core.
+"""A virtual hosted-engine cluster running the real agent loop on every host.
 
 Virtual parts, each with the semantics the real ones have:
 - clock: whole seconds; every host has its own monotonic clock (reset when it boots);
@@ -14,13 +14,26 @@ Virtual parts, each with the semantics the real ones have:
   pause, crash, engine health faults;
 - broker monitors, host agent (VDSM) availability, agents that stop and restart.
 
-Each host runs the agent loop every 10 s (30 s while its host agent is down) with
-a per-host phase: read the area, judge liveness (ha/liveness.py), call
-core.decide(), carry out the actions, publish the slot.
+Each host runs ovirt-ha-agent's own loop (ha/agent_loop.py ``Agent``) in a
+``SimulatedHost``, the AgentWorld (ha/agent_world.py) of that virtual host: its
+broker answers status, monitors (engine health by the broker's own table,
+ha/broker/engine_health.py), read_area, vm_lease_owner, put_host and notify
+from the cluster; its host agent answers VM.getStats, VM.create, VM.destroy and
+VM.shutdown from the host's VM; its clock is the host's monotonic clock. The
+agent's first loop runs at the host's phase, the next ones when the loop asks
+(10 s, 30 s while the host agent or sanlock cannot be reached, the back-off
+while the services do not answer).
 """
+import logging
+import math
 
 from .. import core, metadata
-from ..score import Monitors
+from ...api.errors import ConnectionFailed, ServerError
+from ...he_storage import heconf
+from ..agent_loop import Agent
+from ..agent_vm import NO_SUCH_VM
+from ..broker import engine_health
+from ..broker_client import BrokerError
 
 IO_TIMEOUT = 10                      # N
 WATCHDOG = 60                        # W
@@ -31,8 +44,12 @@ BOOT_TIME = 60                       # VM start -> engine health page up
 SHUTDOWN_TIME = 30                   # guest shutdown
 HOST_BOOT = 20                       # power on -> agent and broker running
 LOOP = 10
-LOOP_NO_HOSTAGENT = 30
 BROKER_RESTART = 15
+VMID = '6a7e5c1e-2f3b-4c5d-8e9f-0a1b2c3d4e5f'
+_VM_CONF = heconf.render_vm_conf(heconf.make_vm_conf(
+    VMID, '<domain type="kvm"><name>HostedEngine</name><uuid>%s</uuid></domain>' % VMID,
+    mem_mb=core.CoreConfig().vm_mem_mb, vcpus=2))
+AGENT_LOG = logging.getLogger('ovirt_hosted_engine_setup.ha.agent')
 
 
 class Host:
@@ -45,9 +62,7 @@ class Host:
         self.boot_at = 0
         self.agent_running = False
         self.agent_start_at = None
-        self.state = core.AgentState()
-        self.memory = core.AgentMemory()
-        self.result = None
+        self.agent = None            # the ha/agent_loop.py Agent while it runs
         self.next_loop = 0
         # monitors
         self.network = 1.0
@@ -56,7 +71,8 @@ class Host:
         self.cpu = 0.1
         self.storage_ok = True
         self.storage_delay = 0.0
-        self.broker_slow_until = -1
+        self.broker_slow_until = -1      # host monitors give no value
+        self.broker_restart_until = -1   # no monitor value at all (engine health included)
         self.hostagent_ok = True
         self.ts_offset = 0
         self.local_maint = False
@@ -71,7 +87,7 @@ class Host:
         self.vm_started_at = None
         self.vm_paused = False
         self.vm_shutdown_at = None
-        self.vm_last_exit = None     # None | 'unexpected' | 'lease' | 'clean'
+        self.vm_last_exit = None     # the Down record: None | 'unexpected' | 'lease' | 'clean'
         self.flap = None             # (period, until, low, since)
 
     def mono(self, t):
@@ -101,8 +117,7 @@ class Cluster:
         self.vm_owner_seen = None
         self.lease_read = True       # agents read the VM lease owner from sanlock
         for h in self.hosts:
-            h.agent_running = True
-            h.next_loop = h.phase
+            self.start_agent(h)
 
     # ----- log -----
     def emit(self, who, msg):
@@ -132,6 +147,7 @@ class Cluster:
             del self.skip_logged[slot]
 
     def read_area(self):
+        """The bounded area parsed as ha/metadata.py parses it (one view per version)."""
         version, view = self._view_cache
         if version != self.area_version:
             view = metadata.parse_slots(self.area, self.slots)
@@ -201,116 +217,74 @@ class Cluster:
             if h.vm_running and h.vm_shutdown_at is not None and self.t >= h.vm_shutdown_at:
                 self.vm_stop(h, 'clean', 'VM shut down')
 
-    def vm_status(self, h):
-        if not h.hostagent_ok:
-            return core.vm_status('unknown', 'unknown', 'Unknown', 'host agent not reachable')
+    def vm_stats(self, h):
+        """The host agent's VM.getStats entry for the engine VM on h; None: no such VM."""
         if h.vm_running:
             if h.vm_paused:
-                return core.vm_status('up', 'bad', 'Paused', 'VM paused')
-            if self.t - h.vm_started_at < BOOT_TIME:
-                return core.vm_status('up', 'bad', 'Powering up', 'failed liveliness check')
-            if h.engine_unhealthy:
-                return core.vm_status('up', 'bad', 'Up', 'failed liveliness check')
-            return core.vm_status('up', 'good', 'Up')
+                return {'vmId': VMID, 'status': 'Paused'}
+            return {'vmId': VMID, 'status': 'Up'}
         if h.vm_last_exit == 'unexpected':
-            return core.vm_status('down_unexpected', 'bad', 'Down', 'VM exited unexpectedly')
+            return {'vmId': VMID, 'status': 'Down', 'exitCode': 1,
+                    'exitMessage': 'VM exited unexpectedly'}
         if h.vm_last_exit == 'lease':
-            return core.vm_status('down', 'bad', 'Down', core.REASON_LEASE)
-        return core.vm_status('down', 'bad', 'Down', 'VM not running on this host')
+            return {'vmId': VMID, 'status': 'Down', 'exitCode': 1, 'exitLeaseHeld': True,
+                    'exitMessage': core.REASON_LEASE}
+        if h.vm_last_exit == 'clean':
+            return {'vmId': VMID, 'status': 'Down', 'exitCode': 0,
+                    'exitMessage': 'VM not running on this host'}
+        return None
 
-    def start_vm(self, h):
-        if h.vm_running:
-            return core.ActionResult('start', True)
+    def engine_health(self, h):
+        """The broker's engine health monitor on h (its table, the health page answering
+        once the engine has booted)."""
         if not h.hostagent_ok:
-            return core.ActionResult('start', False, 1, 'host agent not reachable')
+            return engine_health.status_unreachable()
+        stats = self.vm_stats(h)
+        page_ok = h.vm_healthy(self.t)
+        return engine_health.engine_status(stats, page_ok if engine_health.needs_page(stats)
+                                           else None)
+
+    def create_vm(self, h):
+        """VM.create on h: the VM lease (at most one holder) and the host id decide."""
+        if h.vm_running:
+            raise ServerError(4, 'Virtual machine already exists')
         if not self.lockspace_held(h):
-            return core.ActionResult('start', False, 1, 'host id not held')
+            raise ServerError(100, 'host id not held')
         if not self.lease_free_for(h):
             h.vm_last_exit = 'lease'
             self.emit(h.name, 'VM start failed: lease held by %s (-243)' % self.lease_holder.name)
-            return core.ActionResult('start', False, -243, core.REASON_LEASE)
+            raise ServerError(-243, core.REASON_LEASE)
         self.lease_holder = h
         h.vm_running = True
         h.vm_started_at = self.t
         h.vm_paused = False
         h.vm_last_exit = None
         self.emit(h.name, 'VM started')
-        return core.ActionResult('start', True)
 
     # ----- agent -----
     def start_agent(self, h):
         h.agent_running = True
-        h.state = core.AgentState()
-        h.memory = core.AgentMemory()
-        h.result = None
+        h.agent = Agent(conf={'vmid': VMID, 'host_id': str(h.host_id)}, core_config=self.cfg,
+                        world=SimulatedHost(self, h), interval=LOOP)
         h.next_loop = self.t + ((h.phase - self.t) % LOOP)
 
     def stop_agent(self, h, publish=True):
         if not h.agent_running:
             return
         h.agent_running = False
-        if publish and self.lockspace_held(h) and h.storage_ok:
-            self.publish(h, core.agent_stopped(h.state, self.vm_status(h)))
+        if publish:
+            h.agent.publish_stopped()
+        else:
+            h.agent.close()
+        h.agent = None
         self.emit(h.name, 'agent stopped')
 
-    def publish(self, h, pub):
-        if h.host_id > self.slots:
-            return
-        data = metadata.serialize_host(
-            h.host_id, h.mono(self.t) + h.ts_offset, pub.score, pub.engine_status, h.name,
-            local_maintenance=pub.local_maintenance, stopped=pub.stopped, state=pub.state)
-        self.write_slot(h.host_id, data)
+    def agent_step(self, h):
+        """One turn of h's agent (ha/agent_loop.py Agent.step); the next when it asks."""
+        wait = h.agent.step()
+        h.next_loop = self.t + max(1, math.ceil(wait))
 
-    def monitors(self, h):
-        if self.t < h.broker_slow_until:
-            return None
-        return Monitors(network=h.network, bridge_up=h.bridge, mem_free_mb=h.mem_free,
-                        cpu_load=h.cpu, storage_valid=h.storage_ok,
-                        storage_delay=h.storage_delay)
-
-    def agent_loop(self, h):
-        now = h.mono(self.t)
-        view = self.read_area() if h.storage_ok else None
-        sanlock_live = self.sanlock_live_ids() if h.storage_ok else None
-        peers, global_maint, h.memory = core.observe_area(h.memory, view, h.host_id, now,
-                                                          sanlock_live)
-        owner = None
-        if self.lease_read and h.storage_ok and self.lease_holder is not None:
-            owner = self.lease_holder.host_id
-        obs = core.Observations(
-            now=now, local_vm=self.vm_status(h), monitors=self.monitors(h), peers=peers,
-            global_maintenance=global_maint, local_maintenance=h.local_maint,
-            lockspace_held=self.lockspace_held(h), result=h.result, host_id=h.host_id,
-            sanlock_live=sanlock_live, vm_lease_owner=owner)
-        decision = core.decide(h.state, obs, self.cfg)
-        self.decide_calls += 1
-        h.state = decision.next_state
-        h.result = None
-        for action in decision.actions:
-            if isinstance(action, core.Notify):
-                why = ' (%s)' % decision.reason if decision.reason else ''
-                self.emit(h.name, '%s -> %s%s' % (action.old_state, action.new_state, why))
-            elif isinstance(action, core.StartVM):
-                h.result = self.start_vm(h)
-            elif isinstance(action, core.ShutdownVM):
-                if decision.reason.startswith('a host scores'):
-                    self.score_moves.append(self.t)
-                if h.vm_running and h.vm_shutdown_at is None:
-                    if h.guest_hang:
-                        self.emit(h.name, 'VM shutdown requested (the guest ignores it)')
-                    else:
-                        h.vm_shutdown_at = self.t + SHUTDOWN_TIME
-                        self.emit(h.name, 'VM shutdown requested')
-                h.result = core.ActionResult('shutdown', h.hostagent_ok)
-            elif isinstance(action, core.PowerOffVM):
-                if h.vm_running:
-                    self.vm_stop(h, 'clean', 'VM powered off')
-                h.result = core.ActionResult('poweroff', h.hostagent_ok)
-            elif isinstance(action, core.PublishMetadata):
-                self.publish(h, action.published)
-        h.next_loop = self.t + (LOOP if h.hostagent_ok else LOOP_NO_HOSTAGENT)
-
-    decide_calls = 0
+    loops = 0      # agent loops run (each asks its broker for the status once)
 
     # ----- time -----
     def tick(self):
@@ -331,7 +305,7 @@ class Cluster:
         self.vm_tick()
         for h in self.hosts:
             if h.powered and h.agent_running and self.t >= h.next_loop:
-                self.agent_loop(h)
+                self.agent_step(h)
         self.check_invariants()
 
     def check_invariants(self):
@@ -358,3 +332,153 @@ class Cluster:
             if b - a < self.cfg.move_dwell:
                 self.violations.append('VM moved for score twice within %ds (at %d and %d)'
                                        % (self.cfg.move_dwell, a, b))
+
+
+class SimulatedHost:
+    """The AgentWorld (ha/agent_world.py) of one virtual host: its broker, its host
+    agent, its files and its clock, all backed by the cluster."""
+
+    vm_conf_path = '/run/ovirt-hosted-engine-ha/vm.conf'
+
+    def __init__(self, cluster, host):
+        self.c = cluster
+        self.h = host
+
+    # -- the broker --------------------------------------------------------------
+    def connect_broker(self):
+        return 'the virtual broker of %s' % self.h.name
+
+    def broker(self, method, **params):
+        return getattr(self, '_broker_' + method)(**params)
+
+    def _broker_status(self):
+        c, h = self.c, self.h
+        c.loops += 1
+        held = c.lockspace_held(h)
+        return {'host_id': h.host_id, 'hostname': h.name, 'max_hosts': c.slots,
+                'storage': {'connected': True, 'error': None if h.storage_ok else 'I/O error'},
+                'lockspace': {'held': held,
+                              'live_ids': sorted(c.sanlock_live_ids()) if held else None,
+                              'error': None if held else 'host id %d not held' % h.host_id}}
+
+    def _broker_monitors(self):
+        c, h = self.c, self.h
+        restarting = c.t < h.broker_restart_until
+        host = not restarting and c.t >= h.broker_slow_until
+        return {'network': h.network if host else None,
+                'bridge_up': h.bridge if host else None,
+                'mem_free_mb': h.mem_free if host else None,
+                'cpu_load': h.cpu if host else None,
+                'storage_valid': h.storage_ok if host else None,
+                'storage_delay': h.storage_delay if host else None,
+                'engine_health': None if restarting else c.engine_health(h),
+                'age': {'engine_health': None if restarting else 0.0}}
+
+    def _storage(self):
+        if not self.h.storage_ok:
+            raise BrokerError('storage-error', 'the hosted-engine storage does not answer')
+
+    def read_area(self, max_hosts=None):
+        self._storage()
+        return self.c.read_area()
+
+    def _broker_vm_lease_owner(self):
+        self._storage()
+        if not self.c.lease_read:
+            raise BrokerError('no-vm-lease', 'the VM lease owner is not read')
+        holder = self.c.lease_holder
+        return None if holder is None else holder.host_id
+
+    def _broker_put_host(self, score, engine_status, state, local_maintenance=False,
+                         stopped=False, timeout='', vm_conf_refresh_time=0):
+        c, h = self.c, self.h
+        if not c.lockspace_held(h):
+            raise BrokerError('lockspace-not-held', 'host id %d is not held' % h.host_id)
+        self._storage()
+        if h.host_id > c.slots:
+            raise BrokerError('storage-error', 'host id %d is outside the metadata area'
+                              % h.host_id)
+        data = metadata.serialize_host(
+            h.host_id, h.mono(c.t) + h.ts_offset, score, engine_status, h.name,
+            local_maintenance=local_maintenance, stopped=stopped, state=state,
+            local_conf_timestamp=int(vm_conf_refresh_time),
+            vm_conf_refresh_time=int(vm_conf_refresh_time), timeout=timeout)
+        c.write_slot(h.host_id, data)
+        return True
+
+    def _broker_notify(self, type, detail):  # noqa: A002 (the API's parameter name)
+        old, new = detail.split('-', 1)
+        reason = self.h.agent.decision.reason if self.h.agent is not None else ''
+        self.c.emit(self.h.name, '%s -> %s%s' % (old, new, ' (%s)' % reason if reason else ''))
+        return {'sent': False, 'reason': 'the simulator sends no mail'}
+
+    # -- the host agent ------------------------------------------------------------
+    def _host_agent_up(self):
+        if not self.h.hostagent_ok:
+            raise ConnectionFailed('host agent not reachable')
+
+    def connect_host_agent(self):
+        self._host_agent_up()
+        return 'the virtual host agent of %s' % self.h.name
+
+    def host_agent(self, method, **params):
+        self._host_agent_up()
+        c, h = self.c, self.h
+        if method == 'VM.getStats':
+            stats = c.vm_stats(h)
+            if stats is None:
+                raise ServerError(NO_SUCH_VM, 'Virtual machine does not exist')
+            return [stats]
+        if method == 'VM.create':
+            c.create_vm(h)
+            return {'vmId': VMID}
+        if method == 'VM.destroy':
+            if h.vm_running:
+                c.vm_stop(h, 'clean', 'VM powered off')
+            elif c.vm_stats(h) is None:
+                raise ServerError(NO_SUCH_VM, 'Virtual machine does not exist')
+            h.vm_last_exit = None        # the Down record is gone
+            return True
+        if method == 'VM.shutdown':
+            if not h.vm_running:
+                raise ServerError(NO_SUCH_VM, 'Virtual machine does not exist')
+            decision = h.agent.decision if h.agent is not None else None
+            if decision is not None and decision.reason.startswith('a host scores'):
+                c.score_moves.append(c.t)
+            if h.vm_shutdown_at is None:
+                if h.guest_hang:
+                    c.emit(h.name, 'VM shutdown requested (the guest ignores it)')
+                else:
+                    h.vm_shutdown_at = c.t + SHUTDOWN_TIME
+                    c.emit(h.name, 'VM shutdown requested')
+            return True
+        raise ServerError(-32601, 'no such method %s' % method)
+
+    def drop_host_agent(self):
+        pass
+
+    # -- files ---------------------------------------------------------------------
+    def read_ha_conf(self):
+        return 'local_maintenance=%s\n' % self.h.local_maint
+
+    def read_vm_conf(self):
+        return _VM_CONF
+
+    def write_vm_conf(self, text):
+        raise OSError('the simulated vm.conf is never rewritten')
+
+    def read_config_volume(self):
+        return _VM_CONF
+
+    # -- time ----------------------------------------------------------------------
+    def monotonic(self):
+        return self.h.mono(self.c.t)
+
+    def wait(self, seconds):
+        raise RuntimeError('the simulator schedules the loops itself')
+
+    def stopping(self):
+        return not self.h.agent_running
+
+    def close(self):
+        pass
