@@ -323,3 +323,27 @@ def test_hand_checks_catch_a_wrong_outcome(monkeypatch):
     monkeypatch.setattr(scenario, 'run', two_vms)
     with pytest.raises(AssertionError, match='two engine VMs running'):
         Run('host-crash-standby-8')
+
+
+def test_the_simulator_runs_the_daemons_agent_loop(tmp_path):
+    """Every virtual host runs ha/agent_loop.py's Agent, the class ovirt-ha-agent builds,
+    in a SimulatedHost world; the daemon's agent gets the real HostWorld."""
+    from ovirt_hosted_engine_setup.ha import agent as daemon
+    from ovirt_hosted_engine_setup.ha.agent_loop import Agent
+    from ovirt_hosted_engine_setup.ha.agent_world import HostWorld
+    from ovirt_hosted_engine_setup.ha.simulator import world
+    c = world.Cluster(3)
+    for _ in range(30):
+        c.tick()
+        c.t += 1
+    assert all(type(h.agent) is Agent and isinstance(h.agent.world, world.SimulatedHost)
+               for h in c.hosts)
+    assert [h.agent.state.name for h in c.hosts] == ['EngineDown'] * 3     # no VM yet
+    conf = tmp_path / 'hosted-engine.conf'
+    conf.write_text('vmid=6a7e5c1e-2f3b-4c5d-8e9f-0a1b2c3d4e5f\nhost_id=1\n')
+    a = daemon.parse_args(['--conf', str(conf), '--agent-conf', str(tmp_path / 'agent.conf')])
+    real, _ = daemon.build_agent(a, None)
+    assert type(real) is Agent and isinstance(real.world, HostWorld)
+    with pytest.raises(TypeError, match='not both'):
+        Agent(conf={'vmid': 'x', 'host_id': '1'}, core_config=None,
+              world=real.world, vm_conf_path='/x')
