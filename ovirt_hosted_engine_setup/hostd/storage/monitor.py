@@ -97,7 +97,8 @@ class DomainMonitor:
             status.update(code=GENERAL, message='cannot read metadata of domain %s: %s'
                           % (self.sd_uuid, e))
         except sanlock_util.SanlockException as e:
-            status.update(valid=True, code=ACQUIRE_HOST_ID_FAILURE, message=sanlock_util.describe(e))
+            status.update(valid=True, code=ACQUIRE_HOST_ID_FAILURE,
+                          message=sanlock_util.describe(e))
         status['delay'] = '%.6f' % delay
         status['version'] = version
         status['lastCheckTime'] = time.monotonic()
