@@ -38,7 +38,7 @@ setup(
             # bin/hosted-engine runs the same from a checkout without installing
             'hosted-engine = ovirt_hosted_engine_setup.cli:main',
             'ovirt-hosted-engine-setup = ovirt_hosted_engine_setup.cli:setup_main',
-            'ovirt-hosted-engine-cleanup = ovirt_hosted_engine_setup.deploy.cleanup.steps:main',
+            'ovirt-hosted-engine-cleanup = ovirt_hosted_engine_setup.deploy.cleanup.cli:main',
             'ovirt-hosted-engine-hostd = ovirt_hosted_engine_setup.hostd.daemon:main',
             'ovirt-hosted-engine-rpc = ovirt_hosted_engine_setup.api.rpc_cli:main',
             'hosted-engine-lab = ovirt_hosted_engine_setup.lab.cli:main',

@@ -27,7 +27,11 @@ import sys
 
 import pytest
 
-from ovirt_hosted_engine_setup.deploy.cleanup import steps as cleanup
+from ovirt_hosted_engine_setup.deploy.cleanup import StepFailed
+from ovirt_hosted_engine_setup.deploy.cleanup.leftovers import (is_seed_iso, latest_answers,
+                                                                read_network_record)
+from ovirt_hosted_engine_setup.deploy.cleanup.lockspace import lockspaces_of_status
+from ovirt_hosted_engine_setup.deploy.cleanup.steps import Cleanup
 from ovirt_hosted_engine_setup.he_storage import heconf
 
 from .ha_helpers import PREPARE
@@ -193,7 +197,7 @@ def test_sanlock_status_parsing():
             's hosted-engine:2:/rhev/data-center/mnt/a\\:b/sd/images/i/v:0\n'
             's 0b5c8f3e:2:/rhev/data-center/mnt/x/0b5c8f3e/dom_md/ids:0 ADD\n'
             'r 0b5c8f3e:vol:/path.lease:0:1 p 42\n')
-    assert cleanup.lockspaces_of_status(text) == [
+    assert lockspaces_of_status(text) == [
         (2, '/rhev/data-center/mnt/a:b/sd/images/i/v', 0,
          'hosted-engine:2:/rhev/data-center/mnt/a\\:b/sd/images/i/v:0')]
 
@@ -202,9 +206,9 @@ def test_seed_iso_recognised_by_volume_id(tmp_path):
     make_iso(str(tmp_path / 'a.iso'), 'cidata')
     make_iso(str(tmp_path / 'b.iso'), 'CIDATA2')
     (tmp_path / 'c.iso').write_bytes(b'\0' * 40000)
-    assert cleanup.is_seed_iso(str(tmp_path / 'a.iso'))
-    assert not cleanup.is_seed_iso(str(tmp_path / 'b.iso'))
-    assert not cleanup.is_seed_iso(str(tmp_path / 'c.iso'))
+    assert is_seed_iso(str(tmp_path / 'a.iso'))
+    assert not is_seed_iso(str(tmp_path / 'b.iso'))
+    assert not is_seed_iso(str(tmp_path / 'c.iso'))
 
 
 # -- with a real host agent, sanlock, libvirtd and the HA daemons -----------------------
@@ -446,7 +450,7 @@ def test_stack_destructive_verbs_refused_while_another_host_is_alive(stack):
 
 def test_stack_cleanup(stack):
     status = stack.sanlock_status()
-    held = cleanup.lockspaces_of_status(status)
+    held = lockspaces_of_status(status)
     assert [h[0] for h in held] == [1], status       # the broker's host id, parsed
     assert stack.conf['sdUUID'] in status            # the VM lease lockspace (monitoring)
     mount = os.path.join(stack.prefix.path('/rhev/data-center/mnt'),
@@ -778,8 +782,8 @@ def network_cleanup(prefix, monkeypatch, after):
         caps, 'ovirtmgmt', 'eth0', {'nic': 'eth0', 'bridged': True}))
     assert path == paths.NETWORK_RECORD
     assert oct(os.stat(path).st_mode & 0o777) == '0o600'
-    c = cleanup.Cleanup(quiet=True, out=io.StringIO(), err=io.StringIO())
-    c.network_record = cleanup.read_network_record()
+    c = Cleanup(quiet=True, out=io.StringIO(), err=io.StringIO())
+    c.network_record = read_network_record()
     assert c.network_record['nic_before']['gateway'] == '192.0.2.1'
     c.client = FakeAgent(after)
     c.call = c.client.call
@@ -800,7 +804,7 @@ def test_network_restored_by_the_host_agent_removes_the_record(prefix, monkeypat
 def test_network_not_restored_says_what_to_do_and_keeps_the_record(prefix, monkeypatch):
     c, path = network_cleanup(prefix, monkeypatch, {'ipv4addrs': [], 'gateway': '',
                                                     'mtu': '1500'})
-    with pytest.raises(cleanup.StepFailed) as e:
+    with pytest.raises(StepFailed) as e:
         c.restore_network()
     assert str(e.value) == (
         'bridge ovirtmgmt removed; but eth0 lacks what it had before the deploy: address '
@@ -849,9 +853,9 @@ def test_answers_not_a_regular_file_or_too_large_are_not_read(tmp_path, monkeypa
         with open(path, 'w') as f:
             f.write('[environment:default]\nOVEHOSTED_STORAGE/sdUUID=str:x\n')
             f.write('#' * (2 << 20))
-    assert cleanup.latest_answers() == {}
+    assert latest_answers() == {}
     good = str(answers_dir / 'answers-20260102000000.conf')
     with open(good, 'w') as f:
         f.write('[environment:default]\nOVEHOSTED_STORAGE/sdUUID=str:abc\n')
     os.utime(good, (2e9, 2e9))
-    assert cleanup.latest_answers()['OVEHOSTED_STORAGE/sdUUID'] == 'abc'
+    assert latest_answers()['OVEHOSTED_STORAGE/sdUUID'] == 'abc'
