@@ -14,6 +14,9 @@ docs/appliance-and-seed.md.
 
 write_ova() and make_ovf() build an OVA in the same layout (the lab appliance
 builder and the tests use them).
+
+Over 600 lines on purpose: the reader and the builder of one archive layout stay in one
+module, so that what is written is exactly what is read.
 """
 import io
 import json
