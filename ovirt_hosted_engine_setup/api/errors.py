@@ -1,4 +1,9 @@
-"""Errors the host agent API client raises."""
+"""Errors the host agent API client raises, and the error codes callers tell apart."""
+from .schema import error_code
+
+# The host agent's "Virtual machine does not exist" (VDSM's noVM): the HA agent, the
+# broker, the hosted-engine verbs and cleanup take it for "no engine VM on this host".
+NO_SUCH_VM = error_code('noVM')
 
 
 class ApiError(Exception):

@@ -22,14 +22,13 @@ import urllib.error
 import urllib.request
 
 from ovirt_hosted_engine_setup.deploy import cloud_init
-from ovirt_hosted_engine_setup import progress
+from ovirt_hosted_engine_setup import health_page, progress
+from ovirt_hosted_engine_setup.health_page import GOOD_MARK as HEALTH_OK, HEALTH_PATH
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = '/ovirt-engine/services/health'
 CA_PATH = '/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA'
 API_PATH = '/ovirt-engine/api'
-HEALTH_OK = 'DB Up'
 HTTP_TIMEOUT = 10
 # where to look when the engine does not answer (the health timeout message)
 ENGINE_LOOK = ('look at the engine VM console (hosted-engine --console) and at '
@@ -80,16 +79,13 @@ def _get(url, timeout=HTTP_TIMEOUT):
 
 def read_health(base, timeout=HTTP_TIMEOUT):
     """(True, reply) when the health page says "DB Up", else (False, what was seen)."""
-    url = base + HEALTH_PATH
-    try:
-        status, body = _get(url, timeout)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, 'reason', None) or e
-        return False, 'no answer from %s: %s' % (url, _one_line(reason))
-    body = _one_line(body, 120)
-    if status == 200 and HEALTH_OK in body:
+    reply = health_page.fetch(base, timeout)
+    if reply.error is not None:
+        return False, 'no answer from %s: %s' % (reply.url, _one_line(reply.error))
+    body = _one_line(reply.body, 120)
+    if reply.ok:
         return True, body
-    return False, 'HTTP %d: %s' % (status, body or '(empty reply)')
+    return False, 'HTTP %d: %s' % (reply.status, body or '(empty reply)')
 
 
 def wait_healthy(base, limit, interval=5, reporter=None):

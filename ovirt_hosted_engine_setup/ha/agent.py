@@ -12,14 +12,13 @@ exit 1.
 """
 import argparse
 import logging
-import logging.handlers
 import os
 import signal
 import sys
 import threading
 from dataclasses import replace
 
-from .. import paths
+from .. import logsetup, paths
 from . import core
 from ..he_storage import config_volume, heconf, layout
 from .agent_loop import Agent
@@ -71,22 +70,11 @@ def parse_args(argv):
 
 def setup_logging(path, debug=False):
     """The log file plus stderr (the daemon always runs in the foreground)."""
-    fmt = logging.Formatter('%(asctime)s %(levelname)s [%(name)s] %(message)s')
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    handlers = []
     try:
-        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-        handlers.append(logging.handlers.WatchedFileHandler(path))
+        logsetup.daemon_log(path, debug)
     except OSError as e:
         raise ConfigError('cannot write the log file %s: %s; give --log-file with a writable '
                           'path' % (path, e.strerror or e))
-    err = logging.StreamHandler(sys.stderr)
-    err.setLevel(logging.DEBUG if debug else logging.INFO)
-    handlers.append(err)
-    for h in handlers:
-        h.setFormatter(fmt)
-    root.handlers[:] = handlers
 
 
 def load_conf(path):

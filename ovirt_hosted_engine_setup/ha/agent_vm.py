@@ -9,12 +9,11 @@
 """
 import logging
 
+from ..api.errors import NO_SUCH_VM  # noqa: F401 (the agent loop and the simulator use it)
 from ..he_storage import heconf
 from .broker import engine_health
 
 log = logging.getLogger(__name__)
-
-NO_SUCH_VM = 1
 
 
 class VmDefinition:

@@ -10,9 +10,9 @@ import io
 import logging
 import os
 
-from .. import paths
+from .. import logsetup, paths
 from ..api.client import DEFAULT_PORT, Client
-from ..api.errors import ApiError, CallTimeout, ConnectionFailed, ServerError
+from ..api.errors import NO_SUCH_VM, ApiError, CallTimeout, ConnectionFailed, ServerError
 from ..he_storage import heconf
 from .broker_client import BrokerClient, BrokerError, BrokerUnavailable
 from ..he_storage.heconf import parse_kv as parse_keyvalue  # noqa: F401 (the verbs' name for it)
@@ -26,7 +26,6 @@ DATA_CENTER_DIR = getattr(paths, 'DATA_CENTER_DIR', paths.PREFIX + '/rhev/data-c
 # The host agent is on this host; its port can be moved for development runs and tests.
 HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
 LOCKSPACE = 'hosted-engine'
-NO_SUCH_VM = 1
 MAX_HOST_ID = 250
 # values never logged (--set-shared-config KEY VALUE)
 SECRET_CONFIG_KEYS = ('smtp-password',)
@@ -48,19 +47,7 @@ class UsageError(CliError):
 
 def setup_logging():
     """Log to the CLI log file; nothing reaches the screen. Returns the path or None."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    try:
-        os.makedirs(os.path.dirname(LOG_FILE), exist_ok=True)
-        handler = logging.FileHandler(LOG_FILE, encoding='utf-8')
-    except OSError:
-        root.addHandler(logging.NullHandler())
-        return None
-    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s [%(name)s] %(message)s'))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return LOG_FILE
+    return logsetup.command_log(LOG_FILE, logging.INFO)
 
 
 def masked_args(args):

@@ -12,17 +12,17 @@ import getpass
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
-from .. import paths
+from .. import health_page, paths
+from ..health_page import HEALTH_PATH
 from ..api.schema import constant
 from ..he_storage import heconf
 from . import metadata
-from .cli_common import (LOCKSPACE, PROG, SECRET_CONFIG_KEYS, BrokerError, BrokerUnavailable,
-                         CliError, ServerError, UsageError, api, broker, broker_call, host_agent,
-                         ini_get, ini_set, io_timeout, load_conf, local_vm_stats, log,
-                         own_host_id, parse_host_id, parse_keyvalue, parse_options,
+from .cli_common import (LOCKSPACE, NO_SUCH_VM, PROG, SECRET_CONFIG_KEYS, BrokerError,
+                         BrokerUnavailable, CliError, ServerError, UsageError, api, broker,
+                         broker_call, host_agent, ini_get, ini_set, io_timeout, load_conf,
+                         local_vm_stats, log, own_host_id, parse_host_id, parse_keyvalue,
+                         parse_options,
                          read_config_volume, read_metadata_area, set_keyvalue, vm_definition,
                          vm_runs_here, volume_path, write_config_volume, write_file_atomic)
 
@@ -35,7 +35,6 @@ SHUTDOWN_DELAY = 120
 SHUTDOWN_GRACE = 60 + SHUTDOWN_DELAY
 SHUTDOWN_WAIT = SHUTDOWN_DELAY + SHUTDOWN_GRACE
 SHUTDOWN_MESSAGE = 'VM is shutting down!'
-HEALTH_PATH = '/ovirt-engine/services/health'
 HEALTH_TIMEOUT = 20
 START_WAIT = 30
 
@@ -333,7 +332,7 @@ def _start(args, verb, paused):
             try:
                 api(client, 'VM.destroy', vmID=vm_id)
             except ServerError as e:
-                if e.code != 1:
+                if e.code != NO_SUCH_VM:
                     raise CliError('cannot clear the previous run of the engine VM: %s'
                                    % e.message)
         params = {'vmId': vm_id, 'xml': vm['xml']}
@@ -373,7 +372,7 @@ def run_vm_start_paused(args):
 
 
 def _not_here(e, what):
-    if e.code == 1:
+    if e.code == NO_SUCH_VM:
         return CliError('The engine VM is not running on this host: nothing to %s' % what)
     return CliError('the host agent refused to %s the engine VM: %s' % (what, e.message))
 
@@ -507,7 +506,7 @@ def run_add_console_password(args):
             api(client, 'VM.setTicket', vmID=conf['vmid'], password=password, ttl=CONSOLE_TTL,
                 **constant('consoleTicket'))
         except ServerError as e:
-            if e.code == 1:
+            if e.code == NO_SUCH_VM:
                 raise CliError('The engine VM is not running on this host: no console to set a '
                                'password on')
             raise CliError('the host agent cannot set the console password: %s' % e.message)
@@ -558,16 +557,10 @@ def run_check_liveliness(args):
     if not fqdn:
         raise CliError('Hosted Engine is not configured: %s has no fqdn'
                        % paths.HOSTED_ENGINE_CONF, code=2)
-    url = 'http://%s%s' % (fqdn, HEALTH_PATH)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=HEALTH_TIMEOUT) as r:
-            body = r.read(65536).decode('utf-8', 'replace')
-        up = 'DB Up' in body
-        log.info('%s: %r', url, body[:200])
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        log.info('%s: %s', url, e)
-        up = False
+    reply = health_page.fetch(fqdn, HEALTH_TIMEOUT)
+    log.info('%s: %s', reply.url, reply.error if reply.error is not None else
+             'HTTP %d %r' % (reply.status, reply.body[:200]))
+    up = reply.ok
     out('Hosted Engine is up!' if up else 'Hosted Engine is not up!')
     return 0 if up else 1
 

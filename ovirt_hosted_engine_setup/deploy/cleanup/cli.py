@@ -5,7 +5,7 @@ import logging
 import os
 import sys
 
-from ... import paths
+from ... import logsetup, paths
 from ...ha import peers
 from . import PROG
 from .steps import Cleanup
@@ -15,21 +15,9 @@ log = logging.getLogger('ovirt_hosted_engine_setup.deploy.cleanup')
 
 def setup_logging():
     """A new log file under the setup log directory; returns its path (None if impossible)."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
     stamp = datetime.datetime.now().strftime('%Y%m%d%H%M%S')
     path = os.path.join(paths.SETUP_LOG_DIR, '%s-%s-%d.log' % (PROG, stamp, os.getpid()))
-    try:
-        os.makedirs(paths.SETUP_LOG_DIR, exist_ok=True)
-        handler = logging.FileHandler(path, encoding='utf-8')
-    except OSError:
-        root.addHandler(logging.NullHandler())
-        return None
-    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s [%(name)s] %(message)s'))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    return path
+    return logsetup.command_log(path, logging.DEBUG)
 
 
 class _Parser(argparse.ArgumentParser):

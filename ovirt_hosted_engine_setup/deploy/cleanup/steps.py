@@ -46,6 +46,7 @@ import shutil
 import sys
 
 from ... import paths
+from ...api.errors import NO_SUCH_VM
 from ...ha import cli_common, peers
 from ...he_storage import layout
 from .. import firewall
@@ -548,9 +549,6 @@ class Cleanup(Leftovers):
         self.info('Hosted engine cleanup finished: this host can be deployed again '
                   '(hosted-engine --deploy); log: %s' % self.log_path)
         return 0
-
-
-NO_SUCH_VM = 1
 
 
 def _isatty(stream):

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from ... import paths
+from ... import logsetup, paths
 from ...he_storage import heconf
 from .. import notifications
 from ..broker_client import DEFAULT_SOCKET
@@ -67,16 +67,8 @@ def split_address(text):
 
 
 def setup_logging(log_file, debug):
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    fmt = logging.Formatter(LOG_FORMAT)
-    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-    handlers = [logging.FileHandler(log_file), logging.StreamHandler(sys.stderr)]
-    for h in handlers:
-        h.setFormatter(fmt)
-        notifications.install_log_filter(h)
-        root.addHandler(h)
-    handlers[1].setLevel(logging.DEBUG if debug else logging.INFO)
+    logsetup.daemon_log(log_file, debug, fmt=LOG_FORMAT,
+                        filters=[notifications.install_log_filter])
 
 
 def main(argv=None):

@@ -1,28 +1,24 @@
 """Engine health: the host agent's view of the engine VM plus the health page.
 
 ``engine_status(vm_stats, page_ok)`` is pure and follows the table of
-docs/ha-services.md; ``fetch_health(fqdn)`` is the HTTP GET of
-``http://<fqdn>/ovirt-engine/services/health`` (good when the body holds
-``DB Up``).
+docs/ha-services.md; ``fetch_health(fqdn)`` checks the engine's health page
+(health_page.py: ``http://<fqdn>/ovirt-engine/services/health``, good when it answers
+and the body holds ``DB Up``).
 """
-import http.client
 import logging
-import socket
-import urllib.error
-import urllib.request
+
+from ... import health_page
+from ...api.errors import NO_SUCH_VM  # noqa: F401 (the monitors tell it apart)
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = '/ovirt-engine/services/health'
 HEALTH_TIMEOUT = 20.0
-GOOD_MARK = b'DB Up'
 
 NOT_RUNNING = {'vm': 'down', 'health': 'bad', 'detail': 'unknown',
                'reason': 'vm not running on this host'}
 UNREACHABLE = {'vm': 'unknown', 'health': 'unknown', 'detail': 'unknown',
                'reason': 'host agent not reachable'}
 LEASE_HELD = 'lease held elsewhere'
-NO_SUCH_VM = 1
 
 
 def status_not_running():
@@ -58,26 +54,13 @@ def engine_status(vm_stats, page_ok=None):
     return {'vm': 'up', 'health': 'bad', 'detail': status, 'reason': 'bad vm status'}
 
 
-# never through a proxy: the engine is reached directly, as the hosts see it
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def health_url(fqdn):
-    return 'http://%s%s' % (fqdn, HEALTH_PATH)
-
-
 def fetch_health(fqdn, timeout=HEALTH_TIMEOUT):
     """(ok, detail): ok when the page answers and its body contains DB Up."""
-    url = health_url(fqdn)
-    try:
-        with _OPENER.open(url, timeout=timeout) as resp:
-            body = resp.read(65536)
-    except urllib.error.HTTPError as e:
-        return False, '%s answered HTTP %d' % (url, e.code)
-    except urllib.error.URLError as e:
-        return False, '%s: %s' % (url, getattr(e.reason, 'strerror', None) or e.reason)
-    except (OSError, socket.timeout, http.client.HTTPException, ValueError) as e:
-        return False, '%s: %s' % (url, e)
-    if GOOD_MARK in body:
+    reply = health_page.fetch(fqdn, timeout)
+    if reply.ok:
         return True, ''
-    return False, '%s does not say DB Up' % url
+    if reply.error is not None:
+        return False, '%s: %s' % (reply.url, reply.error)
+    if not 200 <= reply.status < 300:
+        return False, '%s answered HTTP %d' % (reply.url, reply.status)
+    return False, '%s does not say DB Up' % reply.url
