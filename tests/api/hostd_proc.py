@@ -1,30 +1,14 @@
 """A real ovirt-hosted-engine-hostd process for the API tests, stopped by pid."""
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from daemon_proc import TOP, DaemonProc, free_port, python  # noqa: F401 (used by other tests)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def python():
-    """The interpreter that sees the project and Debian's bindings."""
-    venv = os.path.join(TOP, '.venv', 'bin', 'python')
-    return venv if os.path.exists(venv) else sys.executable
-
-
-class Hostd:
+class Hostd(DaemonProc):
     """ovirt-hosted-engine-hostd --foreground with its own root, run dir and port."""
+
+    NAME = 'hostd'
 
     def __init__(self, base, port=None, extra=(), netns=None, address='127.0.0.1'):
         self.base = base
@@ -50,40 +34,9 @@ class Hostd:
         return cmd
 
     def start(self, timeout=30):
-        self.err = open(os.path.join(self.base, 'hostd.stderr'), 'ab')
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err, cwd=TOP,
-                                     start_new_session=True)
+        self.spawn(self.command(), os.path.join(self.base, 'hostd.stderr'))
         ready = os.path.join(self.run_dir, 'hostd.pid')
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('hostd exited with %s: %s' % (self.proc.returncode,
-                                                                 self.read_log()[-3000:]))
-            if os.path.exists(ready):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError('hostd not ready within %d s: %s' % (timeout, self.read_log()[-3000:]))
-
-    def stop(self, timeout=20):
-        """SIGTERM by pid; returns the exit status."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return 'killed'
-
-    def read_log(self):
-        try:
-            with open(self.log_file, encoding='utf-8', errors='replace') as f:
-                return f.read()
-        except OSError:
-            return ''
+        return self.wait_ready(lambda: os.path.exists(ready), timeout)
 
     @property
     def pki(self):

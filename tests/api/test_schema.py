@@ -5,6 +5,8 @@ import pytest
 
 from ovirt_hosted_engine_setup.api.schema import (InvalidParams, constant, enum, get_schema,
                                                   redact)
+from ovirt_hosted_engine_setup.hostd.api_base import Backend, verb
+from ovirt_hosted_engine_setup.hostd.server import SetupError, build_verb_table
 
 U = '0f3c8d52-6bb5-4b8e-9c1e-6a1f0f6f7a11'
 
@@ -118,28 +120,78 @@ def test_secrets_are_redacted():
         'connectionParams': [{'password': '********'}]}
 
 
-def test_backends_serve_only_schema_verbs():
-    """Every @verb of every importable backend is in the schema."""
-    import importlib
+def _backend_classes():
+    """The host agent's backends and the parts a backend split by namespace serves with.
+    Imported directly: a backend that does not import fails the tests that use this."""
+    from ovirt_hosted_engine_setup.hostd.host import HostBackend
+    from ovirt_hosted_engine_setup.hostd.network import NetworkBackend
+    from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
+    from ovirt_hosted_engine_setup.hostd.vm import VMBackend
+    classes = [HostBackend, NetworkBackend, StorageBackend, VMBackend]
+    return classes + [part for cls in classes for part in getattr(cls, 'PARTS', ())]
 
-    from ovirt_hosted_engine_setup.hostd import host, network
-    from ovirt_hosted_engine_setup.hostd.api_base import verbs_of
-    classes = [host.HostBackend, network.NetworkBackend]
-    for mod, name in (('ovirt_hosted_engine_setup.hostd.storage', 'StorageBackend'),
-                      ('ovirt_hosted_engine_setup.hostd.vm', 'VMBackend')):
-        try:
-            classes.append(getattr(importlib.import_module(mod), name))
-        except ImportError:
-            pass
-    # a backend split by namespace serves its verbs with its parts
-    classes += [part for cls in classes for part in getattr(cls, 'PARTS', ())]
+
+def _served(cls):
+    return {getattr(getattr(cls, a), 'api_verb') for a in dir(cls)
+            if getattr(getattr(cls, a, None), 'api_verb', None)}
+
+
+def test_backends_serve_exactly_the_schema_verbs():
+    """Every verb a backend serves is in the schema, and every schema verb is served by
+    exactly one backend."""
     s = get_schema()
-    for cls in classes:
-        for attr in dir(cls):
-            name = getattr(getattr(cls, attr, None), 'api_verb', None)
-            if name:
-                assert s.verb(name) is not None, '%s serves %s' % (cls.__name__, name)
-    assert verbs_of  # the server builds its table with it
+    owners = {}
+    for cls in _backend_classes():
+        for name in _served(cls):
+            assert s.verb(name) is not None, '%s serves %s' % (cls.__name__, name)
+            owners.setdefault(name, []).append(cls.__name__)
+    assert sorted(owners) == sorted(s.verbs)
+    assert {n: o for n, o in owners.items() if len(o) > 1} == {}
+
+
+class _Part:
+    @verb('Host.ping2')
+    def ping2(self):
+        return True
+
+
+class _Split(Backend):
+    """A backend split in parts, as the storage backend is."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.parts = (_Part(),)
+
+    @verb('Host.getVMList')
+    def vm_list(self):
+        return []
+
+
+class _Stray(Backend):
+    @verb('Host.noSuchVerb')
+    def stray(self):
+        return True
+
+
+class _AlsoPing(Backend):
+    @verb('Host.ping2')
+    def ping2(self):
+        return 'again'
+
+
+def test_verb_table_serves_parts_and_refuses_strays_and_doubles():
+    s = get_schema()
+    split = _Split()
+    table = build_verb_table(s, [split])
+    assert sorted(table) == ['Host.getVMList', 'Host.ping2']
+    assert table['Host.ping2']() is True and table['Host.getVMList']() == []
+    assert table['Host.ping2'].__self__ is split.parts[0]
+    with pytest.raises(SetupError) as e:
+        build_verb_table(s, [_Stray(None)])
+    assert str(e.value) == '_Stray serves Host.noSuchVerb, which is not in the API schema'
+    with pytest.raises(SetupError) as e:
+        build_verb_table(s, [split, _AlsoPing(None)])
+    assert str(e.value) == 'Host.ping2 is served by both _Part and _AlsoPing'
 
 
 # What VDSM's vdsm-api.yml requires (parameters without a defaultvalue), verb by verb.
@@ -280,3 +332,24 @@ def test_constants_are_vdsm_values():
                                               'enableScsiFencing': False}
     assert constant('blankUUID') == '00000000-0000-0000-0000-000000000000'
     assert constant('consoleTicket')['existingConnAction'] in enum('ticketConflictAction')
+
+
+def test_no_such_vm_is_read_from_the_schema_once():
+    """The host agent's noVM code: defined once (api/errors.py, from the schema); the
+    agent, the broker, the verbs and cleanup all use that one."""
+    import pathlib
+    import re
+
+    from ovirt_hosted_engine_setup.api import errors
+    from ovirt_hosted_engine_setup.deploy.cleanup import steps
+    from ovirt_hosted_engine_setup.ha import agent_vm, cli_common
+    from ovirt_hosted_engine_setup.ha.broker import engine_health
+    s = get_schema()
+    assert s.error_codes['noVM'] == errors.NO_SUCH_VM
+    assert s.error_message(errors.NO_SUCH_VM) == 'Virtual machine does not exist'
+    for mod in (steps, agent_vm, cli_common, engine_health):
+        assert mod.NO_SUCH_VM == errors.NO_SUCH_VM, mod.__name__
+    package = pathlib.Path(errors.__file__).parents[1]
+    defined = [str(p.relative_to(package)) for p in package.rglob('*.py')
+               if re.search(r'^\s*NO_SUCH_VM\s*=', p.read_text(), re.M)]
+    assert defined == ['api/errors.py']

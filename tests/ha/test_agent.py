@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 
+import daemon_proc
 import pytest
 
 from ovirt_hosted_engine_setup.ha import core
@@ -42,14 +43,7 @@ def hostd(base):
 
 
 def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError('%s did not happen within %d s' % (what, timeout))
-        time.sleep(0.1)
+    return daemon_proc.wait_for(what, predicate, timeout, 0.1)
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -309,7 +303,7 @@ def stack(base):
     its configuration volume, the engine's health page on loopback, and ovirt-ha-broker."""
     if not shutil.which('libvirtd') or not os.path.exists('/usr/bin/qemu-system-x86_64'):
         pytest.skip('libvirtd and qemu-system-x86 are needed')
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, heconf, layout, volumes
+    from ovirt_hosted_engine_setup.he_storage import config_volume, heconf, layout
     from ovirt_hosted_engine_setup.lab import images
     try:
         images.guest_image()
@@ -393,7 +387,7 @@ def load_daemons():
 
 def own_slot(path, host_id=1):
     from ovirt_hosted_engine_setup.ha import metadata
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout, volumes
+    from ovirt_hosted_engine_setup.he_storage import volumes
     data = volumes.read_volume(path)
     return metadata.parse_area(data, 4).hosts.get(host_id)
 

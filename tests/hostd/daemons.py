@@ -6,44 +6,11 @@ containers (sanlock cannot raise RLIMIT_MEMLOCK there, see
 ovirt_hosted_engine_setup/lab/sanlock_preload.c); real hosts run sanlock as a service.
 """
 import os
-import signal
 import subprocess
-import time
+
+from daemon_proc import stop_pid, wait_for
 
 from ovirt_hosted_engine_setup.lab.preload import ensure_preload
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise RuntimeError('%s did not happen within %d s' % (what, timeout))
-
-
-def stop_pid(pid, timeout=20):
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 class SanlockDaemon:
@@ -63,8 +30,8 @@ class SanlockDaemon:
              '-e', self.name], env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
         sock = os.path.join(self.run_dir, 'sanlock.sock')
-        _wait_for(lambda: os.path.exists(sock) or self.proc.poll() is not None, 20,
-                  'sanlock daemon start')
+        wait_for('sanlock daemon start',
+                 lambda: os.path.exists(sock) or self.proc.poll() is not None, 20, 0.1)
         if self.proc.poll() is not None:
             raise RuntimeError('sanlock daemon exited: see %s' % self.log.name)
         return self
@@ -144,30 +111,12 @@ class LibvirtHost:
             self.stop()
             raise RuntimeError('libvirtd start failed: %s' % p.stdout)
         sock = os.path.join(self.base, 'run/libvirt/libvirt-sock')
-        _wait_for(lambda: os.path.exists(sock), 30, 'libvirtd socket')
+        wait_for('libvirtd socket', lambda: os.path.exists(sock), 30, 0.1)
         return self
 
     def stop(self):
         for name in ('libvirtd.pid', 'virtlogd.pid'):
             pid = self._pid(name)
             if pid:
-                _kill_wait(pid)
+                stop_pid(pid, timeout=15)
 
-
-def _kill_wait(pid, timeout=15):
-    """Stop a process that is not our child, by pid."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

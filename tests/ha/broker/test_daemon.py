@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -25,35 +24,12 @@ from .httpd import HealthServer
 
 sys.path.insert(0, os.path.join(TOP, 'tests'))
 from api.hostd_proc import Hostd  # noqa: E402
+from daemon_proc import DaemonProc, free_port, python, wait_for  # noqa: E402
 from hostd.daemons import SanlockDaemon  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IO_TIMEOUT = 1
 PASSWORD = 'smtp-Secret-4711'
-
-
-def python():
-    venv = os.path.join(TOP, '.venv', 'bin', 'python')
-    return venv if os.path.exists(venv) else sys.executable
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, predicate, timeout, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError('%s: not within %d s' % (what, timeout))
-        time.sleep(interval)
 
 
 class Sink:
@@ -65,7 +41,10 @@ class Sink:
         return '250 OK queued'
 
 
-class BrokerProc:
+class BrokerProc(DaemonProc):
+    NAME = 'broker'
+    STOP_TIMEOUT = 40
+
     def __init__(self, base, conf, hostd, sanlock_run_dir, broker_conf=None):
         self.base = base
         self.socket = os.path.join(base, 'ha-run', 'broker.socket')
@@ -80,31 +59,8 @@ class BrokerProc:
         self.proc = None
 
     def start(self):
-        self.err = open(os.path.join(self.base, 'broker.stderr'), 'wb')
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=TOP, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err, start_new_session=True)
-        wait_for('broker socket', lambda: os.path.exists(self.socket) or
-                 self.proc.poll() is not None, 30)
-        assert self.proc.poll() is None, self.read_log()
-        return self
-
-    def stop(self, timeout=40):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return 'killed'
-
-    def read_log(self):
-        try:
-            with open(self.log_file, errors='replace') as f:
-                return f.read()
-        except OSError:
-            return ''
+        self.spawn(self.cmd, os.path.join(self.base, 'broker.stderr'), env=self.env, mode='wb')
+        return self.wait_ready(lambda: os.path.exists(self.socket), 30)
 
 
 @pytest.fixture(scope='module')

@@ -1,12 +1,10 @@
 """A real lab engine process on loopback for the tests, stopped by pid."""
 import os
-import signal
 import ssl
 import subprocess
-import time
 import urllib.request
 
-from api.hostd_proc import TOP, free_port, python
+from daemon_proc import TOP, DaemonProc, free_port, python
 
 ADMIN_PASSWORD = 'lab-Engine-pw1'
 FQDN = 'engine.lab.test'
@@ -23,7 +21,9 @@ def engine_setup(state_dir, password=ADMIN_PASSWORD, fqdn=FQDN):
                           stdin=subprocess.DEVNULL)
 
 
-class EngineProc:
+class EngineProc(DaemonProc):
+    NAME = 'engine'
+
     def __init__(self, state_dir, monitor_interval=0.5):
         self.state_dir = state_dir
         self.http_port = free_port()
@@ -53,37 +53,8 @@ class EngineProc:
                self.state_dir, '--address', '127.0.0.1', '--http-port', str(self.http_port),
                '--https-port', str(self.https_port), '--pid-file', self.pid_file,
                '--monitor-interval', str(self.monitor_interval), '--debug']
-        self.err = open(os.path.join(os.path.dirname(self.state_dir), 'engine.stderr'), 'ab')
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
-                                     stderr=self.err, cwd=TOP, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('engine exited with %s: %s' % (self.proc.returncode,
-                                                                  self.read_log()[-3000:]))
-            if os.path.exists(self.pid_file):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError('engine not ready within %d s' % timeout)
-
-    def stop(self, timeout=20):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return 'killed'
-
-    def read_log(self):
-        try:
-            with open(self.log_file, encoding='utf-8', errors='replace') as f:
-                return f.read()
-        except OSError:
-            return ''
+        self.spawn(cmd, os.path.join(os.path.dirname(self.state_dir), 'engine.stderr'))
+        return self.wait_ready(lambda: os.path.exists(self.pid_file), timeout)
 
     def fetch_ca(self, dest):
         """The engine CA over plain HTTP, as a deploy fetches it."""
