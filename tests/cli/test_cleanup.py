@@ -284,7 +284,7 @@ class Stack:
                               timeout=120)
 
     def volumes(self):
-        from ovirt_hosted_engine_setup.he_storage import domain, layout
+        from ovirt_hosted_engine_setup.he_storage import layout
         return layout.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
 
     def run_links(self):
@@ -515,7 +515,7 @@ def test_stack_cleanup(stack):
 def connect_leftover(stack):
     """A storage connection left on this host (as `ovirt-hosted-engine-rpc StoragePool
     connectStorageServer ...` leaves one): the host agent sees the domain through it."""
-    from ovirt_hosted_engine_setup.he_storage import domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     conf = stack.conf
     res = stack.call('StoragePool.connectStorageServer', storagepoolID=layout.BLANK_UUID,
                      domainType=4, connectionParams=[layout.connection_params(
@@ -536,7 +536,7 @@ def test_stack_remove_storage_on_a_host_never_deployed_deletes_nothing(stack):
            'delete' in step_lines(r), r.stdout
     assert os.path.isdir(os.path.join(stack.storage, stack.conf['sdUUID']))
     assert stack.conf['sdUUID'] in stack.call('Host.getStorageDomains')
-    from ovirt_hosted_engine_setup.he_storage import domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     stack.call('StoragePool.disconnectStorageServer', storagepoolID=layout.BLANK_UUID,
                domainType=4, connectionParams=[layout.connection_params(
                    stack.conf, '11111111-2222-3333-4444-555555555555')])
@@ -547,7 +547,7 @@ def test_stack_remove_storage_without_conf(stack):
     storage and the metadata and lockspace images it created; that domain is found through
     the host agent, refused while another host is alive in it, and deleted with
     --fenced-host for that host."""
-    from ovirt_hosted_engine_setup.he_storage import domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     conf = stack.conf
     answers = stack.prefix.path('/var/lib/ovirt-hosted-engine-setup/answers/'
                                 'answers-20270101000000.conf')

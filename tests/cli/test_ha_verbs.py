@@ -553,7 +553,7 @@ def stack():
             f.write(heconf.render(conf))
         s.conf = conf
         # the VM definition in the configuration volume, as deploy leaves it
-        from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+        from ovirt_hosted_engine_setup.he_storage import config_volume, layout
         cv = config_volume.ConfigVolume(layout.volume_paths(
             conf, s.prefix.path('/rhev/data-center'))['conf'])
         s.vm_conf = heconf.render_vm_conf(heconf.make_vm_conf(vm_id, VM_XML % vm_id, 64, 1))
@@ -615,7 +615,7 @@ def test_stack_agent_publishes_live_status(stack):
 
 
 def test_stack_clean_metadata(stack):
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     # an old slot of host 2, which is not live: cleaned
     path = layout.volume_paths(stack.conf, stack.prefix.path('/rhev/data-center'))
     with open(path['metadata'], 'r+b') as f:
@@ -682,7 +682,7 @@ def test_stack_vm_status_from_sanlock_while_the_broker_is_down(stack):
     hosted-engine lockspace (this host still in it)."""
     import subprocess
     from api.hostd_proc import TOP, python
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     lockspace = layout.volume_paths(
         stack.conf, stack.prefix.path('/rhev/data-center'))['lockspace']
     assert stack.stop('broker') == 0
@@ -714,7 +714,7 @@ def test_stack_vm_status_after_the_broker_was_killed(stack):
     (here: the slot as it is 90 s after the kill), --vm-status must not call it up to date."""
     import signal
     import time
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     from ovirt_hosted_engine_setup.ha.broker.store import MetadataStore
     wait_until('host 1 live', lambda: stack.status()[0].get('1', {}).get('live-data'), 60)
     p = stack.procs.pop('broker')
@@ -877,7 +877,7 @@ def test_stack_vm_verbs_with_libvirt(stack):
 
 
 def test_stack_reinitialize_lockspace(stack):
-    from ovirt_hosted_engine_setup.he_storage import config_volume, domain, layout
+    from ovirt_hosted_engine_setup.he_storage import layout
     assert stack.run('--set-maintenance', '--mode=none').returncode == 0
     r = stack.run('--reinitialize-lockspace')
     assert r.returncode == 1 and 'requires global maintenance' in one_line(r)
