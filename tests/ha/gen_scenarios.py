@@ -2,7 +2,10 @@
 """Write the generated simulator scenarios (cmdlist files) under tests/ha/scenarios/.
 
 The golden logs (log.expect) are produced by running the simulator with
-``--update`` and then read and checked by hand; this script only writes cmdlists.
+``--update`` and then read and checked by hand; the outcome of the most important
+scenarios is also asserted by hand in test_scenarios.py ("hand-written
+expectations"), so a regenerated log cannot silently accept a wrong behaviour.
+This script only writes cmdlists.
 Run: python tests/ha/gen_scenarios.py
 """
 import os
