@@ -9,6 +9,7 @@ Events emitted by the backends are collected and returned by {"op": "events"}.
 Usage: python -m tests.hostd.hostproc BASE SANLOCK_RUN_DIR LIBVIRT_URI IO_TIMEOUT
 """
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -16,6 +17,8 @@ import threading
 
 def main():
     base, sanlock_run_dir, uri, io_timeout = sys.argv[1:5]
+    # tests/ on the path, as pytest has it: the test helpers import daemon_proc from there
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from ovirt_hosted_engine_setup.api.schema import INVALID_PARAMS, InvalidParams, get_schema
     from ovirt_hosted_engine_setup.hostd.api_base import VdsmError, verbs_of
     from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
