@@ -175,7 +175,7 @@ def storage_sequence(c, storage):
         domainClass=DATA, version=5))
     step('StoragePool.create', lambda: c.StoragePool.create(
         storagepoolID=sp, name='hosted_datacenter', masterSdUUID=sd, masterVersion=1,
-        domainList=[sd]))
+        domainList=[sd], **constant('leaseTimings')))
     step('StoragePool.connect', lambda: c.StoragePool.connect(
         storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=sd, masterVersion=1,
         domainDict={sd: 'active'}))
