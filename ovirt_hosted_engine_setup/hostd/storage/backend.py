@@ -39,7 +39,9 @@ class StorageBackend(Backend):
         super().__init__(ctx)
         self.sc = StorageContext(ctx, monitor_interval=monitor_interval, io_timeout=io_timeout)
         self.parts = tuple(cls(self.sc) for cls in self.PARTS)
-        self._connections, _, self._pools, _, _, self._monitoring = self.parts
+        part = {type(p): p for p in self.parts}
+        self._connections, self._pools = part[Connections], part[Pools]
+        self._monitoring = part[Monitoring]
         # each verb by its Python name, as one object (what tests and tools call)
         for fn in verbs_of(self).values():
             setattr(self, fn.__name__, fn)
