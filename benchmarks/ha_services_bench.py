@@ -148,8 +148,13 @@ def idle_bench(seconds):
         print('engine VM healthy %.0f s after the HA services started' % (time.monotonic() - t0))
         with open(os.path.join(lab_dir, 'state.json')) as f:
             st = json.load(f)
-        pids = {(h, d): rec['pid'] for h, hs in st['hosts'].items()
-                for d, rec in hs['daemons'].items() if d in ('hostd', 'ha-broker', 'ha-agent')}
+        pids = {(h, 'hostd'): hs['daemons']['hostd']['pid'] for h, hs in st['hosts'].items()}
+        # the HA services are units of each host's service manager (docs/lab.md)
+        from ovirt_hosted_engine_setup.lab.lab import Lab
+        the_lab = Lab(lab_dir)
+        for h in st['hosts']:
+            for d in ('ha-broker', 'ha-agent'):
+                pids[(h, d)] = the_lab.service(h, 'ovirt-' + d)['pid']
         before = {k: proc_sample(p) for k, p in pids.items()}
         t1 = time.monotonic()
         time.sleep(seconds)

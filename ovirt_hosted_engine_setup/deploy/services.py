@@ -1,14 +1,11 @@
 """Enable and start, or stop, the hosted-engine HA services (ovirt-ha-broker, ovirt-ha-agent).
 
-    start_ha_services()     # systemctl enable --now ..., or the lab's `ha start`
-    stop_ha_services()
+    start_ha_services()     # systemctl enable --now ovirt-ha-broker ovirt-ha-agent
+    stop_ha_services()      # systemctl stop ovirt-ha-agent ovirt-ha-broker
 
-How, in this order:
-- in a lab host (OVIRT_HE_LAB_HOST set): ``hosted-engine-lab ha start|stop <host>`` (the
-  lab runs the daemons inside the host's namespaces; a systemd of the machine running
-  the lab must not be used there);
-- with systemd (/run/systemd/system exists): ``systemctl enable --now`` / ``systemctl stop``;
-- otherwise: ServiceError telling the user to start the two services by hand.
+With systemd (/run/systemd/system exists): ``systemctl`` from PATH; otherwise a
+ServiceError telling the user to start the two services by hand. (A lab host answers
+these calls with its own service manager: docs/lab.md.)
 
 Each failure is a ServiceError whose str() is one line: the command, its last output
 line and what to do.
@@ -17,14 +14,11 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 
 log = logging.getLogger(__name__)
 
 HA_SERVICES = ('ovirt-ha-broker', 'ovirt-ha-agent')
 SYSTEMD_RUN_DIR = '/run/systemd/system'
-LAB_HOST_ENV = 'OVIRT_HE_LAB_HOST'
-LAB_COMMAND = 'hosted-engine-lab'
 TIMEOUT = 180
 
 
@@ -32,33 +26,13 @@ class ServiceError(RuntimeError):
     """One line for the user."""
 
 
-def _find(name, environ, bin_dir):
-    """An executable: in bin_dir (the running interpreter's bin directory: the venv's
-    commands) first, else on environ's PATH."""
-    if bin_dir:
-        candidate = os.path.join(bin_dir, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which(name, path=environ.get('PATH', os.defpath))
-
-
-def command(action, environ=None, systemd_dir=SYSTEMD_RUN_DIR, bin_dir=None):
+def command(action, environ=None, systemd_dir=SYSTEMD_RUN_DIR):
     """The argv that starts (action 'start') or stops ('stop') the HA services here."""
     if action not in ('start', 'stop'):
         raise ValueError('action must be start or stop, not %r' % (action,))
     environ = os.environ if environ is None else environ
-    if bin_dir is None:
-        bin_dir = os.path.dirname(sys.executable)
-    lab_host = environ.get(LAB_HOST_ENV)
-    if lab_host:
-        lab = _find(LAB_COMMAND, environ, bin_dir)
-        if lab is None:
-            raise ServiceError('%s is not installed here (this is lab host %s): install the '
-                               'project in its virtualenv, or start %s by hand'
-                               % (LAB_COMMAND, lab_host, ' and '.join(HA_SERVICES)))
-        return [lab, 'ha', action, lab_host]
     if os.path.isdir(systemd_dir):
-        systemctl = _find('systemctl', environ, None) or 'systemctl'
+        systemctl = shutil.which('systemctl', path=environ.get('PATH', os.defpath)) or 'systemctl'
         if action == 'start':
             return [systemctl, 'enable', '--now'] + list(HA_SERVICES)
         return [systemctl, 'stop'] + list(reversed(HA_SERVICES))
@@ -92,17 +66,17 @@ def _run(argv, environ, what):
     return out
 
 
-def start_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR, bin_dir=None):
+def start_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
     """Enable and start ovirt-ha-broker and ovirt-ha-agent; return the argv used."""
     environ = os.environ if environ is None else environ
-    argv = command('start', environ, systemd_dir, bin_dir)
+    argv = command('start', environ, systemd_dir)
     _run(argv, environ, 'start')
     return argv
 
 
-def stop_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR, bin_dir=None):
+def stop_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
     """Stop ovirt-ha-agent and ovirt-ha-broker; return the argv used."""
     environ = os.environ if environ is None else environ
-    argv = command('stop', environ, systemd_dir, bin_dir)
+    argv = command('stop', environ, systemd_dir)
     _run(argv, environ, 'stop')
     return argv

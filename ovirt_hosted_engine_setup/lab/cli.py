@@ -6,7 +6,9 @@
     hosted-engine-lab down              stop everything the lab started
     hosted-engine-lab ha-prepare        hosted-engine storage + VM definition, no engine
     hosted-engine-lab ha start|stop [HOST...]
-                                        the HA services (ovirt-ha-broker, ovirt-ha-agent)
+                                        the HA services (ovirt-ha-broker, ovirt-ha-agent):
+                                        `systemctl start|stop` in the hosts, whose
+                                        systemctl is the lab's service manager
 
 The lab's state directory is OVIRT_HE_LAB_DIR (default
 /var/lib/ovirt-hosted-engine-lab/lab); docs/lab.md describes the lab.
@@ -42,7 +44,8 @@ def build_parser():
                                              'for the HA services (no engine, no deploy)')
     prep.add_argument('--io-timeout', type=int, default=None,
                       help='sanlock io timeout of the hosted-engine lockspace')
-    ha = sub.add_parser('ha', help='start or stop the HA services in lab hosts')
+    ha = sub.add_parser('ha', help='start or stop the HA services in lab hosts (systemctl '
+                                   'start|stop in each host)')
     ha.add_argument('action', choices=('start', 'stop'))
     ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
     sim = sub.add_parser('simulate', add_help=False,

@@ -12,12 +12,18 @@ whose namespaces the lab enters with nsenter. Inside:
     network is SUBNET.0/24 with the gateway address SUBNET.1 on that bridge;
     nothing in it is connected to the machine's network.
 Daemons per host: sanlock (with the container workaround library preloaded),
-virtlogd, libvirtd, and the host agent ovirt-hosted-engine-hostd.
+virtlogd, libvirtd, and the host agent ovirt-hosted-engine-hostd. Each host also has
+a service manager (lab/systemctl.py) that `systemctl` in the host reaches: the HA
+services are its units, started and stopped with `systemctl` as on any host.
 
 Everything the lab starts is recorded in <lab dir>/state.json with its pid and
 start time; `down` stops every process living in the lab's namespaces by pid
 (SIGTERM, then SIGKILL after a grace period). The namespaces and their mounts
 vanish with their last process.
+
+Over 600 lines because a lab host's whole life is one piece: bringing its namespaces and
+daemons up, its HA units, its status and taking it down share the state file and the
+holder processes (the service manager, the guest image and the appliance are apart).
 """
 import contextlib
 import fcntl
@@ -30,7 +36,7 @@ import sys
 import threading
 import time
 
-from ovirt_hosted_engine_setup.lab import paths, preload
+from ovirt_hosted_engine_setup.lab import paths, preload, systemctl
 
 SUBNET = '192.168.222'
 PREFIX = 24
@@ -59,7 +65,7 @@ HOST_DIRS = [
 ]
 
 DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
-# The HA services as the lab runs them (systemd units on real hosts): daemon -> command.
+# The HA services: status column -> unit of the host's service manager (lab/systemctl.py).
 HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
 HA_SOCKET = '/run/ovirt-hosted-engine-ha/broker.socket'
 
@@ -271,8 +277,9 @@ class Lab:
 
     @staticmethod
     def env(extra=None):
-        path = [paths.venv_bin(), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
-                '/sbin', '/bin']
+        # systemctl.LAB_BIN: the host's service manager, inside the hosts only
+        path = [paths.venv_bin(), systemctl.LAB_BIN, '/usr/local/sbin', '/usr/local/bin',
+                '/usr/sbin', '/usr/bin', '/sbin', '/bin']
         env = {'PATH': ':'.join(path), 'LANG': 'C.UTF-8', 'HOME': '/root'}
         env.update(extra or {})
         return env
@@ -475,12 +482,14 @@ class Lab:
         self.save()
         script = ['set -e', 'hostname %s' % name,
                   'mount -t tmpfs -o mode=0755,size=256m lab-run /run',
-                  'mkdir -p /run/lock /run/user',
+                  'mkdir -p /run/lock /run/user %s %s %s' % (
+                      systemctl.LAB_BIN, systemctl.STATE_DIR, systemctl.SYSTEMD_MARK),
                   'mount --bind %s /etc/hosts' % _q(os.path.join(self.dir, 'hosts.txt'))]
         for dst, src in HOST_DIRS:
             script.append('mount --bind %s %s' % (_q(os.path.join(hd, src)), _q(dst)))
         script.append('ip link set lo up')
         self.run_in(pid, ['sh', '-c', '\n'.join(script)])
+        self._install_service_manager(pid)
         net = self.state['net']['pid']
         mac = '02:0e:1a:b0:00:%02x' % index
         veth = 'lab-%s' % name
@@ -517,6 +526,17 @@ class Lab:
         self._wait(name, 'hostd', lambda: self.run_in(
             pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host', 'ping2'],
             check=False, timeout=30).returncode == 0, 90)
+
+    def _install_service_manager(self, pid):
+        """systemctl in the host: the lab's service manager at LAB_BIN/systemctl (in the
+        host's /run), also bind-mounted over /usr/bin/systemctl in the host's own mount
+        namespace when the machine has one (the machine's file is never changed)."""
+        exe = systemctl.LAB_BIN + '/systemctl'
+        with open('/proc/%d/root%s' % (pid, exe), 'w') as f:
+            f.write(systemctl.wrapper(os.path.join(paths.venv_bin(), 'python')))
+        os.chmod('/proc/%d/root%s' % (pid, exe), 0o755)
+        if os.path.isfile('/usr/bin/systemctl'):
+            self.run_in(pid, ['mount', '--bind', exe, '/usr/bin/systemctl'])
 
     def _start_daemon(self, name, h, daemon, cmd, extra_env=None):
         log = os.path.join(h['dir'], 'var-log', 'lab', '%s.log' % daemon)
@@ -558,9 +578,22 @@ class Lab:
             self.host(n)
         return list(names) if names else known
 
+    def service(self, name, unit):
+        """The record of a unit the host's service manager started ({pid, start, since,
+        argv, log}; its process may have died since, see alive()), or None."""
+        h = self.host(name) if self.state is None else self.state['hosts'][name]
+        return systemctl.read_record('/proc/%d/root%s' % (h['holder']['pid'], systemctl.STATE_DIR),
+                                     unit + '.service')
+
+    def systemctl(self, name, args, timeout=300):
+        """Run systemctl inside host name (the host's service manager)."""
+        return self.run_in(self.state['hosts'][name]['holder']['pid'], ['systemctl'] + args,
+                           timeout=timeout)
+
     def ha_start(self, names=None):
-        """Start ovirt-ha-broker then ovirt-ha-agent in the hosts (as their systemd units
-        would); a host without /etc/ovirt-hosted-engine/hosted-engine.conf is refused."""
+        """`systemctl start ovirt-ha-broker ovirt-ha-agent` in the hosts; then wait for the
+        broker's socket. A host without /etc/ovirt-hosted-engine/hosted-engine.conf is
+        refused (the units' condition would leave them inactive)."""
         with self.locked():
             names = self.host_names(names)
             for name in names:
@@ -571,43 +604,66 @@ class Lab:
                                    'first, or run hosted-engine-lab ha-prepare' % name)
             self.load()
             for name in names:
-                h = self.state['hosts'][name]
-                pid = h['holder']['pid']
-                for daemon, command in HA_DAEMONS:
-                    if alive(h['daemons'].get(daemon)):
-                        say('%s: %s already running' % (name, daemon))
+                pid = self.state['hosts'][name]['holder']['pid']
+                before = {u: self.service(name, u) for _d, u in HA_DAEMONS}
+                t0 = time.monotonic()
+                self.systemctl(name, ['start'] + [u for _d, u in HA_DAEMONS])
+                for daemon, unit in HA_DAEMONS:
+                    if alive(before[unit]):
+                        say('%s: %s already running' % (name, unit))
                         continue
-                    self._start_daemon(name, h, daemon,
-                                       [os.path.join(paths.venv_bin(), command)])
+                    rec = self.service(name, unit)
                     if daemon == 'ha-broker':
-                        self._wait(name, daemon, lambda: os.path.exists(
-                            '/proc/%d/root%s' % (pid, HA_SOCKET)), 60)
+                        ready = lambda: os.path.exists('/proc/%d/root%s' % (pid, HA_SOCKET))  # noqa
                     else:
-                        self._wait(name, daemon, lambda: True, 5)
+                        ready = lambda: True  # noqa: E731 (it waits for the broker itself)
+                    deadline = time.monotonic() + 60
+                    while True:
+                        if not alive(rec):
+                            raise LabError('%s exited at start on %s; its log: %s%s' % (
+                                unit, name, rec and rec['log'],
+                                _tail(self._host_path(name, rec['log']) if rec else '')))
+                        if ready():
+                            break
+                        if time.monotonic() > deadline:
+                            raise LabError('%s did not answer within 60 s on %s; its log: %s%s'
+                                           % (unit, name, rec['log'],
+                                              _tail(self._host_path(name, rec['log']))))
+                        time.sleep(0.2)
+                    say('%s: %s up (%.1f s)' % (name, unit, time.monotonic() - t0))
+
+    def _host_path(self, name, path):
+        return '/proc/%d/root%s' % (self.state['hosts'][name]['holder']['pid'], path)
 
     def ha_stop(self, names=None):
-        """Stop the agents (they publish AgentStopped), then the brokers."""
+        """`systemctl stop ovirt-ha-agent ovirt-ha-broker` in the hosts, all at once (the
+        agents publish AgentStopped through their brokers before they exit)."""
         with self.locked():
             names = self.host_names(names)
             self._ha_stop(self.state, names)
-            for name in names:
-                for daemon, _command in HA_DAEMONS:
-                    self.state['hosts'][name]['daemons'].pop(daemon, None)
-            self.save()
 
     def _ha_stop(self, st, names, quiet=False):
-        for daemon, _command in reversed(HA_DAEMONS):
-            pids = []
-            for name in names:
-                rec = st['hosts'][name].get('daemons', {}).get(daemon)
-                if alive(rec):
-                    pids.append(rec['pid'])
-            if pids:
-                kill_pids(pids, grace=30)
-                if not quiet:
-                    say('%s stopped on %s' % (daemon, ', '.join(
-                        n for n in names if st['hosts'][n].get('daemons', {}).get(daemon)
-                        and st['hosts'][n]['daemons'][daemon]['pid'] in pids)))
+        errors = []
+
+        def stop(name):
+            running = [u for _d, u in reversed(HA_DAEMONS) if alive(self.service(name, u))]
+            try:
+                self.systemctl(name, ['stop'] + [u for _d, u in reversed(HA_DAEMONS)])
+            except (LabError, subprocess.SubprocessError) as e:
+                errors.append('%s: %s' % (name, e))
+                return
+            if not quiet:
+                for unit in running:
+                    say('%s stopped on %s' % (unit, name))
+
+        threads = [threading.Thread(target=stop, args=(n,)) for n in names
+                   if alive(st['hosts'][n].get('holder'))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors and not quiet:
+            raise LabError('; '.join(errors))
 
     # down ---------------------------------------------------------------
     def down(self):
@@ -697,6 +753,9 @@ class Lab:
         for name, h in sorted(st['hosts'].items(), key=lambda kv: kv[1]['index']):
             d = {k: (alive(h['daemons'][k]) if k in h.get('daemons', {}) else None)
                  for k in DAEMONS}
+            for daemon, unit in HA_DAEMONS:   # units of the host's service manager
+                rec = self.service(name, unit) if alive(h.get('holder')) else None
+                d[daemon] = None if rec is None else alive(rec)
             out.append((name, h['address'], alive(h.get('holder')), d))
         return out
 
@@ -714,8 +773,9 @@ class Lab:
 
     def exec_env(self, name):
         env = dict(os.environ)
-        parts = [paths.venv_bin()] + [p for p in env.get('PATH', '').split(':')
-                                      if p and p != paths.venv_bin()]
+        parts = [paths.venv_bin(), systemctl.LAB_BIN] + [
+            p for p in env.get('PATH', '').split(':')
+            if p and p not in (paths.venv_bin(), systemctl.LAB_BIN)]
         for p in ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'):
             if p not in parts:
                 parts.append(p)

@@ -1,7 +1,5 @@
-"""services.py: which command starts the HA services (systemd, the lab, neither), run for
-real against executable scripts in a temporary bin directory that record their argv."""
-import os
-
+"""services.py: which command starts the HA services (systemd, or none), run for real
+against executable scripts in a temporary bin directory that record their argv."""
 import pytest
 
 from ovirt_hosted_engine_setup.deploy import services
@@ -35,54 +33,42 @@ def test_systemd_enables_and_starts_both_services(tmp_path):
     fake = make_bin(tmp_path, 'systemctl')
     systemd = tmp_path / 'run-systemd'
     systemd.mkdir()
-    argv = services.start_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd),
-                                      bin_dir=str(tmp_path / 'empty'))
+    argv = services.start_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd))
     assert argv[0] == str(fake / 'systemctl')
     assert recorded(tmp_path) == ['systemctl', 'enable', '--now', 'ovirt-ha-broker',
                                   'ovirt-ha-agent']
-    services.stop_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd),
-                              bin_dir=str(tmp_path / 'empty'))
+    services.stop_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd))
     assert recorded(tmp_path) == ['systemctl', 'stop', 'ovirt-ha-agent', 'ovirt-ha-broker']
 
 
-def test_lab_host_uses_the_lab_command_next_to_the_interpreter(tmp_path):
-    venv_bin = make_bin(tmp_path, 'hosted-engine-lab', dirname='venv-bin')
+def test_the_same_systemctl_calls_whatever_the_environment_names(tmp_path):
+    # no lab branch: an environment naming a lab host is served by systemctl as any host
+    # (a lab host's systemctl is its own service manager, docs/lab.md)
     path_bin = make_bin(tmp_path, 'systemctl')
+    make_bin(tmp_path, 'hosted-engine-lab')
     systemd = tmp_path / 'run-systemd'
-    systemd.mkdir()      # even with systemd on the machine, a lab host uses the lab
+    systemd.mkdir()
     env = env_for(tmp_path, path_bin, OVIRT_HE_LAB_HOST='host2')
-    argv = services.start_ha_services(env, systemd_dir=str(systemd), bin_dir=str(venv_bin))
-    assert argv == [str(venv_bin / 'hosted-engine-lab'), 'ha', 'start', 'host2']
-    assert recorded(tmp_path) == ['hosted-engine-lab', 'ha', 'start', 'host2']
-    services.stop_ha_services(env, systemd_dir=str(systemd), bin_dir=str(venv_bin))
-    assert recorded(tmp_path) == ['hosted-engine-lab', 'ha', 'stop', 'host2']
+    argv = services.start_ha_services(env, systemd_dir=str(systemd))
+    assert argv == [str(path_bin / 'systemctl'), 'enable', '--now', 'ovirt-ha-broker',
+                    'ovirt-ha-agent']
+    assert recorded(tmp_path) == ['systemctl', 'enable', '--now', 'ovirt-ha-broker',
+                                  'ovirt-ha-agent']
+    services.stop_ha_services(env, systemd_dir=str(systemd))
+    assert recorded(tmp_path) == ['systemctl', 'stop', 'ovirt-ha-agent', 'ovirt-ha-broker']
 
 
-def test_lab_command_found_on_path(tmp_path):
-    path_bin = make_bin(tmp_path, 'hosted-engine-lab')
-    (tmp_path / 'empty').mkdir()
-    env = env_for(tmp_path, path_bin, OVIRT_HE_LAB_HOST='host1')
-    services.start_ha_services(env, systemd_dir=str(tmp_path / 'none'),
-                               bin_dir=str(tmp_path / 'empty'))
-    assert recorded(tmp_path) == ['hosted-engine-lab', 'ha', 'start', 'host1']
+def test_no_lab_check_in_the_module():
+    import inspect
+    assert 'OVIRT_HE_LAB' not in inspect.getsource(services)
+    assert 'hosted-engine-lab' not in inspect.getsource(services)
 
 
-def test_lab_host_without_the_lab_command(tmp_path):
-    (tmp_path / 'empty').mkdir()
-    env = env_for(tmp_path, tmp_path / 'empty', OVIRT_HE_LAB_HOST='host1')
-    with pytest.raises(services.ServiceError) as e:
-        services.start_ha_services(env, systemd_dir=str(tmp_path / 'none'),
-                                   bin_dir=str(tmp_path / 'empty'))
-    assert '\n' not in str(e.value)
-    assert 'hosted-engine-lab is not installed' in str(e.value)
-
-
-def test_neither_systemd_nor_lab_says_what_to_start(tmp_path):
+def test_without_systemd_says_what_to_start(tmp_path):
     fake = make_bin(tmp_path, 'systemctl')
     with pytest.raises(services.ServiceError) as e:
         services.start_ha_services(env_for(tmp_path, fake),
-                                   systemd_dir=str(tmp_path / 'no-systemd'),
-                                   bin_dir=str(tmp_path / 'empty'))
+                                   systemd_dir=str(tmp_path / 'no-systemd'))
     msg = str(e.value)
     assert '\n' not in msg
     assert 'does not run systemd' in msg
@@ -97,17 +83,8 @@ def test_failing_command_is_one_line_with_its_last_output(tmp_path):
     systemd = tmp_path / 'run-systemd'
     systemd.mkdir()
     with pytest.raises(services.ServiceError) as e:
-        services.start_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd),
-                                   bin_dir=str(tmp_path / 'empty'))
+        services.start_ha_services(env_for(tmp_path, fake), systemd_dir=str(systemd))
     msg = str(e.value)
     assert '\n' not in msg
     assert 'exit 5: Unit ovirt-ha-agent.service not found.' in msg
     assert 'by hand' in msg
-
-
-def test_the_real_lab_command_is_next_to_the_interpreter():
-    # what a deploy inside a lab host runs: the virtualenv's hosted-engine-lab
-    import sys
-    argv = services.command('start', {'OVIRT_HE_LAB_HOST': 'host1', 'PATH': ''})
-    assert argv[1:] == ['ha', 'start', 'host1']
-    assert os.path.dirname(argv[0]) == os.path.dirname(sys.executable)

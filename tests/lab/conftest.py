@@ -31,6 +31,11 @@ class LabRunner:
     def exec(self, host, *cmd, check=True, **kw):
         return self.cli('exec', host, '--', *cmd, check=check, **kw)
 
+    def service(self, host, unit):
+        """The record ({pid, start, ...}) of a unit the host's service manager started."""
+        from ovirt_hosted_engine_setup.lab.lab import Lab
+        return Lab(self.dir).service(host, unit)
+
 
 @pytest.fixture(scope='module')
 def lab():

@@ -19,6 +19,7 @@ import os
 import signal
 import time
 
+import daemon_proc
 import pytest
 
 from .conftest import lab  # noqa: F401 (the module's lab fixture)
@@ -58,15 +59,7 @@ def engine_hosts(status):
 
 
 def wait_for(what, predicate, timeout, interval=3.0):
-    t0 = time.monotonic()
-    last = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError('%s: not within %d s' % (what, timeout))
-        time.sleep(interval)
+    return daemon_proc.wait_for(what, predicate, timeout, interval)
 
 
 def wait_engine_healthy(lab, timeout=ENGINE_UP_TIMEOUT):  # noqa: F811
@@ -239,8 +232,7 @@ def test_local_maintenance_on_the_other_host(ha):
 
 
 def test_vm_status_with_the_local_agent_down(ha):
-    st = json.load(open(os.path.join(ha.dir, 'state.json')))
-    agent = st['hosts']['host2']['daemons']['ha-agent']
+    agent = ha.service('host2', 'ovirt-ha-agent')
     os.kill(agent['pid'], signal.SIGTERM)
     wait_for('host2 published AgentStopped', lambda: next(
         v for k, v in vm_status(ha, 'host2').items()

@@ -81,6 +81,34 @@ def test_libvirtd_answers(lab):
         assert 'Name' in r.stdout
 
 
+def test_systemctl_in_a_host_is_the_hosts_service_manager(lab):
+    for host in ('host1', 'host2'):
+        r = lab.exec(host, 'systemctl', 'is-active', 'ovirt-ha-broker', 'ovirt-ha-agent',
+                     check=False)
+        assert (r.returncode, r.stdout) == (3, 'inactive\ninactive\n'), r.stderr
+    # also through /usr/bin/systemctl, whatever PATH says
+    r = lab.exec('host1', 'env', 'PATH=/usr/bin:/bin', 'systemctl', 'status', 'ovirt-ha-agent',
+                 check=False)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert 'ovirt-ha-agent.service; disabled)' in r.stdout
+    assert 'Active: inactive (dead)' in r.stdout
+    # programs that ask whether systemd manages the host are told so, inside the hosts only
+    assert lab.exec('host2', 'test', '-d', '/run/systemd/system', check=False).returncode == 0
+    assert not os.path.exists('/run/systemd/system')
+    # the units' condition: no hosted-engine.conf, nothing starts
+    r = lab.exec('host1', 'systemctl', 'start', 'ovirt-ha-agent', check=False)
+    assert r.returncode == 0
+    assert 'ConditionPathExists=/etc/ovirt-hosted-engine/hosted-engine.conf not met' in r.stderr
+    assert lab.exec('host1', 'systemctl', 'is-active', 'ovirt-ha-broker',
+                    check=False).returncode == 3
+    r = lab.exec('host1', 'systemctl', 'start', 'no-such-unit', check=False)
+    assert r.returncode == 5 and 'Unit no-such-unit.service not found' in r.stderr
+    # the machine's own systemctl is untouched
+    if os.path.exists('/usr/bin/systemctl'):
+        with open('/usr/bin/systemctl', 'rb') as f:
+            assert f.read(4) == b'\x7fELF'
+
+
 def test_exec_exit_code_stdin_and_path(lab):
     assert lab.exec('host1', 'sh', '-c', 'exit 7', check=False).returncode == 7
     assert lab.exec('host2', 'cat', input='through stdin\n').stdout == 'through stdin\n'

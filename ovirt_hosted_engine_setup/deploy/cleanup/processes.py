@@ -6,10 +6,8 @@ terminated: SIGTERM, SIGKILL after a grace period.
 """
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 from ... import paths
@@ -125,25 +123,7 @@ def stop_ha_daemons():
     stopped = {}           # program -> how it was stopped
     notes = []
     names = [d[0] for d in HA_DAEMONS]
-    if os.environ.get('OVIRT_HE_LAB_HOST'):
-        host = os.environ['OVIRT_HE_LAB_HOST']
-        exe = shutil.which('hosted-engine-lab') or os.path.join(
-            os.path.dirname(sys.executable), 'hosted-engine-lab')
-        p = subprocess.run([exe, 'ha', 'stop', host], capture_output=True, text=True,
-                           timeout=180, stdin=subprocess.DEVNULL)
-        log.info('hosted-engine-lab ha stop %s: %s%s', host, p.stdout, p.stderr)
-        if p.returncode != 0:
-            raise StepFailed('hosted-engine-lab ha stop %s failed: %s; stop them with '
-                             'hosted-engine-lab ha stop %s and run %s again' % (
-                                 host, (p.stderr or p.stdout).strip().splitlines()[-1:],
-                                 host, PROG))
-        # it says "[lab] ha-agent stopped on host1" for each daemon it stopped
-        for line in p.stdout.splitlines():
-            what, sep, _where = line.partition(' stopped on ')
-            what = (what.split() or [''])[-1]
-            if sep and what in ('ha-agent', 'ha-broker'):
-                stopped['ovirt-' + what] = 'hosted-engine-lab ha stop %s' % host
-    elif os.path.isdir('/run/systemd/system') and not paths.PREFIX:
+    if os.path.isdir('/run/systemd/system') and not paths.PREFIX:
         units = [n + '.service' for n in names]
         for name, unit in zip(names, units):
             active = subprocess.run(['systemctl', 'is-active', '--quiet', unit],
