@@ -226,3 +226,21 @@ def test_the_wrapper_runs_the_manager(tmp_path):
     exe.chmod(0o755)
     r = subprocess.run([str(exe), 'frobnicate', 'x'], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and 'Unknown command verb frobnicate' in r.stderr
+
+
+def test_product_code_never_asks_whether_it_runs_in_the_lab():
+    """Outside ovirt_hosted_engine_setup/lab/, no module, plugin or script names the lab's
+    environment or command: a lab host is served as any host (docs/lab.md)."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    found = []
+    for base in ('ovirt_hosted_engine_setup', 'plugins', 'bin'):
+        for d, dirs, files in os.walk(os.path.join(top, base)):
+            dirs[:] = [x for x in dirs if x not in ('lab', '__pycache__')]
+            for f in files:
+                p = os.path.join(d, f)
+                with open(p, 'rb') as fh:
+                    data = fh.read()
+                for word in (b'OVIRT_HE_LAB', b'hosted-engine-lab'):
+                    if word in data:
+                        found.append('%s: %s' % (os.path.relpath(p, top), word.decode()))
+    assert found == []
