@@ -17,6 +17,9 @@ A scenario is a directory with
   agent-kill H, agent-start H, agent-restart H, broker-slow H SECONDS, broker-restart H,
   hostagent H down|up, clock-jump H SECONDS, corrupt SLOT garbage|torn|crc|too-new|wrong-id,
   global-maint on|off, local-maint H on|off, flap-net H PERIOD UNTIL LOW, guest-hang H on|off
+  broker-slow: the broker's host monitors give no value (its engine health still
+  answers) for SECONDS; broker-restart: no monitor value at all, engine health
+  included, for 15 s (the agent then sees its VM state as unknown).
 - ``log.expect``: the golden log (state transitions, VM events, faults, storage warnings).
 
 Every run also checks the invariants: never two engine VMs running, the engine

@@ -107,6 +107,7 @@ class Cluster:
         self.area = [bytes(metadata.SLOT_SIZE)] * (self.slots + 1)
         self.area_version = 0
         self._view_cache = (None, None)
+        self._live_cache = (None, None)
         self.lease_holder = None
         self.log = []
         self.violations = []
@@ -162,12 +163,18 @@ class Cluster:
         return h.last_renew is not None and self.t - h.last_renew <= DEAD_AFTER
 
     def sanlock_live_ids(self):
-        return frozenset(h.host_id for h in self.hosts if self.id_live(h))
+        """The live host ids (renewals happen in sanlock_tick, so one set per second)."""
+        t, ids = self._live_cache
+        if t != self.t:
+            ids = frozenset(h.host_id for h in self.hosts if self.id_live(h))
+            self._live_cache = (self.t, ids)
+        return ids
 
     def lockspace_held(self, h):
         return h.id_held and h.last_renew is not None and self.t - h.last_renew < KILL_AFTER
 
     def sanlock_tick(self):
+        self._live_cache = (None, None)
         for h in self.hosts:
             if not h.powered:
                 continue
