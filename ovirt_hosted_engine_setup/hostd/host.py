@@ -339,7 +339,8 @@ class HostBackend(Backend):
                          'operstate': link.get('operstate', 'UNKNOWN').lower(),
                          'speed': str(self._speed(name)), 'mtu': str(link.get('mtu', '')),
                          'rx': str(rx), 'tx': str(tx),
-                         'rxRate': '%.2f' % ((rx - p[0]) / dt), 'txRate': '%.2f' % ((tx - p[1]) / dt),
+                         'rxRate': '%.2f' % ((rx - p[0]) / dt),
+                         'txRate': '%.2f' % ((tx - p[1]) / dt),
                          'sampleTime': time.time()}
         self._net_prev = (counters, now)
         return out

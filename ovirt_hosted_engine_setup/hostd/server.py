@@ -185,7 +185,8 @@ class _Connection:
             try:
                 sock = self.server.ssl_context.wrap_socket(sock, server_side=True)
             except (ssl.SSLError, OSError) as e:
-                log.warning('%s: TLS handshake refused: %s', self.peer, getattr(e, 'reason', e) or e)
+                log.warning('%s: TLS handshake refused: %s', self.peer,
+                            getattr(e, 'reason', e) or e)
                 return
             self.raw = sock
         self.transport = stomp.Transport(sock, max_frame=self.server.max_frame)
