@@ -2,6 +2,11 @@
 
     start_ha_services()     # systemctl enable --now ovirt-ha-broker ovirt-ha-agent
     stop_ha_services()      # systemctl stop ovirt-ha-agent ovirt-ha-broker
+    active_ha_services()    # systemctl is-active of each: the ones running
+    disable_ha_services()   # systemctl disable ovirt-ha-agent ovirt-ha-broker
+
+The deploy starts the services with start_ha_services(); ovirt-hosted-engine-cleanup stops
+them with the other three.
 
 With systemd (/run/systemd/system exists): ``systemctl`` from PATH; otherwise a
 ServiceError telling the user to start the two services by hand. (A lab host answers
@@ -41,7 +46,7 @@ def command(action, environ=None, systemd_dir=SYSTEMD_RUN_DIR):
                        % (systemd_dir, action, ' and '.join(HA_SERVICES)))
 
 
-def _run(argv, environ, what):
+def _run(argv, environ, what, ok=(0,)):
     log.debug('running %s', argv)
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -57,7 +62,7 @@ def _run(argv, environ, what):
     out = (r.stdout or '').strip()
     if out:
         log.debug('%s output:\n%s', argv[0], out)
-    if r.returncode != 0:
+    if r.returncode not in ok:
         last = out.splitlines()[-1].strip() if out else 'no output'
         raise ServiceError('%s failed (exit %d: %s): %s the HA services (%s) by hand and look '
                            'at /var/log/ovirt-hosted-engine-ha/'
@@ -74,9 +79,45 @@ def start_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
     return argv
 
 
-def stop_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
-    """Stop ovirt-ha-agent and ovirt-ha-broker; return the argv used."""
+def stop_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR, missing_ok=False):
+    """Stop ovirt-ha-agent and ovirt-ha-broker; return the argv used. With missing_ok,
+    services that are not installed (systemctl's exit status 5) are no error."""
     environ = os.environ if environ is None else environ
     argv = command('stop', environ, systemd_dir)
-    _run(argv, environ, 'stop')
+    _run(argv, environ, 'stop', ok=(0, 5) if missing_ok else (0,))
     return argv
+
+
+def active_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
+    """The HA services that run now (``systemctl is-active``), in the order they stop."""
+    environ = os.environ if environ is None else environ
+    systemctl = command('stop', environ, systemd_dir)[0]
+    active = []
+    for name in reversed(HA_SERVICES):
+        try:
+            r = subprocess.run([systemctl, 'is-active', '--quiet', name],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=dict(environ), timeout=60)
+        except FileNotFoundError:
+            raise ServiceError('%s: command not found: stop the HA services (%s) by hand'
+                               % (systemctl, ' and '.join(HA_SERVICES)))
+        except subprocess.TimeoutExpired:
+            raise ServiceError('%s is-active %s did not answer within 60 s: check the HA '
+                               'services with systemctl status %s'
+                               % (systemctl, name, ' '.join(HA_SERVICES)))
+        if r.returncode == 0:
+            active.append(name)
+    return active
+
+
+def disable_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
+    """``systemctl disable`` of both services; True when done. A failure is logged only:
+    the services are stopped already, and the next deploy enables them again."""
+    environ = os.environ if environ is None else environ
+    argv = [command('stop', environ, systemd_dir)[0], 'disable'] + list(reversed(HA_SERVICES))
+    try:
+        _run(argv, environ, 'disable')
+    except ServiceError as e:
+        log.info('%s', e)
+        return False
+    return True

@@ -1,19 +1,17 @@
 """Stopping the HA daemons (ovirt-ha-agent, then ovirt-ha-broker).
 
-With systemd, through systemctl (stop, then disable); then any daemon still running is
+With systemd, through deploy/services.py, the code the deploy starts them with (which
+ones run, stop, then disable); then any daemon still running is
 found by its program and the log file it keeps open (they write no pid file) and
 terminated: SIGTERM, SIGKILL after a grace period.
 """
-import logging
 import os
 import signal
-import subprocess
 import time
 
 from ... import paths
+from .. import services
 from . import PROG, StepFailed
-
-log = logging.getLogger('ovirt_hosted_engine_setup.deploy.cleanup')
 
 
 # The HA daemons, in the order they are stopped: (program, module run with python -m,
@@ -118,28 +116,23 @@ def terminate(pids, grace=HA_STOP_GRACE):
     return killed
 
 
-def stop_ha_daemons():
-    """Stop the HA daemons; each is said stopped only when it was running."""
+def stop_ha_daemons(environ=None, systemd_dir=services.SYSTEMD_RUN_DIR):
+    """Stop the HA daemons; each is said stopped only when it was running.
+
+    With systemd, through deploy/services.py, the code the deploy starts them with
+    (environ and systemd_dir as there); then whatever still runs is terminated."""
     stopped = {}           # program -> how it was stopped
     notes = []
     names = [d[0] for d in HA_DAEMONS]
-    if os.path.isdir('/run/systemd/system') and not paths.PREFIX:
-        units = [n + '.service' for n in names]
-        for name, unit in zip(names, units):
-            active = subprocess.run(['systemctl', 'is-active', '--quiet', unit],
-                                    stdin=subprocess.DEVNULL, timeout=60).returncode == 0
-            p = subprocess.run(['systemctl', 'stop', unit], capture_output=True, text=True,
-                               timeout=180, stdin=subprocess.DEVNULL)
-            # 5: the unit is not installed
-            if p.returncode not in (0, 5):
-                raise StepFailed('systemctl stop %s failed: %s; see journalctl -u %s'
-                                 % (unit, p.stderr.strip(), unit))
-            if active:
-                stopped[name] = 'systemctl stop'
-        p = subprocess.run(['systemctl', 'disable'] + units, capture_output=True, text=True,
-                           timeout=60, stdin=subprocess.DEVNULL)
-        log.info('systemctl disable: %s %s', p.returncode, p.stderr)
-        if p.returncode == 0:
+    if os.path.isdir(systemd_dir) and not paths.PREFIX:
+        try:
+            active = services.active_ha_services(environ, systemd_dir)
+            services.stop_ha_services(environ, systemd_dir, missing_ok=True)
+        except services.ServiceError as e:
+            raise StepFailed('%s; then run %s again' % (e, PROG))
+        for name in active:
+            stopped[name] = 'systemctl stop'
+        if services.disable_ha_services(environ, systemd_dir):
             notes.append('units disabled')
     for program, module, log_path in HA_DAEMONS:
         pids = daemon_pids(program, module, log_path)
