@@ -5,6 +5,10 @@ returns the exit status; problems the user can fix raise CliError (one line).
 They talk to the broker's socket, to the host agent API on localhost and, for
 ``--vm-status`` and ``--reinitialize-lockspace``, to the shared storage
 directly, so that they work while the agent and the broker are down.
+
+Over 600 lines: fifteen verbs, each a run_* function with its own help text; what
+they share is in cli_common.py, the storage in he_storage/, the liveness of the other
+hosts in peers.py.
 """
 import base64
 import errno
