@@ -24,6 +24,8 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 
+from . import layout
+
 KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-]*$')
 
 # Keys of hosted-engine.conf (oVirt's, plus sanlock_io_timeout).
@@ -33,7 +35,7 @@ HE_KEYS = (
     'vdsm_use_ssl', 'gateway', 'bridge', 'metadata_volume_UUID', 'metadata_image_UUID',
     'lockspace_volume_UUID', 'lockspace_image_UUID', 'conf_volume_UUID', 'conf_image_UUID',
     'network_test', 'tcp_t_address', 'tcp_t_port', 'sanlock_io_timeout')
-DOMAIN_TYPES = ('nfs', 'nfs3', 'nfs4', 'glusterfs', 'posixfs', 'localfs')
+DOMAIN_TYPES = tuple(layout.DOMAIN_TYPES)     # the storage layout's names, in its order
 NETWORK_TESTS = ('dns', 'ping', 'tcp', 'none')
 DEFAULT_SANLOCK_IO_TIMEOUT = 10
 

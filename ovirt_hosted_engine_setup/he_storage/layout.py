@@ -20,9 +20,10 @@ MiB = 1 << 20
 
 # domainType names of hosted-engine.conf -> the API's domain type numbers
 _TYPE_IDS = enum('domainType')
+# (in the order messages list them; heconf.py checks domainType against these names)
 DOMAIN_TYPES = {'nfs': _TYPE_IDS['NFS'], 'nfs3': _TYPE_IDS['NFS'], 'nfs4': _TYPE_IDS['NFS'],
-                'localfs': _TYPE_IDS['LOCALFS'], 'posixfs': _TYPE_IDS['POSIXFS'],
-                'glusterfs': _TYPE_IDS['GLUSTERFS']}
+                'glusterfs': _TYPE_IDS['GLUSTERFS'], 'posixfs': _TYPE_IDS['POSIXFS'],
+                'localfs': _TYPE_IDS['LOCALFS']}
 NFS_VERSIONS = {'nfs3': '3', 'nfs4': '4'}
 RAW, COW = enum('volFormat')['RAW'], enum('volFormat')['COW']
 PREALLOCATED, SPARSE = enum('preallocate')['PREALLOCATED'], enum('preallocate')['SPARSE']

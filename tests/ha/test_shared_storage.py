@@ -282,3 +282,17 @@ def test_volume_paths_and_max_hosts(tmp_path):
         layout.metadata_max_hosts(str(small))
     with pytest.raises(StorageError):
         layout.metadata_max_hosts(str(tmp_path / 'missing'))
+
+
+def test_hosted_engine_conf_accepts_the_domain_types_the_layout_connects():
+    """One list of domain types: each domainType hosted-engine.conf accepts has the API's
+    domain type number the storage is connected with, and no other is accepted."""
+    from ovirt_hosted_engine_setup.he_storage import heconf
+    assert heconf.DOMAIN_TYPES == tuple(layout.DOMAIN_TYPES)
+    for name, number in layout.DOMAIN_TYPES.items():
+        assert heconf.value_problem('domainType', name) is None
+        assert layout.domain_type(name) == number
+    assert heconf.value_problem('domainType', 'iscsi') == (
+        "domainType must be one of nfs, nfs3, nfs4, glusterfs, posixfs, localfs, not 'iscsi'")
+    with pytest.raises(StorageError):
+        layout.domain_type('iscsi')
