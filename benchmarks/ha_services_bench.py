@@ -46,7 +46,6 @@ def timed(cmd, env, runs):
 
 
 def vm_status_bench(runs):
-    from ovirt_hosted_engine_setup.he_storage import layout
     prefix = tempfile.mkdtemp(prefix='he-bench-', dir='/var/tmp')
     try:
         storage = os.path.join(prefix, 'storage')
