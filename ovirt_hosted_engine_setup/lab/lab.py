@@ -37,6 +37,7 @@ import threading
 import time
 
 from ovirt_hosted_engine_setup.lab import paths, preload, systemctl
+from ovirt_hosted_engine_setup.lab.systemctl import proc_start
 
 SUBNET = '192.168.222'
 PREFIX = 24
@@ -112,25 +113,11 @@ _print_lock = threading.Lock()
 
 # ---------------------------------------------------------------- processes
 
-def proc_start(pid):
-    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            data = f.read()
-    except (OSError, ValueError):
-        return None
-    fields = data[data.rindex(')') + 2:].split()
-    if fields[0] in ('Z', 'X'):
-        return None
-    return int(fields[19])
-
-
 def record(pid):
     return {'pid': pid, 'start': proc_start(pid)}
 
 
-def alive(rec):
-    return bool(rec) and rec.get('start') is not None and proc_start(rec['pid']) == rec['start']
+alive = systemctl.record_alive
 
 
 def ns_id(pid, kind):

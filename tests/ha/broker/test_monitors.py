@@ -16,14 +16,7 @@ from ovirt_hosted_engine_setup.ha.broker import monitors as mon
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from api.hostd_proc import Hostd  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from daemon_proc import free_port  # noqa: E402
 
 
 @pytest.fixture
