@@ -5,6 +5,7 @@ configuration preview (preview), whether its value is a secret (secret: filtered
 logs, never written) and how a given value is validated (validator).
 """
 from . import validators as v
+from ..he_storage.layout import LOCKSPACE_NAME
 from ..runner.keys import EnvKey, keys_of
 
 K = EnvKey
@@ -208,7 +209,7 @@ DEFAULT_BRIDGE = 'ovirtmgmt'
 DEFAULT_CLUSTER = 'Default'
 DEFAULT_DATACENTER = 'Default'
 DEFAULT_ADMIN_USER = 'admin@internal'
-DEFAULT_LOCKSPACE = 'hosted-engine'
+DEFAULT_LOCKSPACE = LOCKSPACE_NAME
 DEFAULT_STORAGE_DOMAIN_NAME = 'hosted_storage'
 DEFAULT_STORAGE_DATACENTER_NAME = 'hosted_datacenter'
 DEFAULT_IMAGE_SIZE_GB = 25

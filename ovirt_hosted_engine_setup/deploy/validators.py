@@ -2,6 +2,8 @@
 import ipaddress
 import re
 
+from ..he_storage.layout import MAX_HOSTS
+
 _NAME = re.compile(r'^[a-zA-Z0-9_-]+$')
 _LABEL = re.compile(r'^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$')
 _EMAIL = re.compile(r'^[^@\s,]+@[^@\s,]+$')
@@ -61,8 +63,8 @@ def positive_int(value):
 
 def host_id(value):
     number = positive_int(value)
-    if number > 250:
-        raise ValueError('host id %d is out of range 1-250' % number)
+    if number > MAX_HOSTS:
+        raise ValueError('host id %d is out of range 1-%d' % (number, MAX_HOSTS))
     return number
 
 

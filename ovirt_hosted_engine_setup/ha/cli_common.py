@@ -13,7 +13,7 @@ import os
 from .. import logsetup, paths
 from ..api.client import DEFAULT_PORT, Client
 from ..api.errors import NO_SUCH_VM, ApiError, CallTimeout, ConnectionFailed, ServerError
-from ..he_storage import heconf
+from ..he_storage import heconf, layout
 from .broker_client import BrokerClient, BrokerError, BrokerUnavailable
 from ..he_storage.heconf import parse_kv as parse_keyvalue  # noqa: F401 (the verbs' name for it)
 
@@ -25,8 +25,8 @@ LOG_FILE = os.path.join(paths.HA_LOG_DIR, 'hosted-engine-cli.log')
 DATA_CENTER_DIR = getattr(paths, 'DATA_CENTER_DIR', paths.PREFIX + '/rhev/data-center')
 # The host agent is on this host; its port can be moved for development runs and tests.
 HOSTD_PORT_ENV = 'OVIRT_HOSTED_ENGINE_HOSTD_PORT'
-LOCKSPACE = 'hosted-engine'
-MAX_HOST_ID = 250
+LOCKSPACE = layout.LOCKSPACE_NAME
+MAX_HOST_ID = layout.MAX_HOSTS
 # values never logged (--set-shared-config KEY VALUE)
 SECRET_CONFIG_KEYS = ('smtp-password',)
 

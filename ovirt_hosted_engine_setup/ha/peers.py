@@ -33,7 +33,7 @@ DELTA_MAGIC = 0x12212010
 # max_hosts, owner_id, owner_generation, lver, space_name[48], resource_name[48], timestamp
 LEADER = struct.Struct('<IIIIQQQQQ48s48sQ')
 SECTOR_SIZES = (512, 4096)
-MAX_HOSTS = 250
+MAX_HOSTS = layout.MAX_HOSTS
 # A host renews its delta lease every 2 x io_timeout; one renewal may take io_timeout more.
 # Watching 4 x io_timeout + 2 s sees at least one renewal of every host that holds its id.
 RENEWAL_FACTOR = 4

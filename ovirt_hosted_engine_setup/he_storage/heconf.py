@@ -130,7 +130,7 @@ def _port_or_empty(value):
 # accepted, checked when empty). load() checks every key of it present in the file, and
 # `hosted-engine --set-shared-config --type=he_local|he_shared` checks the value it writes.
 HE_VALIDATORS = {
-    'host_id': _number(1, 250, 'a number') + (True,),
+    'host_id': _number(1, layout.MAX_HOSTS, 'a number') + (True,),
     'domainType': _one_of(DOMAIN_TYPES) + (False,),
     'network_test': _one_of(NETWORK_TESTS) + (False,),
     'sanlock_io_timeout': _number(1, 300, 'seconds') + (False,),

@@ -16,9 +16,11 @@ import threading
 
 import sanlock
 
+from ...he_storage.layout import LOCKSPACE_NAME
+
 log = logging.getLogger(__name__)
 
-LOCKSPACE = 'hosted-engine'
+LOCKSPACE = LOCKSPACE_NAME
 _FLAG_MASK = 0x0F
 
 
