@@ -221,7 +221,10 @@ class Client:
         except (EOFError, OSError, stomp.FrameError) as e:
             reason = str(e) or reason
         except Exception:  # keep the client usable whatever a callback did
-            log.exception('API client reader failed')
+            if self._closed:
+                log.debug('API client reader stopped on close', exc_info=True)
+            else:
+                log.exception('API client reader failed')
             reason = 'internal error in the reader'
         self._lost(transport, reason)
 

@@ -252,7 +252,10 @@ class Transport:
         import ssl
         pending = getattr(self.sock, 'pending', None)
         if not (pending and pending()):
-            r, _, _ = select.select([self.sock], [], [], timeout)
+            try:
+                r, _, _ = select.select([self.sock], [], [], timeout)
+            except ValueError:  # closed by another thread: fileno() is -1
+                raise EOFError('connection closed')
             if not r:
                 return []
         with self.lock:

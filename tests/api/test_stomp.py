@@ -110,3 +110,17 @@ def test_malformed(data):
 
 def test_heartbeat_constant():
     assert stomp.HEARTBEAT == b'\n'
+
+
+def test_receive_on_a_transport_closed_by_another_thread_is_end_of_stream():
+    # The client's close() closes the socket while its reader may be about to
+    # select() on it; that must read as the end of the stream, not a crash.
+    import socket
+    a, b = socket.socketpair()
+    try:
+        t = stomp.Transport(a)
+        t.close()
+        with pytest.raises((EOFError, OSError)):
+            t.receive(0.1)
+    finally:
+        b.close()
