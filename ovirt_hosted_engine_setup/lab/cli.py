@@ -1,9 +1,12 @@
 """hosted-engine-lab: namespaced lab hosts on one machine.
 
-    hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd)
+    hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd,
+                                        sshd)
     hosted-engine-lab status            each host, its address and its daemons
     hosted-engine-lab exec HOST -- CMD  run CMD inside HOST (project commands on PATH)
     hosted-engine-lab down              stop everything the lab started
+    hosted-engine-lab ssh-fingerprint HOST
+                                        the SHA256 fingerprint of HOST's SSH host key
     hosted-engine-lab ha-prepare        hosted-engine storage + VM definition, no engine
     hosted-engine-lab ha start|stop [HOST...]
                                         the HA services (ovirt-ha-broker, ovirt-ha-agent):
@@ -19,6 +22,7 @@ import os
 import sys
 
 from ovirt_hosted_engine_setup.lab import lab as labmod
+from ovirt_hosted_engine_setup.lab import sshd
 
 log = logging.getLogger('ovirt_hosted_engine_setup.lab')
 
@@ -34,11 +38,19 @@ def build_parser():
     up.add_argument('--hosts', type=int, default=2, help='number of hosts (default 2)')
     up.add_argument('--no-hostd', action='store_true',
                     help='do not start the host agent in the hosts')
+    up.add_argument('--root-password-file', metavar='FILE', default=None,
+                    help="the hosts' root password for SSH, on the first line of FILE "
+                         '(default: %s)' % sshd.ROOT_PASSWORD)
     sub.add_parser('status', help='show the hosts and their daemons')
     ex = sub.add_parser('exec', help='run a command inside a lab host')
     ex.add_argument('host')
     ex.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('down', help='stop everything the lab started')
+    fp = sub.add_parser('ssh-fingerprint', help="print the SHA256 fingerprint of a host's SSH "
+                                                'host key, as ssh-keygen -lf prints it')
+    fp.add_argument('host')
+    fp.add_argument('--key-type', choices=sshd.KEY_TYPES, default='ed25519',
+                    help='which host key (default ed25519, the one SSH clients choose)')
     prep = sub.add_parser('ha-prepare', help='prepare the hosted-engine shared storage with the '
                                              'lab guest as engine VM and configure every host '
                                              'for the HA services (no engine, no deploy)')
@@ -86,7 +98,13 @@ def main(argv=None):
     try:
         lab = labmod.Lab(args.lab_dir)
         if args.command == 'up':
-            lab.up(args.hosts, with_hostd=not args.no_hostd)
+            password = None
+            if args.root_password_file:
+                password = sshd.read_password_file(args.root_password_file)
+            lab.up(args.hosts, with_hostd=not args.no_hostd, root_password=password)
+            return 0
+        if args.command == 'ssh-fingerprint':
+            print(lab.ssh_fingerprint(args.host, args.key_type))
             return 0
         if args.command == 'down':
             lab.down()
@@ -117,7 +135,7 @@ def main(argv=None):
             env = lab.exec_env(args.host)
             sys.stdout.flush()
             os.execvpe(argv[0], argv, env)
-    except labmod.LabError as e:
+    except (labmod.LabError, sshd.SshdError) as e:
         sys.stderr.write('hosted-engine-lab: %s\n' % e)
         return 1
     except KeyboardInterrupt:

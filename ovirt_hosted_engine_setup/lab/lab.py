@@ -12,7 +12,8 @@ whose namespaces the lab enters with nsenter. Inside:
     network is SUBNET.0/24 with the gateway address SUBNET.1 on that bridge;
     nothing in it is connected to the machine's network.
 Daemons per host: sanlock (with the container workaround library preloaded),
-virtlogd, libvirtd, and the host agent ovirt-hosted-engine-hostd. Each host also has
+virtlogd, libvirtd, the host agent ovirt-hosted-engine-hostd, and sshd with the host's own
+keys, /etc/ssh and root password (lab/sshd.py). Each host also has
 a service manager (lab/systemctl.py) that `systemctl` in the host reaches: the HA
 services are its units, started and stopped with `systemctl` as on any host.
 
@@ -29,6 +30,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,7 +38,7 @@ import sys
 import threading
 import time
 
-from ovirt_hosted_engine_setup.lab import paths, preload, systemctl
+from ovirt_hosted_engine_setup.lab import paths, preload, sshd, systemctl
 from ovirt_hosted_engine_setup.lab.systemctl import proc_start
 
 SUBNET = '192.168.222'
@@ -65,13 +67,13 @@ HOST_DIRS = [
     ('/rhev', 'rhev'),
 ]
 
-DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
+DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd', 'ha-broker', 'ha-agent')
 # The HA services: status column -> unit of the host's service manager (lab/systemctl.py).
 HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
 HA_SOCKET = '/run/ovirt-hosted-engine-ha/broker.socket'
 
 REQUIRED_COMMANDS = ['unshare', 'nsenter', 'ip', 'sanlock', 'virtlogd', 'libvirtd', 'virsh',
-                     'qemu-system-x86_64', 'qemu-img']
+                     'qemu-system-x86_64', 'qemu-img', 'sshd', 'ssh-keygen', 'openssl']
 
 LIBVIRT_QEMU_CONF = """\
 # Lab host: libvirt's sanlock lock driver, qemu as root, no cgroups,
@@ -297,7 +299,9 @@ class Lab:
             os.path.isfile(os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'))
 
     # up -----------------------------------------------------------------
-    def up(self, count, with_hostd=True):
+    def up(self, count, with_hostd=True, root_password=None):
+        """Start count hosts; root_password: the hosts' root password for SSH (default
+        sshd.ROOT_PASSWORD)."""
         if not 1 <= count <= MAX_HOSTS:
             raise LabError('--hosts must be between 1 and %d' % MAX_HOSTS)
         self.check_prerequisites()
@@ -308,7 +312,7 @@ class Lab:
                                    % self.dir)
                 self._down_locked(quiet=True)
             try:
-                self._up_locked(count, with_hostd)
+                self._up_locked(count, with_hostd, root_password or sshd.ROOT_PASSWORD)
             except BaseException as e:
                 say('bringing the lab up failed: %s' % e)
                 say('stopping what was started')
@@ -413,7 +417,7 @@ class Lab:
             time.sleep(0.02)
         raise LabError('the namespace holder did not start in 10 s')
 
-    def _up_locked(self, count, with_hostd):
+    def _up_locked(self, count, with_hostd, root_password):
         names = ['host%d' % i for i in range(1, count + 1)]
         t0 = time.monotonic()
         os.makedirs(self.dir, exist_ok=True)
@@ -443,7 +447,7 @@ class Lab:
 
         def bring_up(i, name):
             try:
-                self._host_up(i, name, with_hostd)
+                self._host_up(i, name, with_hostd, root_password)
             except Exception as e:  # reported below, the lab is then taken down
                 errors.append('%s: %s' % (name, e))
 
@@ -458,9 +462,11 @@ class Lab:
         say('lab up: %d host(s) in %.1f s; shared storage %s' % (count, time.monotonic() - t0,
                                                                  self.storage))
 
-    def _host_up(self, index, name, with_hostd):
+    def _host_up(self, index, name, with_hostd, root_password):
         hd = self.host_dir(name)
         addr = self.address(index)
+        # the host's own /etc/ssh and /etc/shadow (root's password), mounted below
+        ssh_mounts = sshd.prepare_host(self.dir, hd, name, addr, root_password)
         pid, ids = self._spawn_holder(['--mount', '--uts', '--net', '--propagation', 'private'])
         h = {'index': index, 'address': addr, 'holder': record(pid), 'ns': ids, 'daemons': {},
              'dir': hd}
@@ -474,6 +480,9 @@ class Lab:
                   'mount --bind %s /etc/hosts' % _q(os.path.join(self.dir, 'hosts.txt'))]
         for dst, src in HOST_DIRS:
             script.append('mount --bind %s %s' % (_q(os.path.join(hd, src)), _q(dst)))
+        for src, dst in ssh_mounts:
+            script.append('mount --bind %s %s' % (_q(src), _q(dst)))
+        script.append('mkdir -m 0755 %s' % sshd.PRIVSEP_DIR)
         script.append('ip link set lo up')
         self.run_in(pid, ['sh', '-c', '\n'.join(script)])
         self._install_service_manager(pid)
@@ -503,16 +512,18 @@ class Lab:
         self._wait(name, 'libvirtd', lambda: self.run_in(
             pid, ['virsh', '-c', 'qemu:///system', 'version'], check=False,
             timeout=30).returncode == 0, 60)
-        if not with_hostd:
-            return
-        self._start_daemon(name, h, 'hostd', [
-            os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
-            '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
-            '--data-center-dir', '/rhev/data-center',
-            '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'])
-        self._wait(name, 'hostd', lambda: self.run_in(
-            pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host', 'ping2'],
-            check=False, timeout=30).returncode == 0, 90)
+        if with_hostd:
+            self._start_daemon(name, h, 'hostd', [
+                os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
+                '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
+                '--data-center-dir', '/rhev/data-center',
+                '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'])
+            self._wait(name, 'hostd', lambda: self.run_in(
+                pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host',
+                      'ping2'], check=False, timeout=30).returncode == 0, 90)
+        # sshd last (lab/sshd.py): a host answers SSH once it is otherwise complete
+        self._start_daemon(name, h, 'sshd', sshd.command())
+        self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30)
 
     def _install_service_manager(self, pid):
         """systemctl in the host: the lab's service manager at LAB_BIN/systemctl (in the
@@ -745,6 +756,15 @@ class Lab:
                 d[daemon] = None if rec is None else alive(rec)
             out.append((name, h['address'], alive(h.get('holder')), d))
         return out
+
+    def ssh_fingerprint(self, name, key_type='ed25519'):
+        """'SHA256:...' of lab host name's SSH host key (kept across down and up)."""
+        st = self.load()
+        known = sorted(st['hosts'], key=lambda n: st['hosts'][n]['index']) if st else []
+        if (st and name not in known) or not re.fullmatch(r'host[0-9]+', name):
+            raise LabError('no lab host %r%s' % (name, ': the lab has %s' % ', '.join(known)
+                                                    if known else ''))
+        return sshd.fingerprint(self.dir, name, key_type)
 
     # exec ---------------------------------------------------------------
     def exec_argv(self, name, cmd, cwd=None):

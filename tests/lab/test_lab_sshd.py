@@ -1,0 +1,232 @@
+"""sshd in every lab host: root logins with the lab password from another host, the host's
+own keys, /etc/ssh and /etc/shadow, the machine's left untouched, nothing left after down."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from ovirt_hosted_engine_setup.lab import lab as labmod
+from ovirt_hosted_engine_setup.lab import sshd
+from ovirt_hosted_engine_setup.lab.lab import pids_in_ns, proc_start
+
+from .conftest import LabRunner
+
+# Run inside a lab host: log in to argv[1] as root with the password read from stdin (never
+# on a command line), run `hostname`; print what happened as JSON.
+LOGIN = r'''
+import json, sys, paramiko
+from ovirt_hosted_engine_setup.deploy.first_host import fingerprint_of
+password = sys.stdin.readline().rstrip('\n')
+t = paramiko.Transport((sys.argv[1], 22))
+t.start_client(timeout=10)
+out = {'fingerprint': fingerprint_of(t.get_remote_server_key()),
+       'key_type': t.get_remote_server_key().get_name()}
+try:
+    t.auth_password('root', password)
+except paramiko.AuthenticationException as e:
+    out['auth'] = 'refused'
+else:
+    out['auth'] = 'ok'
+    ch = t.open_session()
+    ch.exec_command('hostname')
+    out['stdout'] = ch.makefile('rb').read().decode()
+    out['status'] = ch.recv_exit_status()
+t.close()
+print(json.dumps(out))
+'''
+
+
+def login(lab, from_host, to, password):
+    r = lab.exec(from_host, sys.executable, '-c', LOGIN, to, input=password + '\n')
+    return json.loads(r.stdout)
+
+
+def state(lab_dir):
+    with open(os.path.join(lab_dir, 'state.json')) as f:
+        return json.load(f)
+
+
+def sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def lab_sshd_pids(lab_dir):
+    """Every sshd of the lab: the recorded daemons and sshd processes in its hosts."""
+    st = state(lab_dir)
+    pids = set()
+    for h in st['hosts'].values():
+        rec = h['daemons'].get('sshd')
+        if rec and proc_start(rec['pid']) == rec['start']:
+            pids.add(rec['pid'])
+        for pid in pids_in_ns('mnt', h['ns']['mnt']):
+            try:
+                with open('/proc/%d/comm' % pid) as f:
+                    if f.read().strip() == 'sshd':
+                        pids.add(pid)
+            except OSError:
+                pass
+    return pids
+
+
+def test_root_login_from_another_host(lab):
+    out = login(lab, 'host2', 'host1', sshd.ROOT_PASSWORD)
+    assert out['auth'] == 'ok'
+    assert (out['stdout'], out['status']) == ('host1\n', 0)
+    # the key the host offers is the one `ssh-fingerprint` prints
+    assert out['key_type'] == 'ssh-ed25519'
+    fp = lab.cli('ssh-fingerprint', 'host1').stdout.strip()
+    assert out['fingerprint'] == fp
+    keygen = subprocess.run(['ssh-keygen', '-lf', os.path.join(
+        lab.dir, 'ssh-host-keys', 'host1', 'ssh_host_ed25519_key.pub')],
+        capture_output=True, text=True, check=True).stdout.split()[1]
+    assert fp == keygen
+    # every host has its own key
+    assert lab.cli('ssh-fingerprint', 'host2').stdout.strip() != fp
+    rsa = lab.cli('ssh-fingerprint', 'host1', '--key-type', 'rsa').stdout.strip()
+    assert rsa.startswith('SHA256:') and rsa != fp
+
+
+def test_wrong_password_refused(lab):
+    out = login(lab, 'host2', 'host1', 'not-' + sshd.ROOT_PASSWORD)
+    assert out['auth'] == 'refused'
+    assert 'stdout' not in out
+
+
+def test_sshd_listens_on_the_lab_address_only(lab):
+    out = lab.exec('host1', 'ss', '-Htln', 'sport = :22').stdout.split()
+    assert '192.168.222.11:22' in out
+    assert '0.0.0.0:22' not in out and '*:22' not in out
+
+
+def test_host_has_its_own_etc_ssh_and_shadow(lab):
+    conf = lab.exec('host1', 'cat', '/etc/ssh/sshd_config').stdout
+    assert 'sshd of lab host host1' in conf and 'PermitRootLogin yes' in conf
+    assert 'X11Forwarding no' in conf
+    with open('/etc/ssh/sshd_config') as f:
+        assert 'lab host' not in f.read()
+    root_in_host = lab.exec('host1', 'getent', 'shadow', 'root').stdout.split(':')[1]
+    with open('/etc/shadow') as f:
+        machine = [ln.split(':')[1] for ln in f.read().splitlines() if ln.startswith('root:')]
+    assert root_in_host.startswith('$6$') and [root_in_host] != machine
+    # the host's key files are the kept ones, mode 0600
+    r = lab.exec('host1', 'stat', '-c', '%a', '/etc/ssh/ssh_host_ed25519_key')
+    assert r.stdout.strip() == '600'
+    with open(os.path.join(lab.dir, 'ssh-host-keys', 'host1', 'ssh_host_ed25519_key.pub')) as f:
+        kept = f.read()
+    assert lab.exec('host1', 'cat', '/etc/ssh/ssh_host_ed25519_key.pub').stdout == kept
+    # the privilege separation directory is in the host's private /run
+    assert lab.exec('host1', 'test', '-d', '/run/sshd', check=False).returncode == 0
+
+
+def test_status_shows_sshd(lab):
+    lines = lab.cli('status').stdout.splitlines()
+    col = lines[1].split().index('sshd')
+    for ln in lines[2:]:
+        assert ln.split()[col] == 'up', ln
+
+
+def test_ssh_fingerprint_of_an_unknown_host(lab):
+    r = lab.cli('ssh-fingerprint', 'host7', check=False)
+    assert r.returncode == 1
+    assert r.stderr == "hosted-engine-lab: no lab host 'host7': the lab has host1, host2\n"
+
+
+# ----------------------------------------------------------- a lab of this test's own
+
+@pytest.fixture
+def own_lab_dir():
+    d = tempfile.mkdtemp(prefix='he-lab-sshd-', dir='/var/tmp')
+    yield d
+    LabRunner(d).cli('down', check=False, timeout=120)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_password_file_stable_keys_and_the_machine_untouched(own_lab_dir, tmp_path):
+    """up with --root-password-file, down, up again: the password is the file's, the host
+    key stays, the machine's /etc/shadow and /etc/ssh never change, no sshd outlives down."""
+    runner = LabRunner(own_lab_dir)
+    shadow_before = sha256('/etc/shadow')
+    etc_ssh_before = {fn: sha256(os.path.join('/etc/ssh', fn)) for fn in os.listdir('/etc/ssh')
+                      if os.path.isfile(os.path.join('/etc/ssh', fn))}
+    pwfile = tmp_path / 'pw'
+    pwfile.write_text('Other-lab-Pa55\n')
+    runner.cli('up', '--hosts', '1', '--no-hostd', '--root-password-file', str(pwfile),
+               timeout=600)
+    assert sha256('/etc/shadow') == shadow_before
+    out = login(runner, 'host1', '192.168.222.11', 'Other-lab-Pa55')
+    assert (out['auth'], out['stdout']) == ('ok', 'host1\n')
+    assert login(runner, 'host1', '192.168.222.11', sshd.ROOT_PASSWORD)['auth'] == 'refused'
+    fp = runner.cli('ssh-fingerprint', 'host1').stdout.strip()
+    assert out['fingerprint'] == fp
+    # the password is nowhere in the lab's files
+    for root, _dirs, files in os.walk(own_lab_dir):
+        for fn in files:
+            path = os.path.join(root, fn)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, 'rb') as f:
+                    assert b'Other-lab-Pa55' not in f.read(), path
+    pids = lab_sshd_pids(own_lab_dir)
+    assert pids
+    st = state(own_lab_dir)
+    runner.cli('down')
+    assert sha256('/etc/shadow') == shadow_before
+    for pid in pids:
+        assert proc_start(pid) is None, 'sshd %d outlived down' % pid
+    for h in st['hosts'].values():
+        assert pids_in_ns('mnt', h['ns']['mnt']) == []
+    # the same key after down and up; the default password again without the file
+    runner.cli('up', '--hosts', '1', '--no-hostd', timeout=600)
+    assert runner.cli('ssh-fingerprint', 'host1').stdout.strip() == fp
+    out = login(runner, 'host1', 'host1', sshd.ROOT_PASSWORD)
+    assert (out['auth'], out['fingerprint']) == ('ok', fp)
+    pids = lab_sshd_pids(own_lab_dir)
+    runner.cli('down')
+    for pid in pids:
+        assert proc_start(pid) is None, 'sshd %d outlived down' % pid
+    assert sha256('/etc/shadow') == shadow_before
+    assert {fn: sha256(os.path.join('/etc/ssh', fn)) for fn in os.listdir('/etc/ssh')
+            if os.path.isfile(os.path.join('/etc/ssh', fn))} == etc_ssh_before
+
+
+def test_sshd_that_fails_to_start_is_reported(own_lab_dir, monkeypatch, capsys):
+    """sshd exiting at start: up stops what it started and names sshd and its log."""
+    monkeypatch.setattr(sshd, 'command', lambda: [sshd.SSHD, '-D', '-e', '-f',
+                                                  '/etc/ssh/no-such-sshd_config'])
+    lab = labmod.Lab(own_lab_dir)
+    with pytest.raises(labmod.LabError) as e:
+        lab.up(1, with_hostd=False)
+    log = os.path.join(own_lab_dir, 'hosts', 'host1', 'var-log', 'lab', 'sshd.log')
+    assert 'host1: sshd exited at start; its log: %s' % log in str(e.value)
+    assert str(e.value).splitlines()[0].endswith(log)
+    assert not os.path.exists(os.path.join(own_lab_dir, 'state.json'))
+
+
+def test_root_password_file_errors(tmp_path):
+    empty = tmp_path / 'empty'
+    empty.write_text('')
+    for path, why in ((str(tmp_path / 'missing'), 'cannot read the root password file'),
+                      (str(empty), 'is empty: write the password on its first line')):
+        r = subprocess.run([sys.executable, '-m', 'ovirt_hosted_engine_setup.lab.cli',
+                            '--lab-dir', str(tmp_path / 'lab'), 'up', '--root-password-file',
+                            path], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        assert r.stderr.startswith('hosted-engine-lab: ') and why in r.stderr
+        assert len(r.stderr.splitlines()) == 1
+        assert not os.path.exists(str(tmp_path / 'lab' / 'state.json'))
+
+
+def test_shadow_text_replaces_root_only():
+    machine = ('root:*:19000:0:99999:7:::\n'
+               'daemon:*:19000:0:99999:7:::\n'
+               'sshd:!:19000::::::\n')
+    out = sshd.shadow_text(machine, '$6$salt$hash').splitlines()
+    root = out[0].split(':')
+    assert root[:2] == ['root', '$6$salt$hash'] and root[3:5] == ['0', '99999']
+    assert len(root) == 9
+    assert out[1:] == machine.splitlines()[1:]
