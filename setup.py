@@ -46,5 +46,7 @@ setup(
             'ovirt-ha-agent = ovirt_hosted_engine_setup.ha.agent:main',
         ],
     },
+    # paramiko: the additional-host deploy reads the first host's answer file over SFTP
+    install_requires=['paramiko>=3'],
     python_requires='>=3.9',
 )
