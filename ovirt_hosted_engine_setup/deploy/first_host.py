@@ -128,6 +128,9 @@ def fetch_answers(address, port, password, fingerprint, path=paths.ETC_ANSWER_FI
     checking the server's host key has exactly `fingerprint` (a changed key is refused
     before the password is sent)."""
     expected = _normalized(fingerprint)
+    if not password:
+        raise FirstHostError('no root password given for the first host %s: type the root '
+                             'password of %s' % (address, address))
     transport = _connect(address, port, timeout)
     try:
         offered = fingerprint_of(transport.get_remote_server_key())

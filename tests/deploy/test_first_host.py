@@ -203,6 +203,18 @@ def test_wrong_password(server):
     assert 'not-the-password' not in str(e.value)
 
 
+def test_empty_password_refused_before_connecting(server):
+    _kt, fp = first_host.host_key('127.0.0.1', server.port)
+    server.settle()
+    for empty in ('', None):
+        with pytest.raises(FirstHostError) as e:
+            first_host.fetch_answers('127.0.0.1', server.port, empty, fp)
+        assert str(e.value) == ('no root password given for the first host 127.0.0.1: type '
+                                'the root password of 127.0.0.1')
+    server.settle()
+    assert len(server.transports) == 1 and server.attempts == []
+
+
 def test_missing_answer_file(server):
     os.unlink(os.path.join(server.root, paths.ETC_ANSWER_FILE.lstrip('/')))
     _kt, fp = first_host.host_key('127.0.0.1', server.port)

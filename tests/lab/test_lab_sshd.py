@@ -230,3 +230,73 @@ def test_shadow_text_replaces_root_only():
     assert root[:2] == ['root', '$6$salt$hash'] and root[3:5] == ['0', '99999']
     assert len(root) == 9
     assert out[1:] == machine.splitlines()[1:]
+
+
+# ----------------------------------------------------------- scripts/bootstrap
+
+POLICY = '/usr/sbin/policy-rc.d'
+
+
+def _fake(path, text):
+    path.write_text('#!/bin/sh\n' + text)
+    path.chmod(0o755)
+
+
+def _bootstrap_with_fake_apt(tmp_path, install_ok, sshd_appears):
+    """Run scripts/bootstrap with apt-get, dpkg-query, pgrep, deb-systemd-helper and
+    update-rc.d replaced: openssh-server is the one missing package; apt-get records
+    the policy-rc.d in force while it installs."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    t = str(tmp_path)
+    _fake(fake / 'dpkg-query', 'for a; do p=$a; done\n'
+          '[ "$p" = openssh-server ] && exit 1\necho "install ok installed"\n')
+    _fake(fake / 'apt-get', 'case "$1" in update) exit 0 ;; esac\n'
+          'echo "$@" > %s/install-args\n'
+          '/usr/sbin/policy-rc.d ssh.service start; echo $? > %s/policy-exit\n'
+          'exit %d\n' % (t, t, 0 if install_ok else 100))
+    # pgrep: no sshd before the install; after it, this test's own process when an sshd
+    # is to "appear" (a pid in the machine's mount namespace)
+    _fake(fake / 'pgrep', 'if [ -e %s/pgrep-called ]; then %s\nfi\n'
+          'touch %s/pgrep-called; exit 1\n'
+          % (t, 'echo %d; exit 0' % os.getpid() if sshd_appears else 'exit 1', t))
+    for cmd in ('deb-systemd-helper', 'update-rc.d'):
+        _fake(fake / cmd, 'echo "%s $*" >> %s/disabled\n' % (cmd, t))
+    env = dict(os.environ, PATH='%s:%s' % (fake, os.environ['PATH']))
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run(['bash', os.path.join(top, 'scripts', 'bootstrap')], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def _policy():
+    try:
+        with open(POLICY, 'rb') as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='bootstrap runs as root')
+def test_bootstrap_installs_with_no_daemon_started(tmp_path):
+    before = _policy()
+    r = _bootstrap_with_fake_apt(tmp_path, install_ok=False, sshd_appears=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (tmp_path / 'install-args').read_text().split()[-1] == 'openssh-server'
+    # while apt-get ran, policy-rc.d refused every start; the machine's is back after
+    assert (tmp_path / 'policy-exit').read_text().strip() == '101'
+    assert _policy() == before
+    assert not os.path.exists(POLICY + '.ovirt-he-bootstrap')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='bootstrap runs as root')
+def test_bootstrap_disables_the_machines_ssh_and_fails_if_sshd_started(tmp_path):
+    before = _policy()
+    r = _bootstrap_with_fake_apt(tmp_path, install_ok=True, sshd_appears=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr == (
+        "bootstrap: the machine's sshd started while packages were installed (pid %d): stop it "
+        "and check what lets package scripts start daemons (/usr/sbin/policy-rc.d)\n"
+        % os.getpid())
+    assert (tmp_path / 'disabled').read_text().splitlines() == [
+        'deb-systemd-helper disable ssh.service ssh.socket', 'update-rc.d ssh disable']
+    assert _policy() == before
