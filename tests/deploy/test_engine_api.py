@@ -201,7 +201,10 @@ def test_add_host_reaches_up(engine, conn, ca_file, agent, reporter):
                 in str(e.value)
             assert '\n' not in str(e.value)
     finally:
-        conn.system_service().hosts_service().host_service(host.id).remove()
+        # as in oVirt, an up host is removed once in maintenance
+        svc = conn.system_service().hosts_service().host_service(host.id)
+        svc.deactivate()
+        svc.remove()
 
 
 def test_unreachable_host_ends_the_wait_with_its_status_detail(conn, reporter):

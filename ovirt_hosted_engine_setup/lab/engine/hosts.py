@@ -6,6 +6,10 @@ interval Host.getStats and Host.getAllVmStats (the VMs the engine lists) and,
 for each storage domain the host monitors, StorageDomain.getInfo (the storage
 domains the engine lists, as oVirt imports the hosted-engine domain).
 A host that cannot be reached is non_responsive until it answers again.
+A host being installed over SSH (host_deploy) or whose install failed is not
+polled; a host in maintenance is polled but stays in maintenance. Switching a
+hosted-engine host to maintenance (or activating it) sets (clears) its HA local
+maintenance with Host.setHaMaintenanceMode, as oVirt does.
 
 Trust in the host agent's server certificate:
 - the host was added with a CA bundle (<certificate><content>PEM</content>):
@@ -165,12 +169,18 @@ class HostMonitor(threading.Thread):
             host = self.state.get('hosts', self.host_id)
             if host is None:
                 break
+            if host.get('install_running') or host.get('status') == 'install_failed':
+                self._close_client()      # nothing to poll until installed
+                self.stop_event.wait(self.interval)
+                continue
             try:
                 if self.client is None:
                     caps = self._connect(host)
                     host = self._record_capabilities(host, caps)
-                    log.info('host %s (%s) is up', host['name'], host['address'])
+                    log.info('host %s (%s) is %s', host['name'], host['address'],
+                             host['status'])
                 self._poll(host)
+                self._ha_maintenance(host)
             except TrustError as e:
                 self._non_responsive(host, str(e))
             except ApiError as e:
@@ -190,10 +200,18 @@ class HostMonitor(threading.Thread):
 
     def _non_responsive(self, host, reason):
         self._close_client()
+        if self._status(host) == 'maintenance':
+            log.debug('host %s (in maintenance) cannot be reached: %s', host['name'], reason)
+            return
         if host.get('status') != 'non_responsive' or host.get('status_detail') != reason:
             log.warning('host %s (%s) is non responsive: %s', host['name'], host['address'],
                         reason)
-        self.state.update('hosts', self.host_id, status='non_responsive', status_detail=reason)
+        with self.state.lock:
+            if self._status(host) in ('maintenance', 'install_failed') or \
+                    (self.state.get('hosts', self.host_id) or {}).get('install_running'):
+                return
+            self.state.update('hosts', self.host_id, status='non_responsive',
+                              status_detail=reason)
         self.engine.forget_vms_of(self.host_id)
 
     def _record_capabilities(self, host, caps):
@@ -206,20 +224,41 @@ class HostMonitor(threading.Thread):
             'hosted_engine_deployed': caps.get('hostedEngineDeployed'),
             'kvm_enabled': caps.get('kvmEnabled'),
         }
-        return self.state.update('hosts', self.host_id, capabilities=info, status='up',
-                                 status_detail=None)
+        with self.state.lock:
+            return self.state.update('hosts', self.host_id, capabilities=info,
+                                     status=self._status(host, 'up'), status_detail=None)
+
+    def _status(self, host, reachable=None):
+        """The host's status now: maintenance stays maintenance; else reachable (if given)."""
+        current = (self.state.get('hosts', self.host_id) or host).get('status')
+        if current == 'maintenance' or reachable is None:
+            return current
+        return reachable
+
+    def _ha_maintenance(self, host):
+        """Apply a pending HA local maintenance change (deactivate/activate of the host)."""
+        host = self.state.get('hosts', self.host_id) or {}
+        want = host.get('ha_local_maintenance_request')
+        if want is None:
+            return
+        if (host.get('ha_stats') or {}).get('configured'):
+            self.client.call('Host.setHaMaintenanceMode', mode='LOCAL', enabled=bool(want))
+            log.info('host %s: HA local maintenance %s', host['name'], 'on' if want else 'off')
+        self.state.update('hosts', self.host_id, ha_local_maintenance_request=None)
 
     def _poll(self, host):
         stats = self.client.call('Host.getStats') or {}
         vms = self.client.call('Host.getAllVmStats') or []
-        changes = {'status': 'up', 'status_detail': None,
+        changes = {'status_detail': None,
                    'mem_free_mib': stats.get('memFree'), 'last_stats': time.time()}
         ha = stats.get('haStats')
         if isinstance(ha, dict):
             changes['ha_stats'] = {k: ha.get(k) for k in ('configured', 'active', 'score',
                                                           'globalMaintenance',
                                                           'localMaintenance')}
-        self.state.update('hosts', self.host_id, **changes)
+        with self.state.lock:
+            changes['status'] = self._status(host, 'up')
+            self.state.update('hosts', self.host_id, **changes)
         for sd_uuid in sorted((stats.get('storageDomains') or {})):
             self._import_domain(sd_uuid)
         self.engine.record_vms(self.host_id, vms)

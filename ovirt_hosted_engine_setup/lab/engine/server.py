@@ -18,6 +18,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import xmlapi
+from .host_deploy import SSH_PORT, HostInstall, normalize_fingerprint
 from .hosts import DEFAULT_PORT, VM_STATUS, HostMonitor
 from .state import ENGINE_VERSION, State
 
@@ -27,6 +28,12 @@ HEALTH_OK = 'DB Up!Welcome to Health Status!'
 TOKEN_LIFETIME = 10 * 3600
 MAX_BODY = 1024 * 1024
 HANDSHAKE_TIMEOUT = 10
+MAX_SPM_ID = 250     # host ids of a data center: 1..250, as oVirt's vds_spm_id
+# statuses a host may be removed in (oVirt's RemoveVds)
+REMOVABLE = ('maintenance', 'non_responsive', 'install_failed', 'down', 'unassigned',
+             'non_operational', 'pending_approval')
+# statuses a host may be (re)installed in (oVirt's VDS_CANNOT_INSTALL_STATUS_ILLEGAL)
+INSTALLABLE = ('maintenance', 'install_failed', 'non_operational')
 
 
 class Engine:
@@ -39,6 +46,7 @@ class Engine:
         self.tokens_lock = threading.Lock()
         self.monitors = {}
         self.monitors_lock = threading.Lock()
+        self.installs = {}
         self.instance_id = str(uuid.uuid4())
         self.stopping = False
 
@@ -54,8 +62,64 @@ class Engine:
     def start_monitors(self):
         if not self.state.ready or self.stopping:
             return
+        self.assign_missing_spm_ids()
         for h in self.state.items('hosts'):
+            if h.get('install_running'):
+                # the root password lived in the engine's memory only: the install
+                # cannot go on after a restart
+                with self.monitors_lock:
+                    running = h['id'] in self.installs
+                if not running:
+                    self.state.update('hosts', h['id'], status='install_failed',
+                                      install_running=False,
+                                      status_detail='the engine restarted during the '
+                                                    'installation: install the host again')
+                    log.warning('host %s: the engine restarted during its installation; '
+                                'it is install_failed', h['name'])
+                    continue
             self.monitor(h['id'])
+
+    # -- host ids (oVirt's vds_spm_id: unique in a data center) -----------------
+
+    def dc_of_cluster(self, cluster_id):
+        return (self.state.get('clusters', cluster_id) or {}).get('data_center')
+
+    def free_spm_id(self, dc_id, exclude=None):
+        """The first host id from 1 up that no host of the data center has."""
+        used = {h.get('spm_id') for h in self.state.items('hosts')
+                if h['id'] != exclude and self.dc_of_cluster(h.get('cluster')) == dc_id}
+        for i in range(1, MAX_SPM_ID + 1):
+            if i not in used:
+                return i
+        raise xmlapi.BadRequest('[Cannot add Host. The data center has no free host id '
+                                '(1..%d all in use).]' % MAX_SPM_ID, status=409)
+
+    def assign_missing_spm_ids(self):
+        with self.state.lock:
+            for h in sorted(self.state.items('hosts'), key=lambda x: x.get('added') or 0):
+                if not h.get('spm_id'):
+                    self.state.update('hosts', h['id'], spm_id=self.free_spm_id(
+                        self.dc_of_cluster(h.get('cluster')), exclude=h['id']))
+
+    # -- installs over SSH -------------------------------------------------------
+
+    def install(self, host_id, password, action=None, activate=True):
+        """Start installing a host over SSH (host_deploy.HostInstall)."""
+        with self.monitors_lock:
+            if host_id in self.installs:
+                raise xmlapi.BadRequest('[Cannot install Host. The host is being installed.]',
+                                        status=409)
+            self.state.update('hosts', host_id, status='installing', status_detail=None,
+                              install_running=True)
+            t = HostInstall(self, host_id, password, action=action, activate=activate)
+            self.installs[host_id] = t
+        t.start()
+        return t
+
+    def install_done(self, host_id, thread):
+        with self.monitors_lock:
+            if self.installs.get(host_id) is thread:
+                del self.installs[host_id]
 
     def monitor(self, host_id):
         with self.monitors_lock:
@@ -70,9 +134,12 @@ class Engine:
         self.stopping = True
         with self.monitors_lock:
             monitors = list(self.monitors.values())
+            installs = list(self.installs.values())
+        for t in installs:
+            t.cancel()
         for m in monitors:
             m.stop_event.set()
-        for m in monitors:
+        for m in monitors + installs:
             m.join(15)
 
     # -- tokens -----------------------------------------------------------
@@ -183,9 +250,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def read_body(self):
         length = int(self.headers.get('Content-Length') or 0)
+        self._body_read = True
         if length > MAX_BODY:
+            self.close_connection = True
             raise xmlapi.BadRequest('request body too large', status=413)
         return self.rfile.read(length) if length else b''
+
+    def drain_body(self):
+        """Read a body the request was refused before reading (else closing the connection
+        could reset it before the client reads the answer)."""
+        if getattr(self, '_body_read', False):
+            return
+        try:
+            self.read_body()
+        except xmlapi.BadRequest:
+            pass
 
     # -- dispatch ---------------------------------------------------------
 
@@ -205,6 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self):
+        self._body_read = False
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip('/') or '/'
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -227,6 +307,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.api(path[len(xmlapi.API):].strip('/'), query)
             self.send(404, 'Not found\n', 'text/plain')
         except xmlapi.BadRequest as e:
+            self.drain_body()
             self.send_fault(e.status, e.reason, e.detail)
         except (ConnectionError, socket.timeout):
             raise
@@ -351,7 +432,12 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == 'DELETE' and kind == 'hosts':
                 return self.remove_host(parts[1])
             self.get_only(kind)
-            return self.get_one(kind, parts[1])
+            return self.get_one(kind, parts[1], query)
+        if kind == 'hosts' and len(parts) == 3 and parts[2] in self.HOST_ACTIONS:
+            if self.command != 'POST':
+                raise xmlapi.BadRequest('%s on the host action %s: use POST'
+                                        % (self.command, parts[2]), status=405)
+            return getattr(self, self.HOST_ACTIONS[parts[2]])(parts[1], query)
         if kind == 'datacenters' and len(parts) == 3 and parts[2] == 'clusters':
             self.get_only(kind)
             dc = self.lookup('datacenters', parts[1])
@@ -383,14 +469,22 @@ class Handler(BaseHTTPRequestHandler):
     TAGS = {'datacenters': 'data_centers', 'clusters': 'clusters', 'hosts': 'hosts',
             'storagedomains': 'storage_domains', 'vms': 'vms'}
 
-    def render(self, kind, obj):
+    def all_content(self, query):
+        """all_content=true as a query parameter or as the All-Content header (the SDK
+        sends both; engines before 4.1 read the header)."""
+        value = query.get('all_content')
+        if value is None:
+            value = self.headers.get('All-Content')
+        return (value or '').strip().lower() == 'true'
+
+    def render(self, kind, obj, all_content=False):
         e = self.engine
         if kind == 'datacenters':
             return xmlapi.data_center(obj, e.dc_status(obj['id']))
         if kind == 'clusters':
             return xmlapi.cluster(obj)
         if kind == 'hosts':
-            return xmlapi.host(obj)
+            return xmlapi.host(obj, all_content=all_content)
         if kind == 'storagedomains':
             return xmlapi.storage_domain(obj, e.default_dc())
         clusters = e.state.items('clusters')
@@ -417,8 +511,9 @@ class Handler(BaseHTTPRequestHandler):
                 items = items[:max(0, int(query['max']))]
             except ValueError:
                 raise xmlapi.BadRequest('max must be an integer, got %r' % query['max'])
+        full = self.all_content(query)
         self.send_xml(200, xmlapi.collection(self.TAGS[kind],
-                                             [self.render(kind, o) for o in items]))
+                                             [self.render(kind, o, full) for o in items]))
 
     def lookup(self, kind, obj_id):
         obj = self.engine.state.get(self.KINDS[kind], obj_id)
@@ -427,8 +522,61 @@ class Handler(BaseHTTPRequestHandler):
                                     reason='Operation Failed')
         return obj
 
-    def get_one(self, kind, obj_id):
-        self.send_xml(200, self.render(kind, self.lookup(kind, obj_id)))
+    def get_one(self, kind, obj_id, query):
+        self.send_xml(200, self.render(kind, self.lookup(kind, obj_id),
+                                       self.all_content(query)))
+
+    HOST_ACTIONS = {'deactivate': 'deactivate_host', 'activate': 'activate_host',
+                    'install': 'install_host'}
+
+    @staticmethod
+    def flag(value, name, default=None):
+        """A boolean query parameter or action field: true/false, else a 400."""
+        if value is None or value == '':
+            return default
+        v = value.strip().lower()
+        if v not in ('true', 'false'):
+            raise xmlapi.BadRequest('%s must be true or false, got %r' % (name, value))
+        return v == 'true'
+
+    @staticmethod
+    def ssh_settings(el, old=None):
+        """<ssh><port/><fingerprint/><user><user_name/></user><authentication_method/>:
+        the SSH port and the expected host key fingerprint."""
+        ssh = dict(old or {})
+        ssh.setdefault('port', SSH_PORT)
+        ssh_el = el.find('ssh')
+        if ssh_el is None:
+            return ssh
+        port = xmlapi.text(ssh_el, 'port')
+        if port:
+            try:
+                ssh['port'] = int(port)
+                if not 0 < ssh['port'] < 65536:
+                    raise ValueError
+            except ValueError:
+                raise xmlapi.BadRequest('ssh port %r is not a TCP port number' % port)
+        fp = xmlapi.text(ssh_el, 'fingerprint')
+        if fp:
+            try:
+                ssh['fingerprint'] = normalize_fingerprint(fp)
+            except ValueError as e:
+                raise xmlapi.BadRequest(str(e))
+        method = xmlapi.text(ssh_el, 'authentication_method')
+        if method and method != 'password':
+            raise xmlapi.BadRequest('ssh authentication_method %r is not supported by this '
+                                    'engine: give root_password (password)' % method)
+        user = xmlapi.text(ssh_el, 'user/user_name')
+        if user and user != 'root':
+            raise xmlapi.BadRequest('ssh user %r is not supported: the engine installs hosts '
+                                    'as root' % user)
+        return ssh
+
+    @staticmethod
+    def no_reboot(value):
+        if value:
+            raise xmlapi.BadRequest('this engine does not reboot hosts after installing them: '
+                                    'leave reboot out or set it to false')
 
     def add_host(self, query):
         st = self.engine.state
@@ -457,6 +605,14 @@ class Handler(BaseHTTPRequestHandler):
         ca_bundle = xmlapi.text(el, 'certificate/content')
         if ca_bundle and 'BEGIN CERTIFICATE' not in ca_bundle:
             raise xmlapi.BadRequest('certificate/content must hold PEM CA certificates')
+        deploy = self.flag(query.get('deploy_hosted_engine'), 'deploy_hosted_engine', False)
+        if self.flag(query.get('undeploy_hosted_engine'), 'undeploy_hosted_engine', False):
+            raise xmlapi.BadRequest('undeploy_hosted_engine applies to the install of a host '
+                                    'that has hosted-engine deployed, not to adding one')
+        activate = self.flag(query.get('activate'), 'activate', True)
+        self.no_reboot(self.flag(query.get('reboot'), 'reboot', False))
+        password = xmlapi.text(el, 'root_password')
+        ssh = self.ssh_settings(el)
         with st.lock:
             if st.find('hosts', name):
                 raise xmlapi.BadRequest('[Cannot add Host. The Host name is already in use, '
@@ -469,26 +625,125 @@ class Handler(BaseHTTPRequestHandler):
             host = {'id': str(uuid.uuid4()), 'name': name, 'address': address, 'port': port,
                     'comment': xmlapi.text(el, 'comment') or '', 'cluster': cl['id'],
                     'status': 'installing', 'status_detail': None,
-                    'deploy_hosted_engine': query.get('deploy_hosted_engine', '').lower() == 'true',
+                    'deploy_hosted_engine': deploy, 'ssh': ssh,
+                    'spm_id': self.engine.free_spm_id(cl['data_center']),
                     'ca_bundle': ca_bundle, 'added': time.time()}
             st.put('hosts', host)
-        # root_password is for oVirt's SSH host-deploy; this engine installs
-        # nothing over SSH (the host agent is already there), so it is dropped.
-        log.info('host %s (%s:%d) added to cluster %s%s', name, address, port, cl['name'],
-                 ', hosted-engine deployment requested' if host['deploy_hosted_engine'] else '')
-        self.engine.monitor(host['id'])
-        self.send_xml(201, xmlapi.host(host),
+        log.info('host %s (%s:%d) added to cluster %s with host id %d%s', name, address, port,
+                 cl['name'], host['spm_id'],
+                 ', hosted-engine deployment requested' if deploy else '')
+        if password:
+            # oVirt's host-deploy: over SSH as root; the password stays in memory for
+            # the install only
+            self.engine.install(host['id'], password, action='deploy' if deploy else None,
+                                activate=activate)
+        elif not activate:
+            st.update('hosts', host['id'], status='maintenance')
+            self.engine.monitor(host['id'])
+        else:
+            # no root password: the host agent is already installed and trusts the
+            # engine CA (the first hosted-engine host adds itself this way)
+            self.engine.monitor(host['id'])
+        self.send_xml(201, xmlapi.host(st.get('hosts', host['id'])),
                       [('Location', '%s/hosts/%s' % (xmlapi.API, host['id']))])
+
+    def action_body(self):
+        body = self.read_body()
+        if not body.strip():
+            return xmlapi.parse(b'<action/>', 'action')
+        return xmlapi.parse(body, 'action')
+
+    def send_action(self, _request=None):
+        """The action's answer: never the request echoed (it may hold the root password)."""
+        self.send_xml(200, xmlapi.action_done())
+
+    def running_vms(self, host_id):
+        return sorted(v['name'] for v in self.engine.state.items('vms')
+                      if v.get('host') == host_id
+                      and v.get('status') not in ('down', 'unknown'))
+
+    def deactivate_host(self, host_id, query):
+        el = self.action_body()
+        host = self.lookup('hosts', host_id)
+        if host.get('status') == 'maintenance':
+            return self.send_action(el)
+        if host.get('status') in ('installing', 'unassigned') or host.get('install_running'):
+            raise xmlapi.BadRequest('[Cannot switch Host to Maintenance mode. Host is being '
+                                    'installed or activated: wait until it ends.]', status=409)
+        vms = self.running_vms(host_id)
+        if vms:
+            raise xmlapi.BadRequest('[Cannot switch Host %s to Maintenance mode: VMs run on it '
+                                    '(%s) and this engine does not migrate them; shut them down '
+                                    'or move them first.]' % (host['name'], ', '.join(vms)),
+                                    status=409)
+        changes = {'status': 'maintenance', 'status_detail': None}
+        if (host.get('ha_stats') or {}).get('configured'):
+            changes['ha_local_maintenance_request'] = True   # as oVirt: HA local maintenance
+        self.engine.state.update('hosts', host_id, **changes)
+        log.info('host %s: switched to maintenance%s', host['name'],
+                 xmlapi.text(el, 'reason') and ' (%s)' % xmlapi.text(el, 'reason') or '')
+        self.send_action(el)
+
+    def activate_host(self, host_id, query):
+        el = self.action_body()
+        host = self.lookup('hosts', host_id)
+        if host.get('status') == 'up':
+            return self.send_action(el)
+        if host.get('status') != 'maintenance':
+            raise xmlapi.BadRequest('[Cannot activate Host. Host is in %s status: only a host in '
+                                    'maintenance can be activated.]' % host.get('status'),
+                                    status=409)
+        changes = {'status': 'unassigned', 'status_detail': None}
+        if (host.get('ha_stats') or {}).get('configured'):
+            changes['ha_local_maintenance_request'] = False
+        self.engine.state.update('hosts', host_id, **changes)
+        log.info('host %s: activated', host['name'])
+        self.engine.monitor(host_id)
+        self.send_action(el)
+
+    def install_host(self, host_id, query):
+        el = self.action_body()
+        host = self.lookup('hosts', host_id)
+
+        def field(name):
+            value = xmlapi.text(el, name)
+            return value if value is not None else query.get(name)
+        deploy = self.flag(field('deploy_hosted_engine'), 'deploy_hosted_engine', False)
+        undeploy = self.flag(field('undeploy_hosted_engine'), 'undeploy_hosted_engine', False)
+        if deploy and undeploy:
+            raise xmlapi.BadRequest('deploy_hosted_engine and undeploy_hosted_engine are both '
+                                    'true: give one of them')
+        activate = self.flag(field('activate'), 'activate', True)
+        self.no_reboot(self.flag(field('reboot'), 'reboot', False))
+        if xmlapi.text(el, 'image'):
+            raise xmlapi.BadRequest('this engine installs no host images: leave image out')
+        if host.get('status') not in INSTALLABLE:
+            raise xmlapi.BadRequest('[Cannot install Host. Please move Host to Maintenance mode '
+                                    'first.]', status=409)
+        password = xmlapi.text(el, 'root_password')
+        if not password:
+            raise xmlapi.BadRequest('[Cannot install Host with empty password.]')
+        ssh = self.ssh_settings(el, old=host.get('ssh'))
+        self.engine.state.update('hosts', host_id, ssh=ssh,
+                                 deploy_hosted_engine=deploy or (
+                                     host.get('deploy_hosted_engine') and not undeploy))
+        self.engine.install(host_id, password,
+                            action='deploy' if deploy else 'undeploy' if undeploy else None,
+                            activate=activate)
+        self.send_action(el)
 
     def remove_host(self, host_id):
         host = self.lookup('hosts', host_id)
+        if host.get('status') not in REMOVABLE or host.get('install_running'):
+            raise xmlapi.BadRequest('[Cannot remove Host. Host is operational. Please switch Host '
+                                    'to Maintenance mode first.]', status=409)
         with self.engine.monitors_lock:
             m = self.engine.monitors.pop(host_id, None)
         self.engine.state.remove('hosts', host_id)
         if m is not None:
             m.stop_event.set()
         self.engine.forget_vms_of(host_id)
-        log.info('host %s removed', host['name'])
+        log.info('host %s removed (host id %s free again)', host['name'], host.get('spm_id'))
         self.send(200, b'', 'application/xml')
 
 

@@ -60,6 +60,12 @@ def fault(reason, detail):
     return e
 
 
+def action_done():
+    e = ET.Element('action')
+    _sub(e, 'status', 'complete')
+    return e
+
+
 def collection(tag, items):
     e = ET.Element(tag)
     for item in items:
@@ -118,7 +124,9 @@ def cluster(cl):
     return e
 
 
-def host(h):
+def host(h, all_content=False):
+    """A host; <hosted_engine> only with all_content and once the host reports hosted-engine
+    configured (as oVirt's addHostedEngineIfConfigured)."""
     e = _root('host', 'hosts', h)
     _sub(e, 'name', h['name'])
     _sub(e, 'comment', h.get('comment', ''))
@@ -141,7 +149,7 @@ def host(h):
         hw = _sub(e, 'hardware_information')
         _sub(hw, 'uuid', caps['hardware_uuid'])
     ha = h.get('ha_stats')
-    if ha:
+    if all_content and ha and ha.get('configured'):
         he = _sub(e, 'hosted_engine')
         for key, tag in (('active', 'active'), ('configured', 'configured'),
                          ('globalMaintenance', 'global_maintenance'),
@@ -154,6 +162,15 @@ def host(h):
         _sub(e, 'max_scheduling_memory', int(h['mem_free_mib']) * 1024 * 1024)
     _sub(e, 'port', h.get('port') or 54321)
     _sub(e, 'protocol', 'stomp')
+    ssh = h.get('ssh')
+    if ssh:
+        s = _sub(e, 'ssh')
+        _sub(s, 'authentication_method', 'password')
+        if ssh.get('fingerprint'):
+            _sub(s, 'fingerprint', ssh['fingerprint'])
+        _sub(s, 'port', ssh.get('port') or 22)
+        u = _sub(s, 'user')
+        _sub(u, 'user_name', 'root')
     _sub(e, 'status', h.get('status', 'installing'))
     if h.get('status_detail'):
         _sub(e, 'status_detail', h['status_detail'])
