@@ -38,13 +38,17 @@ def test_every_spec_key_is_defined():
     """The environment keys of the deploy spec all exist, flagged as the spec says; one
     deliberate difference: the bridge NIC, this host's address and its name in the engine are
     asked, so they go to the answer file too, and a written answer file replays without a
-    question (oVirt asks them again)."""
+    question (oVirt asks them again). The additional-host keys are oVirt's (1.x and 3.6);
+    the host id goes to the answer file, as oVirt 1.x wrote it."""
     names = {str(k) for k in constants.ALL_KEYS}
     answer = {str(k) for k in constants.ALL_KEYS if k.answer_file}
     spec = {
         'OVEHOSTED_CORE': ['deployProceed*', 'screenProceed*', 'confirmSettings*',
                            'userAnswerFile', 'etcAnswerFile', 'restoreFromFile',
-                           'checkRequirements', 'tempDir', 'skipTTYCheck'],
+                           'checkRequirements', 'tempDir', 'skipTTYCheck',
+                           'isAdditionalHost*', 'additionalHostReDeployment*'],
+        'OVEHOSTED_FIRST_HOST': ['fetchAnswer*', 'fqdn*', 'sshdPort*', 'rootPassword',
+                                 'skipSharedStorageAF*'],
         'OVEHOSTED_NETWORK': ['fqdn*', 'bridgeName*', 'bridgeIf*', 'gateway*',
                               'firewallManager*', 'network_test*',
                               'network_test_tcp_address*', 'network_test_tcp_port*',
@@ -55,7 +59,7 @@ def test_every_spec_key_is_defined():
         'OVEHOSTED_STORAGE': ['domainType*', 'storageDomainConnection*', 'storageDomainName*',
                               'storageDatacenterName*', 'mntOptions*', 'connectionUUID',
                               'sdUUID', 'spUUID', 'imgUUID', 'volUUID', 'vgUUID*',
-                              'imgSizeGB*', 'hostID', 'iSCSIPortalIPAddress*',
+                              'imgSizeGB*', 'hostID*', 'iSCSIPortalIPAddress*',
                               'iSCSIPortalPort*', 'iSCSIPortalUser*', 'iSCSITargetName*',
                               'LunID*', 'iSCSIPortalPassword', 'metadataImageUUID*',
                               'metadataVolumeUUID*', 'lockspaceImageUUID*',
@@ -77,6 +81,7 @@ def test_every_spec_key_is_defined():
             assert (name in answer) == k.endswith('*'), name
     secrets = {str(k) for k in constants.SECRET_KEYS}
     assert secrets == {'OVEHOSTED_ENGINE/adminPassword', 'OVEHOSTED_STORAGE/iSCSIPortalPassword',
+                       'OVEHOSTED_FIRST_HOST/rootPassword',
                        'OVEHOSTED_VM/cloudinitRootPwd', 'OVEHOSTED_VDSM/passwd'}
 
 

@@ -34,6 +34,29 @@ class CoreEnv:
     CHECK_REQUIREMENTS = K('OVEHOSTED_CORE/checkRequirements', kind='bool')
     TEMPDIR = K('OVEHOSTED_CORE/tempDir', preview='Temporary directory')
     SKIP_TTY_CHECK = K('OVEHOSTED_CORE/skipTTYCheck', kind='bool')
+    # an additional host joins a deployed hosted-engine storage domain (oVirt's keys)
+    IS_ADDITIONAL_HOST = K('OVEHOSTED_CORE/isAdditionalHost', answer_file=True, kind='bool',
+                           preview='Additional host')
+    ADDITIONAL_HOST_REDEPLOYMENT = K('OVEHOSTED_CORE/additionalHostReDeployment',
+                                     answer_file=True, kind='bool')
+
+
+class FirstHostEnv:
+    """Where an additional host takes the first host's answers from: the configuration
+    volume on the shared storage (fhanswers.conf, the default), or the first host's
+    /etc/ovirt-hosted-engine/answers.conf over SFTP."""
+    FETCH_ANSWER = K('OVEHOSTED_FIRST_HOST/fetchAnswer', answer_file=True, kind='bool')
+    SKIP_SHARED_STORAGE_AF = K('OVEHOSTED_FIRST_HOST/skipSharedStorageAF', answer_file=True,
+                               kind='bool')
+    FQDN = K('OVEHOSTED_FIRST_HOST/fqdn', answer_file=True, preview='First host',
+             validator=v.host_address)
+    SSHD_PORT = K('OVEHOSTED_FIRST_HOST/sshdPort', answer_file=True, validator=v.port)
+    ROOT_PASSWORD = K('OVEHOSTED_FIRST_HOST/rootPassword', secret=True)
+    # the first host's SSH host key, as `ssh-keygen -lf` prints it (SHA256:...)
+    SSH_FINGERPRINT = K('OVEHOSTED_FIRST_HOST/sshKeyFingerprint', answer_file=True,
+                        validator=v.ssh_fingerprint)
+    # where the answers came from (derived: shown in the preview, not written)
+    ANSWERS_SOURCE = K('OVEHOSTED_FIRST_HOST/answersSource', preview='First host answers')
 
 
 class NetworkEnv:
@@ -71,6 +94,9 @@ class EngineEnv:
                       preview='Host name for web application')
     ENGINE_SETUP_TIMEOUT = K('OVEHOSTED_ENGINE/engineSetupTimeout', validator=v.positive_int)
     INSECURE_SSL = K('OVEHOSTED_ENGINE/insecureSSL', answer_file=True)
+    # the engine adds this host itself and runs this deploy over SSH (engine-driven
+    # hosted-engine host deploy): the deploy neither adds the host nor needs the admin password
+    HOST_ADDED_BY_ENGINE = K('OVEHOSTED_ENGINE/hostAddedByEngine', kind='bool')
     # closeup results (not asked, not written)
     CA_CERT = K('OVEHOSTED_ENGINE/caCert')              # the engine CA, PEM text
     CA_FINGERPRINT = K('OVEHOSTED_ENGINE/caFingerprint')  # SHA-256, AA:BB:...
@@ -105,7 +131,8 @@ class StorageEnv:
     VG_UUID = K('OVEHOSTED_STORAGE/vgUUID', answer_file=True)
     IMAGE_SIZE_GB = K('OVEHOSTED_STORAGE/imgSizeGB', answer_file=True,
                       preview='Image size GB', validator=v.positive_int)
-    HOST_ID = K('OVEHOSTED_STORAGE/hostID', preview='Host ID', validator=v.host_id)
+    HOST_ID = K('OVEHOSTED_STORAGE/hostID', answer_file=True, preview='Host ID',
+                validator=v.host_id)
     # iSCSI (block storage is refused: not in the preview until a plugin uses them)
     ISCSI_PORTAL = K('OVEHOSTED_STORAGE/iSCSIPortalIPAddress', answer_file=True,
                      validator=v.host_address)
@@ -128,6 +155,9 @@ class StorageEnv:
                    validator=v.positive_int)
     # the hosted-engine.conf storage values domain.prepare_domain returned (misc)
     DOMAIN_CONF = K('OVEHOSTED_STORAGE/domainConf')
+    # an additional host: the files of the configuration volume of the deployed domain
+    # ({name: text}: hosted-engine.conf, vm.conf, broker.conf, fhanswers.conf)
+    SHARED_CONFIG = K('OVEHOSTED_STORAGE/sharedConfig')
 
 
 class VMEnv:
@@ -200,8 +230,8 @@ class SanlockEnv:
     LOCKSPACE_NAME = K('OVEHOSTED_SANLOCK/lockspaceName')
 
 
-ALL_KEYS = keys_of(CoreEnv, NetworkEnv, EngineEnv, StorageEnv, VMEnv, VDSMEnv, NotifEnv,
-                   SanlockEnv)
+ALL_KEYS = keys_of(CoreEnv, FirstHostEnv, NetworkEnv, EngineEnv, StorageEnv, VMEnv, VDSMEnv,
+                   NotifEnv, SanlockEnv)
 SECRET_KEYS = [k for k in ALL_KEYS if k.secret]
 
 # Defaults a deploy starts from (plugins set them with setdefault in init).

@@ -343,8 +343,24 @@ def check_cluster(conn, datacenter, cluster):
     return dc, found
 
 
+def check_host_absent(conn, name, address):
+    """EngineError when the engine has a host of this name or address already."""
+    sdk = _sdk()
+    try:
+        existing = conn.system_service().hosts_service().list()
+    except sdk.Error as e:
+        raise EngineError('Listing the hosts of the engine failed: %s' % _sdk_message(e))
+    for h in existing:
+        if h.name == name or (h.address or '').lower() == address.lower():
+            raise EngineError(
+                'The engine already has a host %r at %s (status %s): remove it in the '
+                'Administration Portal (maintenance, then remove), or give this host another '
+                'name (OVEHOSTED_ENGINE/appHostName)' % (h.name, h.address, _status(h)))
+
+
 def add_host(conn, name, address, cluster, ca_pem=None, port=None):
-    """Add this host to the engine (deploy_hosted_engine=True); return the SDK host.
+    """Add this host to the engine; return the SDK host. The deploy configures the HA
+    services itself, so the engine is not asked to deploy them (deploy_hosted_engine=False).
 
     cluster: an SDK Cluster (check_cluster) or a cluster name. ca_pem: the CA that signed
     the host agent's certificate, so the engine verifies the agent with it. port: the
@@ -352,16 +368,7 @@ def add_host(conn, name, address, cluster, ca_pem=None, port=None):
     sdk = _sdk()
     types = sdk.types
     hosts = conn.system_service().hosts_service()
-    try:
-        existing = hosts.list()
-    except sdk.Error as e:
-        raise EngineError('Listing the hosts of the engine failed: %s' % _sdk_message(e))
-    for h in existing:
-        if h.name == name or (h.address or '').lower() == address.lower():
-            raise EngineError(
-                'The engine already has a host %r at %s (status %s): remove it in the '
-                'Administration Portal, or give this host another name '
-                '(OVEHOSTED_ENGINE/appHostName)' % (h.name, h.address, _status(h)))
+    check_host_absent(conn, name, address)
     cl = (types.Cluster(id=cluster.id) if getattr(cluster, 'id', None)
           else types.Cluster(name=str(cluster)))
     spec = dict(name=name, address=address, cluster=cl)
@@ -370,7 +377,7 @@ def add_host(conn, name, address, cluster, ca_pem=None, port=None):
     if port:
         spec['port'] = int(port)
     try:
-        return hosts.add(types.Host(**spec), deploy_hosted_engine=True)
+        return hosts.add(types.Host(**spec), deploy_hosted_engine=False)
     except sdk.Error as e:
         raise EngineError('The engine refused to add host %r (%s): %s'
                           % (name, address, _sdk_message(e)))

@@ -62,10 +62,25 @@ def positive_int(value):
 
 
 def host_id(value):
-    number = positive_int(value)
-    if number > MAX_HOSTS:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError('%r is not a host id (a whole number 1-%d)' % (value, MAX_HOSTS))
+    if not 1 <= number <= MAX_HOSTS:
         raise ValueError('host id %d is out of range 1-%d' % (number, MAX_HOSTS))
     return number
+
+
+_SSH_FINGERPRINT = re.compile(r'^SHA256:[A-Za-z0-9+/]{43}$')
+
+
+def ssh_fingerprint(value):
+    """An SSH host key fingerprint as `ssh-keygen -lf` prints it."""
+    text = str(value).strip()
+    if not _SSH_FINGERPRINT.match(text):
+        raise ValueError('%r is not an SSH host key fingerprint: give it as ssh-keygen -lf '
+                         'prints it on the first host, SHA256: and 43 characters' % (value,))
+    return text
 
 
 def email(value):

@@ -144,6 +144,25 @@ def find_hosted_engine_domain(client, spec_or_conf, name=DEFAULT_SD_NAME):
     return None
 
 
+def find_conf_volume(client, sd_uuid, sp_uuid=BLANK_UUID):
+    """(image, volume) UUIDs of the configuration volume of a hosted-engine storage domain
+    (the volume described as oVirt describes it, CONF_DESC), or None. The storage must be
+    connected."""
+    images = _call(client, 'listing the images of storage domain %s' % sd_uuid,
+                   'StorageDomain.getImages', storagedomainID=sd_uuid) or ()
+    for img in images:
+        volumes = _call(client, 'listing the volumes of image %s' % img,
+                        'StorageDomain.getVolumes', storagedomainID=sd_uuid,
+                        storagepoolID=sp_uuid, imageID=img) or ()
+        for vol in volumes:
+            info = _call(client, 'reading volume %s' % vol, 'Volume.getInfo',
+                         volumeID=vol, storagepoolID=sp_uuid, storagedomainID=sd_uuid,
+                         imageID=img) or {}
+            if info.get('description') == CONF_DESC:
+                return img, vol
+    return None
+
+
 def prepare_domain(client, spec, progress=None):
     """Create the hosted-engine storage domain over the host agent API.
 

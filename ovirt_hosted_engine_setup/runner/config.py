@@ -85,7 +85,14 @@ def read_bounded(path):
 
 def parse_file(path):
     """-> list of (section, key, value, where, warning). Raises ConfigError naming file and line."""
-    lines = read_bounded(path).splitlines()
+    return parse_text(read_bounded(path), path)
+
+
+def parse_text(text, path):
+    """parse_file of answer-file text read elsewhere (path names it in messages)."""
+    if len(text) > MAX_ANSWER_FILE_SIZE:
+        raise ConfigError('Answer file %s is more than %s' % (path, MAX_ANSWER_FILE_TEXT))
+    lines = text.splitlines()
 
     entries = []      # [section, key, raw value, first line number]
     section = None

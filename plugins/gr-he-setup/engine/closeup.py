@@ -9,6 +9,7 @@ import re
 import socket
 
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import adds_host, first_host
 from ovirt_hosted_engine_setup.deploy import engine_api, host_agent
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.client import DEFAULT_PORT, VDSM_CAFILE
@@ -48,7 +49,7 @@ class Plugin(PluginBase):
             self.logger.info('engine-setup: %s', text)
 
     @event(stage=Stages.CLOSEUP, name=c.Events.ENGINE_SETUP_DONE, priority=Priority.HIGH,
-           after=(c.Events.VM_STARTED,))
+           after=(c.Events.VM_STARTED,), condition=first_host)
     def _engine_setup(self):
         env = self.environment
         run_setup = env.get(c.VMEnv.CLOUDINIT_EXECUTE_ESETUP)
@@ -135,7 +136,7 @@ class Plugin(PluginBase):
         return None
 
     @event(stage=Stages.CLOSEUP, name=c.Events.HOST_ADDED, priority=Priority.HIGH,
-           after=(c.Events.ENGINE_CA_AVAILABLE,))
+           after=(c.Events.ENGINE_CA_AVAILABLE,), condition=adds_host)
     def _add_host(self):
         env = self.environment
         fqdn = self._fqdn()

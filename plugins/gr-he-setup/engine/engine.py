@@ -1,5 +1,6 @@
 """Questions of the engine section that need nothing from the host."""
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import adds_host
 from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
@@ -18,7 +19,8 @@ class Plugin(PluginBase):
         env.setdefault(c.NotifEnv.SOURCE_EMAIL, None)
         env.setdefault(c.NotifEnv.DEST_EMAIL, None)
 
-    @event(stage=Stages.CUSTOMIZATION, name=c.Events.ENGINE_PASSWORD, **SECTION)
+    @event(stage=Stages.CUSTOMIZATION, name=c.Events.ENGINE_PASSWORD, condition=adds_host,
+           **SECTION)
     def _admin_password(self):
         env = self.environment
         if env[c.EngineEnv.ADMIN_PASSWORD] is None:

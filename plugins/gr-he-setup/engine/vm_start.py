@@ -9,6 +9,7 @@ import socket
 import string
 
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import host_agent
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.schema import constant
@@ -47,7 +48,8 @@ class Plugin(PluginBase):
     def _init(self):
         self.environment.setdefault(c.VDSMEnv.VM_PASSWD, None)
 
-    @event(stage=Stages.CLOSEUP, name=c.Events.VM_STARTED, priority=Priority.HIGH)
+    @event(stage=Stages.CLOSEUP, name=c.Events.VM_STARTED, priority=Priority.HIGH,
+           condition=first_host)
     def _start_vm(self):
         env = self.environment
         client = env.get(c.VDSMEnv.CLIENT)

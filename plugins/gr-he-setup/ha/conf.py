@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 
 from ovirt_hosted_engine_setup import __version__
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.he_storage import config_volume, heconf, layout
 from ovirt_hosted_engine_setup.runner import (FileTransaction, PluginBase, Priority, Stages,
@@ -108,7 +109,7 @@ def ha_vm_conf(vm_conf, domain_xml):
 class Plugin(PluginBase):
 
     @event(stage=Stages.CLOSEUP, name=c.Events.HE_CONF_WRITTEN, priority=Priority.HIGH,
-           after=(c.Events.HOST_ADDED,))
+           after=(c.Events.HOST_ADDED,), condition=first_host)
     def _write(self):
         env = self.environment
         conf = he_conf(env)

@@ -1,6 +1,7 @@
 """closeup, HA_STARTED: enable and start the HA services (ovirt-ha-broker, ovirt-ha-agent),
 then wait until the HA agent started the engine VM again and the engine is healthy."""
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import engine_api, services
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
@@ -12,7 +13,7 @@ INTERVAL = 5
 class Plugin(PluginBase):
 
     @event(stage=Stages.CLOSEUP, name=c.Events.HA_STARTED, priority=Priority.HIGH,
-           after=(c.Events.VM_SHUTDOWN,))
+           after=(c.Events.VM_SHUTDOWN,), condition=first_host)
     def _start_ha(self):
         env = self.environment
         client = env[c.VDSMEnv.CLIENT]

@@ -6,6 +6,7 @@ cloud-init seed ISO is removed (the VM definition the HA agent uses has no cdrom
 import os
 
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import host_agent
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
@@ -16,7 +17,7 @@ SHUTDOWN_TIMEOUT = 180    # the guest's time to power off after the ACPI request
 class Plugin(PluginBase):
 
     @event(stage=Stages.CLOSEUP, name=c.Events.VM_SHUTDOWN, priority=Priority.HIGH,
-           after=(c.Events.HE_CONF_WRITTEN,))
+           after=(c.Events.HE_CONF_WRITTEN,), condition=first_host)
     def _shutdown(self):
         env = self.environment
         client = env[c.VDSMEnv.CLIENT]

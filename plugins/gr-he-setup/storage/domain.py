@@ -6,6 +6,7 @@ Its values (hosted-engine.conf names) go to OVEHOSTED_STORAGE/domainConf and the
 If a later step before the transaction commit fails, the domain is removed again.
 """
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.deploy import storage_checks
 from ovirt_hosted_engine_setup import he_storage
@@ -80,7 +81,7 @@ class Plugin(PluginBase):
         return spec
 
     @event(stage=Stages.MISC, name=c.Events.STORAGE_AVAILABLE,
-           after=(c.Events.BRIDGE_AVAILABLE,))
+           after=(c.Events.BRIDGE_AVAILABLE,), condition=first_host)
     def _prepare_domain(self):
         env = self.environment
         client = env[c.VDSMEnv.CLIENT]

@@ -13,6 +13,7 @@ import uuid
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.deploy import storage_checks, validators
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event
 
@@ -64,7 +65,7 @@ class Plugin(PluginBase):
                     c.StorageEnv.IMAGE_SIZE_GB):
             env.setdefault(key, None)
         env.setdefault(c.StorageEnv.IO_TIMEOUT, layout.DEFAULT_IO_TIMEOUT)
-        env.setdefault(c.StorageEnv.HOST_ID, 1)
+        env.setdefault(c.StorageEnv.HOST_ID, None)
         env.setdefault(c.CoreEnv.ACCEPTED_WARNINGS, [])
 
     # -- questions -----------------------------------------------------------------
@@ -182,19 +183,38 @@ class Plugin(PluginBase):
         dtype = env[c.StorageEnv.DOMAIN_TYPE]
         free, domains = self._test_connection()
         self.logger.debug('storage %s: %d bytes free, domains %s', storage, free, domains)
+        additional = env.get(c.CoreEnv.IS_ADDITIONAL_HOST)
         if domains:
             listed = ', '.join('%s%s' % (sd, ' (%s)' % name if name else '')
                                for sd, name in domains)
-            if self.dialog.query_yes_no('STORAGE_ADDITIONAL_HOST', ADDITIONAL_NOTE,
-                                        default=False):
+            if additional is None:
+                additional = self.dialog.query_yes_no('STORAGE_ADDITIONAL_HOST', ADDITIONAL_NOTE,
+                                                      default=True)
+                env[c.CoreEnv.IS_ADDITIONAL_HOST] = additional
+            if not additional:
+                raise AbortError(
+                    'The storage %s already holds the storage domain %s and re-deploying over '
+                    'a deployed domain is not supported: add this host as an additional host, '
+                    'give a clean export, or run ovirt-hosted-engine-cleanup on the hosts of '
+                    'that domain and clear the storage' % (storage, listed))
+            if len(domains) > 1:
                 raise StorageCheckError(
-                    'The storage %s holds the storage domain %s: additional hosts are added '
-                    'from the engine in this version: in the Administration Portal, Hosts > '
-                    'New, choose "Deploy" in the Hosted Engine tab' % (storage, listed))
-            raise AbortError(
-                'The storage %s already holds the storage domain %s and re-deploying over a '
-                'deployed domain is not supported: give a clean export, or run '
-                'ovirt-hosted-engine-cleanup and clear the storage' % (storage, listed))
+                    'The storage %s holds several storage domains (%s): an additional host '
+                    'joins the one hosted-engine storage domain; give the storage of that '
+                    'domain alone' % (storage, listed))
+            env[c.StorageEnv.SD_UUID] = domains[0][0]
+            self.logger.info('Storage domain %s found on %s: this host joins it as an '
+                             'additional host', listed, storage)
+            return
+        if additional:
+            raise StorageCheckError(
+                'The storage %s holds no storage domain, so there is no deployed hosted engine '
+                'for an additional host to join: give the storage the first host deployed, or '
+                'set %s=bool:False to deploy a first host' % (storage,
+                                                             c.CoreEnv.IS_ADDITIONAL_HOST))
+        env[c.CoreEnv.IS_ADDITIONAL_HOST] = False
+        if env.get(c.StorageEnv.HOST_ID) is None:
+            env[c.StorageEnv.HOST_ID] = 1     # the first host's id
         minimum = storage_checks.minimum_domain_bytes(dtype)
         if free < minimum:
             try:
@@ -206,7 +226,7 @@ class Plugin(PluginBase):
                          storage_checks.size_text(free))
 
     @event(stage=Stages.CUSTOMIZATION, name=NAMES, after=(SECTION_START, CHECK),
-           before=(SECTION_END,))
+           before=(SECTION_END,), condition=first_host)
     def _names(self):
         self._ask_or_check(
             c.StorageEnv.STORAGE_DOMAIN_NAME, self._name,
@@ -248,7 +268,7 @@ class Plugin(PluginBase):
         return False
 
     @event(stage=Stages.CUSTOMIZATION, name=IMAGE_SIZE, after=(SECTION_START, NAMES),
-           before=(SECTION_END,))
+           before=(SECTION_END,), condition=first_host)
     def _image_size(self):
         env = self.environment
         key = c.StorageEnv.IMAGE_SIZE_GB
@@ -274,7 +294,7 @@ class Plugin(PluginBase):
                        c.CoreEnv.ACCEPTED_WARNINGS))
             env[key] = None
 
-    @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,))
+    @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,), condition=first_host)
     def _validate_space(self):
         """The disk size may have been raised after the storage section (to fit the
         appliance): it must still fit the storage."""

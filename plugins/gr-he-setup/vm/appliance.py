@@ -6,6 +6,7 @@ import time
 
 from ovirt_hosted_engine_setup.deploy import appliance as applib
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.he_storage import layout
@@ -89,7 +90,8 @@ class Plugin(PluginBase):
         self.app = app
         return path
 
-    @event(stage=Stages.CUSTOMIZATION, name=common.E_OVF, **common.SECTION)
+    @event(stage=Stages.CUSTOMIZATION, name=common.E_OVF, condition=first_host,
+           **common.SECTION)
     def _ovf(self):
         env = self.environment
         default = installed_appliance()
@@ -108,13 +110,14 @@ class Plugin(PluginBase):
                          _human(app.disk_size_bytes), app.disk_format)
         check_disk_fit(env.get(c.StorageEnv.IMAGE_SIZE_GB), env[c.VMEnv.OVF_INFO])
 
-    @event(stage=Stages.VALIDATION)
+    @event(stage=Stages.VALIDATION, condition=first_host)
     def _validate_disk_fit(self):
         check_disk_fit(self.environment.get(c.StorageEnv.IMAGE_SIZE_GB),
                        self.environment.get(c.VMEnv.OVF_INFO))
 
     @event(stage=Stages.MISC, name=c.Events.IMAGE_AVAILABLE,
-           after=(c.Events.STORAGE_AVAILABLE,), before=(c.Events.SEED_AVAILABLE,))
+           after=(c.Events.STORAGE_AVAILABLE,), before=(c.Events.SEED_AVAILABLE,),
+           condition=first_host)
     def _copy_image(self):
         env = self.environment
         app = self.app or applib.Appliance.open(env[c.VMEnv.OVF_ARCHIVE])

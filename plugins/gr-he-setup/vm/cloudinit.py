@@ -6,6 +6,7 @@ import re
 
 from ovirt_hosted_engine_setup.deploy import cloud_init
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
@@ -170,7 +171,8 @@ class Plugin(PluginBase):
         return text
 
     @event(stage=Stages.CUSTOMIZATION, name=common.E_CLOUDINIT, after=(
-        c.Events.TITLE_S_VM, common.E_SIZING), before=(c.Events.TITLE_E_VM,))
+        c.Events.TITLE_S_VM, common.E_SIZING), before=(c.Events.TITLE_E_VM,),
+        condition=first_host)
     def _cloudinit(self):
         env = self.environment
         mode = env.get(c.VMEnv.CLOUD_INIT_ISO)

@@ -14,6 +14,7 @@ import socket
 
 from ovirt_hosted_engine_setup.deploy import cloud_init
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.runner import (PluginBase, Priority, Stages,
                                               TransactionElement, event)
@@ -116,7 +117,8 @@ class Plugin(PluginBase):
     def _mode(self):
         return self.environment.get(c.VMEnv.CLOUD_INIT_ISO)
 
-    @event(stage=Stages.VALIDATION, condition=lambda self: self._mode() == 'generate')
+    @event(stage=Stages.VALIDATION,
+           condition=lambda self: first_host(self) and self._mode() == 'generate')
     def _check_seed(self):
         """Every seed value checked together before anything changes on the host."""
         env = self.environment
@@ -129,7 +131,8 @@ class Plugin(PluginBase):
             raise ValueError('Invalid cloud-init settings: %s' % e)
 
     @event(stage=Stages.MISC, name=c.Events.SEED_AVAILABLE,
-           after=(c.Events.IMAGE_AVAILABLE,), before=(c.Events.VM_CONF_AVAILABLE,))
+           after=(c.Events.IMAGE_AVAILABLE,), before=(c.Events.VM_CONF_AVAILABLE,),
+           condition=first_host)
     def _seed(self):
         env = self.environment
         mode = self._mode()

@@ -3,6 +3,7 @@ import re
 import uuid
 
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
@@ -56,7 +57,8 @@ class Plugin(PluginBase):
             self.environment[key] = None
 
     @event(stage=Stages.CUSTOMIZATION, name=common.E_SIZING, after=(
-        c.Events.TITLE_S_VM, common.E_OVF), before=(c.Events.TITLE_E_VM,))
+        c.Events.TITLE_S_VM, common.E_OVF), before=(c.Events.TITLE_E_VM,),
+        condition=first_host)
     def _sizing(self):
         env = self.environment
         ovf = env.get(c.VMEnv.OVF_INFO) or {}

@@ -4,6 +4,7 @@ import os
 import uuid
 
 from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup import he_storage
 from ovirt_hosted_engine_setup.he_storage import layout, volumes
@@ -46,7 +47,7 @@ def make_spec(env):
 class Plugin(PluginBase):
 
     @event(stage=Stages.MISC, name=c.Events.VM_CONF_AVAILABLE,
-           after=(c.Events.SEED_AVAILABLE, c.Events.IMAGE_AVAILABLE))
+           after=(c.Events.SEED_AVAILABLE, c.Events.IMAGE_AVAILABLE), condition=first_host)
     def _vm_conf(self):
         env = self.environment
         if env.get(c.VMEnv.VM_UUID) is None:
