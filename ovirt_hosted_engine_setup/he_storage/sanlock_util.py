@@ -9,11 +9,12 @@ Names (lockspaces, resources) are given as str and sent as bytes; paths too.
 """
 import errno
 import os
-import subprocess
 import threading
 import time
 
 import sanlock
+
+from . import delta_leases
 
 SanlockException = sanlock.SanlockException
 
@@ -46,10 +47,6 @@ def use_run_dir(run_dir):
 
 def _b(value):
     return value if isinstance(value, bytes) else str(value).encode('utf-8')
-
-
-def _s(value):
-    return value.decode('utf-8') if isinstance(value, bytes) else str(value)
 
 
 def errno_of(exc):
@@ -144,43 +141,14 @@ def read_resource(path, offset=0):
     return sanlock.read_resource(_b(path), offset=offset, align=ALIGNMENT, sector=SECTOR)
 
 
-def lockspace_timestamps(path):
-    """{host id: (timestamp, generation, host name, offset)} of the delta leases with a
-    non-zero timestamp in a lockspace file, read from the storage with direct I/O
-    (``sanlock direct dump``: no daemon needed, the lockspace need not be joined).
-    A host that left the lockspace wrote timestamp 0 there; a host that holds its
-    host id renews its timestamp every 2 x its I/O timeout."""
-    p = subprocess.run(['sanlock', 'direct', 'dump', _s(path)], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, universal_newlines=True)
-    if p.returncode != 0:
-        raise OSError('sanlock direct dump %s failed: %s' % (
-            path, (p.stderr or p.stdout).strip() or 'exit status %d' % p.returncode))
-    out = {}
-    for line in p.stdout.splitlines():
-        t = line.split()
-        if len(t) < 6 or not t[0].isdigit():
-            continue
-        try:
-            timestamp, host_id, generation = int(t[3]), int(t[4]), int(t[5])
-        except ValueError:
-            continue
-        if timestamp and host_id:
-            out[host_id] = (timestamp, generation, t[2], int(t[0]))
-    return out
-
-
-def lockspace_io_timeout(name, host_id, path, offset):
-    """The I/O timeout the holder of host_id wrote in its delta lease (None if unreadable)."""
-    p = subprocess.run(['sanlock', 'direct', 'read_leader', '-s',
-                        '%s:%d:%s:%d' % (_s(name), host_id, _s(path), offset)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    for line in p.stdout.splitlines():
-        if line.startswith('io_timeout '):
-            try:
-                return int(line.split()[1])
-            except ValueError:
-                return None
-    return None
+def lockspace_timestamps(path, name=None):
+    """{host id: delta_leases.DeltaLease} of the delta leases with a non-zero timestamp in a
+    lockspace file (delta_leases.read_delta_leases: direct I/O, no daemon needed, the
+    lockspace need not be joined). A host that left the lockspace wrote timestamp 0 there; a
+    host that holds its host id renews its timestamp every 2 x its I/O timeout. Raises
+    delta_leases.LockspaceError (an OSError) when the file holds no readable lockspace."""
+    return {h: lease for h, lease in delta_leases.read_delta_leases(path, name).items()
+            if lease.held}
 
 
 def live_host_ids(name, path, window=None, clock=time.monotonic, sleep=time.sleep):
@@ -189,19 +157,21 @@ def live_host_ids(name, path, window=None, clock=time.monotonic, sleep=time.slee
     timestamp, reads them again for up to ``window`` seconds (default 3 x the
     holders' I/O timeout, the renewal interval plus a margin): a host id whose
     timestamp changes is live; one that stays the same belongs to a host that
-    stopped renewing (gone, or left without clearing it)."""
-    first = lockspace_timestamps(path)
+    stopped renewing (gone, or left without clearing it). Raises
+    delta_leases.LockspaceError (an OSError) when the lockspace cannot be read."""
+    first = lockspace_timestamps(path, name)
     if not first:
         return []
     if window is None:
-        io_timeouts = [lockspace_io_timeout(name, h, path, first[h][3]) for h in first]
-        window = 3 * max([t for t in io_timeouts if t] or [DEFAULT_IO_TIMEOUT])
+        window = 3 * max([lease.io_timeout for lease in first.values() if lease.io_timeout]
+                         or [DEFAULT_IO_TIMEOUT])
     live = set()
     deadline = clock() + window
     while True:
-        now = lockspace_timestamps(path)
-        for h, (ts, gen, _, _) in now.items():
-            if h in first and (ts, gen) != first[h][:2]:
+        now = lockspace_timestamps(path, name)
+        for h, lease in now.items():
+            if h in first and (lease.timestamp, lease.generation) != (
+                    first[h].timestamp, first[h].generation):
                 live.add(h)
         pending = [h for h in first if h not in live and h in now]
         if not pending or clock() >= deadline:

@@ -16,8 +16,13 @@
   naming it; --fenced-host=2 overrides; a host that was never deployed and only sees the
   domain through a leftover storage connection deletes nothing; the HA services step says
   stopped only for the daemon that ran; no image link is left in the host agent's run dir.
+- Cleanup on one of several hosts (undeploy): this host's metadata slot is freed, the
+  other slots stay byte-identical, the domain and the other hosts' leases stay; --vm-status
+  on the first host no longer lists it (a stack whose host is host id 2); on the last host
+  the slot stays; metadata that cannot be read is said.
 - ha/peers.py on its own: a renewed lease is alive, a killed host's lease is not, a left
-  host and a stopped agent take no watching, metadata still tells when the lockspace is lost.
+  host and a stopped agent take no watching, metadata still tells when the lockspace is lost
+  (host ids and freeing a slot: tests/ha/test_peers.py).
 - The deploy's record of the management NIC (network/bridge.py) and cleanup's check of it.
 """
 import json
@@ -175,6 +180,54 @@ def test_host_agent_down_skips_its_steps_and_removes_files(offline):
     assert '[ INFO  ] 5/5 Configuration files: nothing to remove' in step_lines(r)
 
 
+@pytest.mark.parametrize('case', ['last-host', 'additional-host', 'unreadable'])
+def test_metadata_slot_freed_only_when_other_hosts_use_the_domain(prefix, tmp_path, case):
+    """Host id 2, its slot in the domain's metadata, without a host agent (the storage read
+    directly): the last host keeps its slot (no step for it); with host 1's slot there, slot
+    2 is freed and slot 1 stays byte-identical; metadata that cannot be read is said, with
+    what to run on another host."""
+    conf, paths = small_domain(tmp_path)
+    init_lockspace(paths['lockspace'], 'hosted-engine')
+    if case == 'unreadable':
+        os.unlink(paths['metadata'])
+    else:
+        write_slot(paths['metadata'], 2, 50, 'this-host.lab.test', stopped=True)
+    if case == 'additional-host':
+        write_slot(paths['metadata'], 1, 90, 'first-host.lab.test')
+    conf.update(vmid=VM_ID, host_id='2', connectionUUID='e3a1f7c2-5b8d-4e6a-9f03-1c2d4b6a8e57')
+    hostd_root = str(tmp_path / 'hostd')
+    files = Files(prefix, hostd_root, conf)
+    env = dict(prefix.env, OVIRT_HOSTED_ENGINE_HOSTD_PORT='1',
+               OVIRT_HOSTED_ENGINE_HOSTD_ROOT=hostd_root,
+               SANLOCK_RUN_DIR=str(tmp_path / 'no-sanlock'))
+    before = None if case == 'unreadable' else read_slots_raw(paths['metadata'])
+    r = run(env, '-q')
+    assert r.returncode == 1, r.stdout + r.stderr       # the host agent's steps skipped
+    lines = step_lines(r)
+    assert files.existing() == files.kept
+    if case == 'last-host':
+        assert lines[0].startswith('[ INFO  ] 1/5 HA services')
+        assert not [x for x in lines if 'Metadata slot' in x], lines
+        assert read_slots_raw(paths['metadata']) == before
+        return
+    step = [x for x in lines if ' 4/6 Metadata slot: ' in x]
+    assert len(step) == 1, lines
+    if case == 'unreadable':
+        assert step[0] == (
+            '[ WARN  ] 4/6 Metadata slot: skipped: cannot read the HA metadata of storage '
+            'domain %s (cannot open the metadata volume %s: No such file or directory); if '
+            'other hosts use it, free it from another host of the domain: hosted-engine '
+            '--clean-metadata --host-id=2' % (conf['sdUUID'], paths['metadata']))
+        assert 'skipped: Engine VM, Sanlock and storage monitoring, Metadata slot, Storage ' \
+               'connection' in r.stderr
+        return
+    assert step[0] == ('[ INFO  ] 4/6 Metadata slot: host id 2 freed; the storage domain '
+                       'stays with the other hosts: host 1 (first-host.lab.test)')
+    after = read_slots_raw(paths['metadata'])
+    assert after[2] == bytes(len(after[2]))
+    assert after[:2] == before[:2] and after[3:] == before[3:]
+
+
 def test_bad_option_is_one_line(offline):
     _, env = offline
     r = run(env, '--remove-everything')
@@ -287,6 +340,13 @@ class Stack:
         from ovirt_hosted_engine_setup.he_storage import layout
         return layout.volume_paths(self.conf, self.prefix.path('/rhev/data-center'))
 
+    def storage_volumes(self):
+        """volumes(), read in the storage directory itself (they outlive the connection)."""
+        from ovirt_hosted_engine_setup.he_storage import layout
+        mnt = layout.mount_point(self.conf['storage'], self.prefix.path('/rhev/data-center'))
+        return {k: os.path.join(self.storage, os.path.relpath(v, mnt))
+                for k, v in self.volumes().items()}
+
     def run_links(self):
         out = []
         for root, dirs, files in os.walk(os.path.join(self.hostd.run_dir, 'storage')):
@@ -297,6 +357,13 @@ class Stack:
 
 @pytest.fixture(scope='module')
 def stack():
+    yield from make_stack(1, 'cleanup-host')
+
+
+def make_stack(host_id, sanlock_name):
+    """A host of the domain with host id ``host_id`` (its sanlock daemon named
+    ``sanlock_name``): the domain prepared through its host agent, its broker holding the
+    host id, its agent writing its metadata slot, a paused HostedEngine VM."""
     import shutil
     import tempfile
     if os.geteuid() != 0:
@@ -308,7 +375,7 @@ def stack():
     base = tempfile.mkdtemp(prefix='he-cleanup-', dir='/var/tmp')
     s = Stack(base)
     try:
-        s.sanlock = SanlockDaemon(os.path.join(base, 'sanlock'), 'cleanup-host').start()
+        s.sanlock = SanlockDaemon(os.path.join(base, 'sanlock'), sanlock_name).start()
         s.libvirt = LibvirtHost(os.path.join(base, 'libvirt'), s.sanlock.run_dir).start()
         s.hostd = Hostd(os.path.join(base, 'hostd'), extra=[
             '--sanlock-run-dir', s.sanlock.run_dir, '--sanlock-io-timeout', str(IO_TIMEOUT),
@@ -320,7 +387,7 @@ def stack():
         s.storage = os.path.join(base, 'storage')
         os.makedirs(s.storage)
         spec = {'storage': s.storage, 'domain_type': 'localfs', 'vm_disk_size': 8 << 20,
-                'host_id': 1, 'io_timeout': IO_TIMEOUT}
+                'host_id': host_id, 'io_timeout': IO_TIMEOUT}
         p = subprocess.run([python(), '-c', PREPARE, str(s.hostd.port), s.hostd.root,
                             json.dumps(spec)], capture_output=True, text=True, timeout=240,
                            cwd=TOP, env=s.env(), stdin=subprocess.DEVNULL)
@@ -335,8 +402,8 @@ def stack():
         s.daemon('broker', [python(), '-m', 'ovirt_hosted_engine_setup.ha.broker.daemon',
                             '--interval', '1', '--host-agent', '127.0.0.1:%d' % s.hostd.port,
                             '--hostd-root', s.hostd.root])
-        wait_until('the broker holds host id 1', lambda: (s.broker_status() or {}).get(
-            'lockspace', {}).get('held'), 90)
+        wait_until('the broker holds host id %d' % host_id, lambda: (
+            s.broker_status() or {}).get('lockspace', {}).get('held'), 90)
         # global maintenance: the agent leaves the VM to the test
         r = subprocess.run([python(), os.path.join(TOP, 'bin', 'hosted-engine'),
                             '--set-maintenance', '--mode=global'], capture_output=True,
@@ -449,6 +516,9 @@ def test_stack_destructive_verbs_refused_while_another_host_is_alive(stack):
 
 
 def test_stack_cleanup(stack):
+    """This host (id 1) is cleaned up while host 2 (the previous test's other host) has its
+    slot and lease in the domain: an undeploy, which frees slot 1 only."""
+    from ovirt_hosted_engine_setup.ha import metadata
     status = stack.sanlock_status()
     held = lockspaces_of_status(status)
     assert [h[0] for h in held] == [1], status       # the broker's host id, parsed
@@ -461,27 +531,35 @@ def test_stack_cleanup(stack):
     # the agent exits first: only the broker is said stopped
     stack.procs['agent'].terminate()
     assert stack.procs['agent'].wait(30) is not None
+    md = stack.storage_volumes()['metadata']
+    before = read_slots_raw(md)
+    assert before[1].strip(b'\0') and before[2].strip(b'\0')
 
     r = stack.run('-q')
     assert r.returncode == 0, r.stdout + r.stderr
     lines = step_lines(r)
-    assert lines[0] == '[ INFO  ] 1/5 HA services: ovirt-ha-agent was not running, ' \
+    assert lines[0] == '[ INFO  ] 1/6 HA services: ovirt-ha-agent was not running, ' \
                        'ovirt-ha-broker stopped (pid %d)' % stack.procs['broker'].pid, lines
-    assert lines[1] == '[ INFO  ] 2/5 Engine VM: powered off and removed from this host: ' \
+    assert lines[1] == '[ INFO  ] 2/6 Engine VM: powered off and removed from this host: ' \
                        'HostedEngine (%s, was Paused)' % VM_ID
     # the broker may have left its lockspace itself when it stopped
-    monitoring = '[ INFO  ] 3/5 Sanlock and storage monitoring: 4 images of storage domain %s ' \
+    monitoring = '[ INFO  ] 3/6 Sanlock and storage monitoring: 4 images of storage domain %s ' \
                  'torn down; storage domain %s no longer monitored; ' % (
                      stack.conf['sdUUID'], stack.conf['sdUUID'])
     assert lines[2] in (monitoring + 'not in the hosted-engine lockspace',
                         monitoring + 'left the hosted-engine lockspace (host id 1)'), lines
-    assert lines[3] == '[ INFO  ] 4/5 Storage connection: %s disconnected' % stack.storage
+    assert lines[3] == '[ INFO  ] 4/6 Metadata slot: host id 1 freed; the storage domain ' \
+                       'stays with the other hosts: host 2 (other-host.lab.test)', lines
+    assert lines[4] == '[ INFO  ] 5/6 Storage connection: %s disconnected' % stack.storage
     # 8, and the broker's socket when the broker left it behind
-    assert lines[4] in ('[ INFO  ] 5/5 Configuration files: 8 removed',
-                        '[ INFO  ] 5/5 Configuration files: 9 removed'), lines
-    assert lines[5].startswith('[ INFO  ] Hosted engine cleanup finished: this host can be '
+    assert lines[5] in ('[ INFO  ] 6/6 Configuration files: 8 removed',
+                        '[ INFO  ] 6/6 Configuration files: 9 removed'), lines
+    assert lines[6].startswith('[ INFO  ] Hosted engine cleanup finished: this host can be '
                                'deployed again')
     assert r.stderr == ''
+    after = read_slots_raw(md)
+    assert after[1] == bytes(metadata.SLOT_SIZE)
+    assert after[0] == before[0] and after[2:] == before[2:]
 
     assert stack.procs['agent'].wait(5) is not None
     assert stack.procs['broker'].wait(5) is not None
@@ -603,6 +681,80 @@ def test_stack_remove_storage_without_conf(stack):
            'delete' in step_lines(r)
 
 
+@pytest.fixture
+def additional_host():
+    """This host joined a deployed domain as host id 2 (an additional host), with its own
+    sanlock, host agent, libvirtd, broker and agent."""
+    yield from make_stack(2, 'additional-host')
+
+
+def test_stack_cleanup_of_an_additional_host_frees_its_slot_only(additional_host):
+    """The first host (host id 1: another sanlock daemon renewing its host id, and its
+    metadata slot) stays; cleanup on host id 2 frees slot 2 only and leaves the domain, slot
+    1 (byte-identical) and host 1's lease as they were; --vm-status on host 1 no longer
+    lists host 2."""
+    from ovirt_hosted_engine_setup.ha import peers
+    from ovirt_hosted_engine_setup.he_storage import layout
+    from hostd.daemons import SanlockDaemon
+    from .conftest import Prefix
+    s = additional_host
+    sd = s.conf['sdUUID']
+    vols = s.storage_volumes()
+    s.other = SanlockDaemon(os.path.join(s.base, 'first-sanlock'), 'first-host').start()
+    sanlock_op(s.other.run_dir, 'add', 1, 'hosted-engine', vols['lockspace'])
+    write_slot(vols['metadata'], 1, 700, 'first-host.lab.test')
+    slot2 = wait_until('the agent of host 2 writes its slot',
+                       lambda: peers.read_slots(vols['metadata']).get(2), 60)
+
+    # asked first: what will happen is said, and "no" changes nothing
+    r = s.run(stdin='n\n')
+    assert r.returncode == 1
+    assert '  - its metadata slot (host id 2) is freed; storage domain %s stays with the other ' \
+           'hosts (host 1 (first-host.lab.test)), their slots and leases untouched' % sd \
+        in r.stdout, r.stdout
+    assert peers.read_slots(vols['metadata']).get(2) is not None
+
+    s.procs['agent'].terminate()
+    s.procs['agent'].wait(30)
+    before = read_slots_raw(vols['metadata'])
+    lease1 = peers.read_leases(vols['lockspace'], 'hosted-engine')[1]
+    assert lease1.owner == 'first-host' and lease1.held
+    r = s.run('-q')
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = step_lines(r)
+    assert lines[3] == '[ INFO  ] 4/6 Metadata slot: host id 2 freed; the storage domain ' \
+                       'stays with the other hosts: host 1 (first-host.lab.test)', lines
+    assert lines[4] == '[ INFO  ] 5/6 Storage connection: %s disconnected' % s.storage
+    assert lines[-1].startswith('[ INFO  ] Hosted engine cleanup finished')
+    after = read_slots_raw(vols['metadata'])
+    assert after[2] == bytes(len(after[2]))
+    assert after[:2] == before[:2] and after[3:] == before[3:]
+    assert slot2.hostname and slot2.hostname != 'first-host.lab.test'
+    # the domain and host 1's lease stay; host 1 still renews it
+    assert os.path.isdir(os.path.join(s.storage, sd))
+    lease = peers.read_leases(vols['lockspace'], 'hosted-engine')[1]
+    assert (lease.owner, lease.generation) == (lease1.owner, lease1.generation)
+    wait_until('host 1 renews its lease', lambda: peers.read_leases(
+        vols['lockspace'], 'hosted-engine')[1].timestamp != lease1.timestamp, 10)
+    assert not peers.read_leases(vols['lockspace'], 'hosted-engine')[2].held
+
+    # hosted-engine --vm-status on host 1 (its own hosted-engine.conf and connection)
+    first = Prefix(os.path.join(s.base, 'first-root'))
+    conf_path = first.path('/etc/ovirt-hosted-engine/hosted-engine.conf')
+    os.makedirs(os.path.dirname(conf_path))
+    with open(conf_path, 'w') as f:
+        f.write(heconf.render(dict(s.conf, host_id='1')))
+    mnt = layout.mount_point(s.storage, first.path('/rhev/data-center'))
+    os.makedirs(os.path.dirname(mnt))
+    os.symlink(s.storage, mnt)
+    r = first.run('--vm-status', '--json', env=dict(first.env,
+                                                   SANLOCK_RUN_DIR=s.other.run_dir))
+    assert r.returncode == 0, r.stderr
+    status = json.loads(r.stdout)
+    assert sorted(status) == ['1', 'global_maintenance'], status
+    assert status['1']['hostname'] == 'first-host.lab.test'
+
+
 # -- which other hosts are alive in the domain (ha/peers.py) -----------------------------
 
 # Run in a child process (one sanlock daemon per process): python -c JOIN RUN_DIR OP HOST_ID
@@ -663,6 +815,20 @@ def write_slot(path, host_id, ts, hostname, stopped=False):
         f.seek(host_id * metadata.SLOT_SIZE)
         f.write(metadata.serialize_host(host_id, ts, 3400, {'vm': 'down'}, hostname,
                                         stopped=stopped))
+
+
+def init_lockspace(path, name):
+    """A lockspace as sanlock initialises it (no daemon needed): every lease free."""
+    subprocess.run(['sanlock', 'direct', 'init', '-o', '1', '-s', '%s:0:%s:0' % (name, path)],
+                   check=True, capture_output=True, timeout=60)
+
+
+def read_slots_raw(path):
+    """The slots of a metadata volume as bytes (slot 0 the global block)."""
+    from ovirt_hosted_engine_setup.ha import metadata
+    with open(path, 'rb') as f:
+        data = f.read()
+    return [data[i:i + metadata.SLOT_SIZE] for i in range(0, len(data), metadata.SLOT_SIZE)]
 
 
 def test_peers_a_host_renewing_its_lease_is_alive_a_killed_one_is_not(tmp_path, other_host):

@@ -19,6 +19,10 @@ one line and each a no-op when its object is already gone:
    monitoring the hosted-engine storage domain (Host.stopMonitoringDomain; a storage
    pool left connected by an interrupted deploy is disconnected) and leave the
    ``hosted-engine`` sanlock lockspace of this host;
+   then, without --remove-storage on a host that is one of several hosts of the domain
+   (another host has a metadata slot or holds a lease in the domain's lockspaces): free this
+   host's HA metadata slot (zeroed, as oVirt's --clean-metadata does), leaving the domain,
+   the other slots and the other hosts' leases untouched (Metadata slot);
 4. with --remove-storage: delete the hosted-engine storage domain (StorageDomain.format).
    Before anything is changed, refused while another host is alive in the domain
    (ha/peers.py: its sanlock host id renewed, or its HA metadata slot written), naming
@@ -74,6 +78,7 @@ class Cleanup(Leftovers):
         self.skipped = []
         self.steps = []
         self.log_path = None
+        self.undeploy = None        # plan_undeploy(): this host leaves a domain others use
 
     # -- output ------------------------------------------------------------------
     def say(self, text, stream=None):
@@ -106,6 +111,30 @@ class Cleanup(Leftovers):
                 'its lockspaces cannot be found under %s' % cli_common.DATA_CENTER_DIR]
             log.info('storage domain %s: alive %s, unknown %s', d.sd_uuid,
                      [(h.host_id, h.hostname, h.evidence) for h in d.alive], verdict.unknown)
+
+    def plan_undeploy(self):
+        """Without --remove-storage: whether this host is one of several hosts of its
+        storage domain (another host has a metadata slot, or holds a lease in the domain's
+        lockspaces: read from the storage, nothing watched). Then its metadata slot is freed
+        (Undeploy); on the last host (or a host without a host id) nothing more is done."""
+        self.undeploy = None
+        host_id = str(self.conf.get('host_id', '')).strip()
+        if not host_id.isdigit() or not self.domains:
+            return
+        d = self.domains[0]
+        if 'metadata' not in peers.domain_paths(d.conf, cli_common.DATA_CENTER_DIR):
+            return
+        owner = peers.local_sanlock_name()
+        ids = peers.host_ids(d.conf, cli_common.DATA_CENTER_DIR, watch=False)
+        log.info('host ids of storage domain %s: %s; unread: %s', d.sd_uuid,
+                 [(u.host_id, u.hostname, u.sanlock_names, u.held_by)
+                  for u in ids.uses.values()], ids.unread)
+        if 'metadata' in ids.unread:
+            self.undeploy = Undeploy(d, int(host_id), [], owner, ids.unread['metadata'])
+            return
+        others = ids.others(int(host_id), owner)
+        if others:
+            self.undeploy = Undeploy(d, int(host_id), others, owner)
 
     def refusal(self):
         """One line when --remove-storage must not run (other hosts alive), else None."""
@@ -146,6 +175,14 @@ class Cleanup(Leftovers):
                 lines.append('  - storage domain %s is no longer monitored and its storage '
                              'disconnected' % d.where())
         lines.append('  - this host leaves the %s sanlock lockspace' % LOCKSPACE)
+        u = self.undeploy
+        if u is not None and not u.problem:
+            lines.append('  - its metadata slot (host id %d) is freed; storage domain %s stays '
+                         'with the other hosts (%s), their slots and leases untouched'
+                         % (u.host_id, u.domain.sd_uuid, peers.describe(u.others)))
+        elif u is not None:
+            lines.append('  - (the metadata of storage domain %s cannot be read: the metadata '
+                         'slot of host id %d is left as it is)' % (u.domain.sd_uuid, u.host_id))
         if self.firewall_pending:
             lines.append('  - the firewall rules the deploy added are removed (nftables table '
                          '%s or firewalld service %s)' % (firewall.TABLE, firewall.SERVICE))
@@ -344,6 +381,31 @@ class Cleanup(Leftovers):
             problems.append('disconnecting storage pool %s failed (%s)' % (sp, reason(e)))
             return 'storage pool %s left connected' % sp
 
+    def free_metadata_slot(self, ha_stopped):
+        """This host leaves a domain other hosts use: its metadata slot is freed (zeroed, as
+        oVirt's --clean-metadata does), so that --vm-status on the others no longer lists
+        it; the domain, the other slots and the lockspaces stay."""
+        u = self.undeploy
+        elsewhere = ('free it from another host of the domain: hosted-engine --clean-metadata '
+                     '--host-id=%d' % u.host_id)
+        if u.problem:
+            raise StepSkipped('cannot read the HA metadata of storage domain %s (%s); if '
+                              'other hosts use it, %s' % (u.domain.sd_uuid, u.problem,
+                                                         elsewhere))
+        if not ha_stopped:
+            raise StepSkipped('ovirt-ha-agent may still write the metadata slot of host id %d; '
+                              '%s once it is stopped' % (u.host_id, elsewhere))
+        try:
+            was = peers.free_slot(u.domain.conf, cli_common.DATA_CENTER_DIR, u.host_id,
+                                  own_owner=u.own_owner, progress=self.info)
+        except peers.PeerError as e:
+            raise StepFailed('%s; %s' % (e, elsewhere))
+        stays = 'the storage domain stays with the other hosts: %s' % peers.describe(u.others)
+        if was is None:
+            return 'host id %d had no metadata slot; %s' % (u.host_id, stays)
+        log.info('metadata slot of host %d freed (it held %s)', u.host_id, was)
+        return 'host id %d freed; %s' % (u.host_id, stays)
+
     def delete_domain(self):
         self.need_agent()
         if not self.domains:
@@ -496,6 +558,8 @@ class Cleanup(Leftovers):
     # -- the whole ---------------------------------------------------------------
     def run(self):
         self.discover()
+        if not self.remove_storage:
+            self.plan_undeploy()
         if self.remove_storage and self.domains and self.client is not None:
             self.check_peers()
         refusal = self.refusal() if self.remove_storage else None
@@ -515,11 +579,13 @@ class Cleanup(Leftovers):
                        % PROG)
             return 1
         self.total = (6 if self.remove_storage else 5) + (1 if self.firewall_pending else 0) \
-            + (1 if self.network_record else 0)
+            + (1 if self.network_record else 0) + (1 if self.undeploy else 0)
         self.step('HA services', self.stop_ha)
         ha_stopped = 'HA services' not in self.failed
         self.step('Engine VM', self.destroy_vm)
         self.step('Sanlock and storage monitoring', self.release)
+        if self.undeploy:
+            self.step('Metadata slot', lambda: self.free_metadata_slot(ha_stopped))
         if self.remove_storage:
             if 'Engine VM' in self.failed + self.skipped or \
                     'Sanlock and storage monitoring' in self.failed:
@@ -549,6 +615,21 @@ class Cleanup(Leftovers):
         self.info('Hosted engine cleanup finished: this host can be deployed again '
                   '(hosted-engine --deploy); log: %s' % self.log_path)
         return 0
+
+
+class Undeploy:
+    """This host leaves storage domain ``domain`` that other hosts use (plan_undeploy()).
+
+    host_id: this host's; others: [peers.HostIdUse] of the other hosts; own_owner: this
+    host's sanlock name (None when its daemon does not answer); problem: why the metadata
+    cannot be read ('' when it can)."""
+
+    def __init__(self, domain, host_id, others, own_owner, problem=''):
+        self.domain = domain
+        self.host_id = host_id
+        self.others = others
+        self.own_owner = own_owner
+        self.problem = problem
 
 
 def _isatty(stream):
