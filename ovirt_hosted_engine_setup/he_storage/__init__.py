@@ -6,6 +6,7 @@
 - config_volume: the configuration volume (a tar the hosts share);
 - lockspace: the ``hosted-engine`` sanlock lockspace; sanlock_util: the sanlock calls the
   HA verbs and the host agent make;
+- delta_leases: the one reader of the delta leases of a lockspace on the storage;
 - heconf: hosted-engine.conf and vm.conf.
 
 Nothing here imports the deploy wing, the HA services or the host agent: they import this
