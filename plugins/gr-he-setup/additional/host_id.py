@@ -34,20 +34,34 @@ class Plugin(PluginBase):
                              'hosted-engine.conf')
         conf = ah.host_conf(first, 1, storage)
         with ah.connected(env[c.VDSMEnv.CLIENT], storage, self.logger):
-            usage = peers.host_ids(conf, paths.DATA_CENTER_DIR,
-                                   progress=lambda text: self.logger.info('%s', text))
+            self._choose(conf)
+
+    def _choose(self, conf):
+        env = self.environment
+        usage = peers.host_ids(conf, paths.DATA_CENTER_DIR, watch=False)
         for problem in usage.problems:
             self.logger.warning('Host ids: %s', problem)
         me = socket.gethostname()
         sanlock_name = peers.local_sanlock_name()
         self.logger.debug('host ids in use: %s', usage)
 
+        judged = {}
+
+        def live(hid):
+            """Whether another host renews hid now (watched only for a known id)."""
+            if hid not in judged:
+                verdict = peers.find_alive(
+                    conf, paths.DATA_CENTER_DIR, only={hid}, own_owner=sanlock_name,
+                    progress=lambda text: self.logger.info('%s', text))
+                judged[hid] = bool(verdict.alive)
+            return judged[hid]
+
         def check(value):
             hid = validators.host_id(value)
             if hid > usage.max_host_id:
                 raise ValueError('host id %d is beyond the %d slots of the metadata volume'
                                  % (hid, usage.max_host_id))
-            if usage.classify(hid, me, sanlock_name) == peers.LIVE_OTHER:
+            if usage.classify(hid, me, sanlock_name) == peers.KNOWN_OTHER and live(hid):
                 raise ValueError('host id %d is used by the live %s: choose another (the next '
                                  'free one is %s)' % (hid, usage.get(hid), usage.next_free()))
             return hid
@@ -63,7 +77,7 @@ class Plugin(PluginBase):
             if kind == peers.FREE:
                 break
             what = '%s, %s' % (usage.get(hid), 'this host' if kind == peers.SAME_HOST
-                               else 'live' if usage.live(hid) else 'not live now')
+                               else 'not live now')
             confirmed = env.get(c.CoreEnv.ADDITIONAL_HOST_REDEPLOYMENT)
             if confirmed is None and typed:
                 confirmed = self.dialog.query_yes_no('STORAGE_REDEPLOYMENT',
