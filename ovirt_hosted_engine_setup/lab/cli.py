@@ -2,7 +2,8 @@
 
     hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd,
                                         sshd)
-    hosted-engine-lab status            each host, its address and its daemons
+    hosted-engine-lab status            each host, its address and its daemons; the lab
+                                        DNS server
     hosted-engine-lab exec HOST -- CMD  run CMD inside HOST (project commands on PATH)
     hosted-engine-lab down              stop everything the lab started
     hosted-engine-lab ssh-fingerprint HOST
@@ -72,11 +73,13 @@ def _status(lab):
         print('no lab is up in %s' % lab.dir)
         return 3
     st = lab.state
-    print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)'
-          % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway']))
+    dns = lab.dns_alive()   # the lab DNS server (lab/dns.py), on the gateway address
+    print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)   dns: %s'
+          % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway'],
+             '-' if dns is None else ('up' if dns else 'DEAD')))
     print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'NS', '  '.join(
         '%-9s' % d for d in labmod.DAEMONS)))
-    ok = True
+    ok = dns is not False
     for name, addr, holder, daemons in rows:
         cells = []
         for d in labmod.DAEMONS:

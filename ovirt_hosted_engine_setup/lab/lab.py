@@ -10,7 +10,9 @@ whose namespaces the lab enters with nsenter. Inside:
   - network: lo, and eth0, one end of a veth pair whose other end sits on the
     bridge LAB_BRIDGE in the lab network namespace (a second holder). The lab
     network is SUBNET.0/24 with the gateway address SUBNET.1 on that bridge;
-    nothing in it is connected to the machine's network.
+    nothing in it is connected to the machine's network. The lab DNS server (dnsmasq,
+    lab/dns.py) answers the lab's names on the gateway address; every host's
+    /etc/resolv.conf names it.
 Daemons per host: sanlock (with the container workaround library preloaded),
 virtlogd, libvirtd, the host agent ovirt-hosted-engine-hostd, and sshd with the host's own
 keys, /etc/ssh and root password (lab/sshd.py). Each host also has
@@ -38,7 +40,7 @@ import sys
 import threading
 import time
 
-from ovirt_hosted_engine_setup.lab import paths, preload, sshd, systemctl
+from ovirt_hosted_engine_setup.lab import dns, paths, preload, sshd, systemctl
 from ovirt_hosted_engine_setup.lab.systemctl import proc_start
 
 SUBNET = '192.168.222'
@@ -73,7 +75,8 @@ HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
 HA_SOCKET = '/run/ovirt-hosted-engine-ha/broker.socket'
 
 REQUIRED_COMMANDS = ['unshare', 'nsenter', 'ip', 'sanlock', 'virtlogd', 'libvirtd', 'virsh',
-                     'qemu-system-x86_64', 'qemu-img', 'sshd', 'ssh-keygen', 'openssl']
+                     'qemu-system-x86_64', 'qemu-img', 'sshd', 'ssh-keygen', 'openssl',
+                     dns.DNSMASQ]
 
 LIBVIRT_QEMU_CONF = """\
 # Lab host: libvirt's sanlock lock driver, qemu as root, no cgroups,
@@ -221,7 +224,7 @@ class Lab:
 
     def any_alive(self):
         st = self.state or {}
-        if alive(st.get('net')):
+        if alive(st.get('net')) or alive(st.get('dns')):
             return True
         for h in st.get('hosts', {}).values():
             if alive(h.get('holder')) or any(alive(d) for d in h.get('daemons', {}).values()):
@@ -320,18 +323,19 @@ class Lab:
                 raise
 
     def _prepare_dirs(self, names):
-        for sub in ('hosts', 'storage', 'pki'):
+        for sub in ('hosts', 'storage', 'pki', dns.DIR):
             shutil.rmtree(os.path.join(self.dir, sub), ignore_errors=True)
         os.makedirs(self.storage)
         os.chmod(self.storage, 0o755)
         for dst, _src in HOST_DIRS:
             os.makedirs(dst, exist_ok=True)  # mount points on the machine
+        # the lab's names (one list): the hosts' /etc/hosts and the lab DNS server's hosts file
+        names_ = dns.entries(DOMAIN, GATEWAY,
+                             [(n, self.address(i)) for i, n in enumerate(names, 1)],
+                             ENGINE_ADDRESS, ENGINE_FQDN)
         with open(os.path.join(self.dir, 'hosts.txt'), 'w') as f:
-            f.write('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n')
-            f.write('%s\tgateway.%s gateway\n' % (GATEWAY, DOMAIN))
-            for i, n in enumerate(names, 1):
-                f.write('%s\t%s.%s %s\n' % (self.address(i), n, DOMAIN, n))
-            f.write('%s\t%s engine\n' % (ENGINE_ADDRESS, ENGINE_FQDN))
+            f.write(dns.hosts_text(names_, localhost=True))
+        dns.write_files(self.dir, names_, GATEWAY, DOMAIN)
         for n in names:
             hd = self.host_dir(n)
             for dst, src in HOST_DIRS:
@@ -439,6 +443,7 @@ class Lab:
                            capture_output=True)
         say('lab network %s.0/%d on bridge %s (gateway %s)' % (SUBNET, PREFIX, LAB_BRIDGE,
                                                                GATEWAY))
+        self._start_dns(pid)
         if with_hostd and not self.hostd_available():
             say('the host agent (ovirt-hosted-engine-hostd) is not installed in %s: '
                 'hosts come up without it' % paths.venv_bin())
@@ -478,6 +483,12 @@ class Lab:
                   'mkdir -p /run/lock /run/user %s %s %s' % (
                       systemctl.LAB_BIN, systemctl.STATE_DIR, systemctl.SYSTEMD_MARK),
                   'mount --bind %s /etc/hosts' % _q(os.path.join(self.dir, 'hosts.txt'))]
+        # the host's resolver asks the lab DNS server (lab/dns.py)
+        resolv = dns.resolv_conf_script(dns.paths(self.dir)[1])
+        if resolv is None:
+            say('%s: the machine has no %s to cover in the host: the host resolves names '
+                'from /etc/hosts only' % (name, dns.HOST_RESOLV_CONF))
+        script += resolv or []
         for dst, src in HOST_DIRS:
             script.append('mount --bind %s %s' % (_q(os.path.join(hd, src)), _q(dst)))
         for src, dst in ssh_mounts:
@@ -524,6 +535,44 @@ class Lab:
         # sshd last (lab/sshd.py): a host answers SSH once it is otherwise complete
         self._start_daemon(name, h, 'sshd', sshd.command())
         self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30)
+
+    def _start_dns(self, net_pid):
+        """The lab DNS server (lab/dns.py): dnsmasq in the lab network namespace, on the
+        gateway address; ready once it has read the lab's names and its socket is bound."""
+        hosts, _resolv, log = dns.paths(self.dir)
+        t0 = time.monotonic()
+        with open(log, 'ab') as out:
+            p = subprocess.Popen(['nsenter', '-t', str(net_pid), '-n', '--'] +
+                                 dns.command(hosts, GATEWAY),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True, cwd='/', env=self.env())
+        # nsenter execs dnsmasq: p.pid is the daemon
+        rec = dict(record(p.pid), log=log)
+        self.state['dns'] = rec
+        self.save()
+        deadline = t0 + 30
+        while True:
+            if not alive(rec):
+                _reap(rec['pid'])
+                raise LabError('the lab DNS server (dnsmasq) exited at start; its log: %s%s'
+                               % (log, _tail(log)))
+            loaded = dns.names_loaded(log, hosts)
+            if loaded not in (None, True):
+                raise LabError('the lab DNS server (dnsmasq) could not read the lab names '
+                               '(%s); its log: %s%s' % (loaded, log, _tail(log)))
+            if loaded and dns.listening(net_pid, GATEWAY):
+                break
+            if time.monotonic() > deadline:
+                raise LabError('the lab DNS server (dnsmasq) did not start within 30 s; its '
+                               'log: %s%s' % (log, _tail(log)))
+            time.sleep(0.05)
+        say('lab DNS server dnsmasq on %s:%d (%.1f s)' % (GATEWAY, dns.PORT,
+                                                          time.monotonic() - t0))
+
+    def dns_alive(self):
+        """Whether the lab DNS server runs (None: the lab has none recorded)."""
+        rec = (self.state or {}).get('dns')
+        return None if rec is None else alive(rec)
 
     def _install_service_manager(self, pid):
         """systemctl in the host: the lab's service manager at LAB_BIN/systemctl (in the
@@ -714,6 +763,8 @@ class Lab:
             t.join()
         net = st.get('net') or {}
         pids = set(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        if alive(st.get('dns')):
+            pids.add(st['dns']['pid'])
         if alive(net):
             pids.add(net['pid'])
         if pids:
@@ -737,6 +788,8 @@ class Lab:
                 left.add(h['holder']['pid'])
         net = st.get('net') or {}
         left.update(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        if alive(st.get('dns')):
+            left.add(st['dns']['pid'])
         if alive(net):
             left.add(net['pid'])
         return sorted(left)
