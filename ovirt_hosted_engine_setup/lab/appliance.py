@@ -4,8 +4,9 @@ The appliance is what the deploy imports as the engine VM in the lab. Like the l
 guest image (lab/guest_image.py, whose helpers this reuses) it is a Debian cloud
 kernel and an initramfs root, here with Python 3 in it:
 
-  - python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib, python3-yaml
-    and openssl with their library dependencies, fetched with `apt-get download`
+  - python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib, python3-yaml,
+    openssl and openssh-client (ssh and ssh-keyscan: the engine's host deploy) with
+    their library dependencies, fetched with `apt-get download`
     and unpacked with `dpkg -x` (never installed on this machine), byte-compiled
     inside the unpacked root with its own interpreter;
   - busybox (init, shell, ip, udhcpc, httpd);
@@ -53,13 +54,15 @@ CHANNEL_NAME = guest_image.CHANNEL_NAME
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'appliance_guest')
 
 ROOT_PACKAGES = ['python3.11-minimal', 'libpython3.11-minimal', 'libpython3.11-stdlib',
-                 'python3-yaml', 'openssl']
+                 'python3-yaml', 'openssl', 'openssh-client']
 # Dependencies the appliance does without: the python3 meta packages (the root has
 # python3.11 and the python3 link), the package manager and perl.
 SKIP_PACKAGES = {'python3', 'python3-minimal', 'python3.11', 'libpython3-stdlib', 'dpkg',
                  'perl', 'perl-base', 'perl-modules-5.36', 'libperl5.36', 'install-info',
                  'tar', 'debconf', 'mailcap', 'mime-support', 'readline-common',
-                 'libgdbm-compat4', 'libgdbm6', 'libdb5.3'}
+                 'libgdbm-compat4', 'libgdbm6', 'libdb5.3',
+                 # openssh-client's maintainer scripts only (the root is never "installed")
+                 'adduser', 'passwd'}
 # Driver modules (dependencies are added from each module's depends=); those the
 # cloud kernel has built in (ext4, crc32c, af_packet) or lacks (ahci) are skipped.
 MODULES = guest_image.MODULES + [
@@ -74,7 +77,11 @@ TRIM = ['usr/share/doc', 'usr/share/man', 'usr/share/locale', 'usr/share/lintian
         'usr/lib/python3.11/turtledemo', 'usr/lib/python3.11/config-3.11-x86_64-linux-gnu',
         'usr/lib/python3.11/test', 'usr/lib/python3.11/unittest/test',
         'usr/lib/python3.11/tkinter', 'usr/lib/python3.11/distutils/tests',
-        'usr/lib/python3.11/sqlite3/test', 'usr/lib/python3.11/ctypes/test']
+        'usr/lib/python3.11/sqlite3/test', 'usr/lib/python3.11/ctypes/test',
+        # of openssh-client the engine uses ssh and ssh-keyscan only
+        'usr/bin/scp', 'usr/bin/sftp', 'usr/bin/ssh-add', 'usr/bin/ssh-agent',
+        'usr/bin/ssh-argv0', 'usr/bin/ssh-copy-id', 'usr/bin/ssh-keygen', 'usr/bin/slogin',
+        'usr/lib/openssh', 'etc/X11']
 PROJECT_SKIP_DIRS = {'__pycache__', 'tests'}
 CHROOT = shutil.which('chroot') or '/usr/sbin/chroot'
 
@@ -221,6 +228,8 @@ def build_root(root, debs, kernel_tree, kernel_version):
         p = os.path.join(root, rel)
         if os.path.isdir(p) and not os.path.islink(p):
             shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
     for d in ('bin', 'sbin', 'dev', 'etc/init.d', 'etc/acpi/PWRF', 'lib/modules', 'proc', 'sys',
               'run', 'tmp', 'var/log', 'var/lib', 'root/.ssh', 'home', 'usr/bin',
               'usr/share/udhcpc', 'usr/libexec/ovirt-engine-lab', STATE_DIR.lstrip('/'),
@@ -290,6 +299,20 @@ def compile_and_check(root):
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise BuildError('openssl does not run in the appliance root: %s' % r.stderr.strip())
+    # ssh -V prints its version; ssh-keyscan without arguments its usage (both on stderr).
+    # ssh opens /dev/null (the booted appliance has devtmpfs): a node for the check only.
+    null = os.path.join(root, 'dev', 'null')
+    os.makedirs(os.path.dirname(null), exist_ok=True)
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    try:
+        for cmd, says in ((['/usr/bin/ssh', '-V'], 'OpenSSH'),
+                          (['/usr/bin/ssh-keyscan'], 'usage')):
+            r = subprocess.run([CHROOT, root] + cmd, env=env, capture_output=True, text=True)
+            if says not in r.stderr:
+                raise BuildError('%s does not run in the appliance root: %s'
+                                 % (os.path.basename(cmd[0]), r.stderr.strip()))
+    finally:
+        os.unlink(null)
 
 
 def write_initrd(root, out_path):

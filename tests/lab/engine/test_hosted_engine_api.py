@@ -436,3 +436,15 @@ def test_fingerprints_and_error_lines():
                           '']) == '[ ERROR ] Storage is not reachable'
     assert hd.error_line(['one', 'last words', ' ']) == 'last words'
     assert hd.error_line([]) == 'no output'
+
+
+def test_appliance_carries_the_ssh_client_the_engine_uses():
+    from ovirt_hosted_engine_setup.lab import appliance
+    if not shutil.which('apt-cache'):
+        pytest.skip('needs apt-cache')
+    pkgs = appliance.resolve_packages()
+    assert 'openssh-client' in pkgs
+    assert 'adduser' not in pkgs and 'passwd' not in pkgs and 'perl-base' not in pkgs
+    # what the engine runs stays in the root; the rest of the client package is trimmed
+    assert not {'usr/bin/ssh', 'usr/bin/ssh-keyscan'} & set(appliance.TRIM)
+    assert {'usr/bin/scp', 'usr/bin/ssh-agent', 'usr/lib/openssh'} <= set(appliance.TRIM)
