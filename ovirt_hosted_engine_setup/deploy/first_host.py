@@ -37,6 +37,10 @@ class FirstHostError(Exception):
     """One line: what is wrong and what to do (the deploy shows str(e) as is)."""
 
 
+class PasswordRefused(FirstHostError):
+    """The first host refused the root password (a typed one may be typed again)."""
+
+
 def _quiet_paramiko():
     logger = logging.getLogger(_PARAMIKO_LOGGER)
     if logger.level == logging.NOTSET or logger.level < logging.WARNING:
@@ -152,15 +156,15 @@ def fetch_answers(address, port, password, fingerprint, path=paths.ETC_ANSWER_FI
                 % (address, ', '.join(e.allowed_types) or 'no method'))
         except paramiko.AuthenticationException:
             log.debug('root password refused by %s', address)
-            raise FirstHostError('the first host %s refused the root password: type it again'
-                                 % address)
+            raise PasswordRefused('the first host %s refused the root password: type it again'
+                                  % address)
         except (paramiko.SSHException, EOFError, OSError) as e:
             log.debug('authentication with %s failed', address, exc_info=True)
             raise FirstHostError('the SSH session with the first host %s broke during login '
                                  '(%s): try again' % (address, _reason(e)))
         if not transport.is_authenticated():
-            raise FirstHostError('the first host %s refused the root password: type it again'
-                                 % address)
+            raise PasswordRefused('the first host %s refused the root password: type it again'
+                                  % address)
         return _read(transport, address, path, timeout)
     finally:
         transport.close()

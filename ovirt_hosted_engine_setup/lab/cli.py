@@ -23,7 +23,7 @@ import os
 import sys
 
 from ovirt_hosted_engine_setup.lab import lab as labmod
-from ovirt_hosted_engine_setup.lab import sshd
+from ovirt_hosted_engine_setup.lab import faults, sshd
 
 log = logging.getLogger('ovirt_hosted_engine_setup.lab')
 
@@ -61,6 +61,10 @@ def build_parser():
                                    'start|stop in each host)')
     ha.add_argument('action', choices=('start', 'stop'))
     ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
+    fault = sub.add_parser('fault', help='inject a real fault into a lab host: crash (every '
+                                         'process killed at once, as a power cut)')
+    fault.add_argument('host')
+    fault.add_argument('kind', choices=faults.KINDS)
     sim = sub.add_parser('simulate', add_help=False,
                          help='run HA simulator scenarios: [SCENARIO...] | --show SCENARIO')
     sim.add_argument('args', nargs=argparse.REMAINDER)
@@ -119,6 +123,10 @@ def main(argv=None):
                 lab.ha_start(args.hosts)
             else:
                 lab.ha_stop(args.hosts)
+            return 0
+        if args.command == 'fault':
+            with lab.locked():
+                print(faults.inject(lab, args.host, args.kind))
             return 0
         if args.command == 'ha-prepare':
             names = lab.host_names()

@@ -118,11 +118,15 @@ class Plugin(PluginBase):
                 return first_host.fetch_answers(host, sshd_port,
                                                 env[c.FirstHostEnv.ROOT_PASSWORD],
                                                 env[c.FirstHostEnv.SSH_FINGERPRINT])
-            except first_host.FirstHostError as e:
-                if typed and getattr(e, 'wrong_password', False):
+            except first_host.PasswordRefused as e:
+                if typed:
                     self.logger.error('%s', e)
                     env[c.FirstHostEnv.ROOT_PASSWORD] = None
                     continue
+                raise ah.AdditionalHostError('%s (%s)' % (str(e).replace(': type it again', ''),
+                                                          c.FirstHostEnv.ROOT_PASSWORD)
+                                             + ': give the right one, or leave it out to type it')
+            except first_host.FirstHostError as e:
                 raise ah.AdditionalHostError(str(e))
 
 
