@@ -378,6 +378,8 @@ class HostInstall(threading.Thread):
             failure = 'internal error: %s' % e
         finally:
             self._password = None
+            if self.ssh is not None:
+                self.ssh.secrets = []
             if askpass is not None:
                 askpass.close()
         try:

@@ -67,3 +67,21 @@ def test_search_syntax():
         xmlapi.search_filter('color=red', fields)
     with pytest.raises(xmlapi.BadRequest):
         xmlapi.search_filter('name', fields)
+
+
+def test_install_cut_by_a_restart_is_install_failed(engine):
+    """The root password lived in memory only: a restarted engine cannot go on with an
+    install; the host is install_failed and says to install it again."""
+    cl = engine.state.items('clusters')[0]['id']
+    engine.state.put('hosts', {'id': 'h-inst', 'name': 'h', 'address': '127.0.0.1',
+                               'cluster': cl, 'status': 'installing', 'install_running': True})
+    engine.state.put('hosts', {'id': 'h-up', 'name': 'u', 'address': '127.0.0.2',
+                               'cluster': cl, 'status': 'up', 'spm_id': 1})
+    engine.monitor = lambda host_id: None       # no host agent to poll here
+    engine.start_monitors()
+    h = engine.state.get('hosts', 'h-inst')
+    assert (h['status'], h['install_running']) == ('install_failed', False)
+    assert h['status_detail'] == ('the engine restarted during the installation: install the '
+                                  'host again')
+    assert h['spm_id'] == 2          # host ids given to hosts of an older inventory
+    assert engine.state.get('hosts', 'h-up')['spm_id'] == 1
