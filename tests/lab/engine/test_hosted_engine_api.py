@@ -439,3 +439,29 @@ def test_appliance_carries_the_ssh_client_the_engine_uses():
     # what the engine runs stays in the root; the rest of the client package is trimmed
     assert not {'usr/bin/ssh', 'usr/bin/ssh-keyscan'} & set(appliance.TRIM)
     assert {'usr/bin/scp', 'usr/bin/ssh-agent', 'usr/lib/openssh'} <= set(appliance.TRIM)
+
+
+def test_recorded_ssh_key_is_expected_at_the_next_install(engine, connection, sshd):
+    """A host whose SSH key changed (here: another sshd behind the host's SSH port) is
+    refused at its next install until the new fingerprint is given."""
+    h = add_ssh_host(connection, 'rekeyed', sshd.port)
+    wait_host(connection, h.id, types.HostStatus.INSTALL_FAILED, detail='Permission denied')
+    base = tempfile.mkdtemp(prefix='engine-test-sshd2-')
+    other = SshdProc(base)
+    svc = connection.system_service().hosts_service().host_service(h.id)
+    try:
+        assert other.fingerprint() != sshd.fingerprint()
+        svc.install(root_password=ROOT_PW, ssh=types.Ssh(port=other.port))
+        got = wait_host(connection, h.id, types.HostStatus.INSTALL_FAILED,
+                        detail='does not match')
+        assert 'does not match the fingerprint given (%s)' % sshd.fingerprint() \
+            in got.status_detail
+        svc.install(root_password=ROOT_PW,
+                    ssh=types.Ssh(port=other.port, fingerprint=other.fingerprint()))
+        got = wait_host(connection, h.id, types.HostStatus.INSTALL_FAILED,
+                        detail='Permission denied')
+        assert got.ssh.fingerprint == other.fingerprint() and got.ssh.port == other.port
+    finally:
+        other.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        svc.remove()
