@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+from .. import local_ha_state
 from .api_base import Backend, VdsmError, verb
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,12 @@ def write_ha_conf(path, updates):
 class HostBackend(Backend):
     """Host.getCapabilities, getHardwareInfo, getStats, ping2, setHaMaintenanceMode."""
 
-    def __init__(self, ctx, ha_conf=HA_CONF, hosted_engine_conf=HOSTED_ENGINE_CONF):
+    def __init__(self, ctx, ha_conf=HA_CONF, hosted_engine_conf=HOSTED_ENGINE_CONF,
+                 ha_state=local_ha_state.PATH):
         super().__init__(ctx)
         self.ha_conf = ha_conf
         self.hosted_engine_conf = hosted_engine_conf
+        self.ha_state = ha_state
         self.started = time.time()
         self._lock = threading.Lock()
         self._cpu_prev = _cpu_times()
@@ -388,8 +391,9 @@ class HostBackend(Backend):
 
     def _ha_stats(self):
         conf = read_ha_conf(self.ha_conf)
+        score, _state, active = local_ha_state.read(self.ha_state)
         return {'configured': os.path.exists(self.hosted_engine_conf),
-                'active': False, 'score': 0,
+                'active': active, 'score': score,
                 'localMaintenance': conf.get('local_maintenance', 'False') == 'True',
                 'globalMaintenance': conf.get('global_maintenance', 'False') == 'True'}
 

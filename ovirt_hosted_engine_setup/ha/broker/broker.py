@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 
+from ... import local_ha_state
 from ...he_storage import heconf
 from .. import liveness, metadata
 from .. import notifications
@@ -32,8 +33,11 @@ REPREPARE_AFTER = 3
 
 class Broker:
     def __init__(self, conf, broker_conf_path, interval=10.0, agent=None, hostname=None,
-                 storage_connect=None, template_path=None):
+                 storage_connect=None, template_path=None, local_state_path=None):
         self.conf = conf
+        # where this host's published score and state go for the host agent's haStats
+        # (local_ha_state; None: not recorded)
+        self.local_state_path = local_state_path
         self.host_id, self.sd_uuid, self.vmid = heconf.required(conf, *REQUIRED)
         self.host_id = int(self.host_id)
         self.broker_conf_path = broker_conf_path
@@ -271,6 +275,12 @@ class Broker:
             local_conf_timestamp=refresh, state=str(state), vm_conf_refresh_time=refresh,
             timeout=str(timeout or ''))
         self._write(self.host_id, data)
+        if self.local_state_path:
+            try:
+                local_ha_state.write(score, state, self.local_state_path)
+            except OSError as e:
+                log.warning('cannot record the local HA state in %s: %s',
+                            self.local_state_path, e)
         return True
 
     def _write(self, slot, data):

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from ... import logsetup, paths
+from ... import local_ha_state, logsetup, paths
 from ...he_storage import heconf
 from .. import notifications
 from ..broker_client import DEFAULT_SOCKET
@@ -95,7 +95,9 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
 
     agent = HostAgent(address, port, hostd_root=args.hostd_root)
-    broker = Broker(conf, args.broker_conf, interval=args.interval, agent=agent)
+    broker = Broker(conf, args.broker_conf, interval=args.interval, agent=agent,
+                    local_state_path=os.path.join(os.path.dirname(os.path.abspath(args.socket)),
+                                                  os.path.basename(local_ha_state.PATH)))
     server = Server(args.socket, broker.methods())
     try:
         server.start()

@@ -330,8 +330,12 @@ def _last_line(text_or_lines):
 
 
 def error_line(lines):
-    """The reason a command failed: its last error line, else its last line."""
+    """The reason a command failed: the deploy's "Failed to execute stage" line (the
+    problem and its fix), else its last error line, else its last line."""
     lines = [x.strip() for x in lines if x.strip()]
+    for line in lines:
+        if 'Failed to execute stage' in line:
+            return line
     for line in reversed(lines):
         if 'ERROR' in line or line.lower().startswith(('error', 'fatal')):
             return line

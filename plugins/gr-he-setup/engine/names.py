@@ -10,6 +10,7 @@ import re
 
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import validators
+from ovirt_hosted_engine_setup.deploy.additional_host import adds_host
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 NAMES_EVENT = 'ohosted.engine.names'
@@ -63,9 +64,10 @@ class Plugin(PluginBase):
                   'Please enter the name of the cluster where you want to deploy this '
                   'hosted-engine host', c.DEFAULT_CLUSTER, validators.name)
         host_id = env.get(c.StorageEnv.HOST_ID) or 1
-        self._ask(c.EngineEnv.APP_HOST_NAME, 'OVEHOSTED_APP_HOST_NAME',
-                  'Enter the name which will be used to identify this host inside the '
-                  'Administrator Portal', 'hosted_engine_%s' % host_id, app_host_name)
+        if adds_host(self):     # the engine names a host it adds itself
+            self._ask(c.EngineEnv.APP_HOST_NAME, 'OVEHOSTED_APP_HOST_NAME',
+                      'Enter the name which will be used to identify this host inside the '
+                      'Administrator Portal', 'hosted_engine_%s' % host_id, app_host_name)
         for key in (c.EngineEnv.ENGINE_SETUP_TIMEOUT, c.EngineEnv.HEALTH_TIMEOUT,
                     c.EngineEnv.HOST_UP_TIMEOUT):
             try:

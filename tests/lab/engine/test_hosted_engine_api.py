@@ -426,6 +426,10 @@ def test_fingerprints_and_error_lines():
     assert hd.error_line(['[ INFO  ] x', '[ ERROR ] Storage is not reachable', 'log: /var/x',
                           '']) == '[ ERROR ] Storage is not reachable'
     assert hd.error_line(['one', 'last words', ' ']) == 'last words'
+    failed = ("[ ERROR ] Failed to execute stage 'Environment customization': the host id 3 is "
+              "used by the live host 3 (host3)")
+    assert hd.error_line(['[ INFO  ] x', failed, '[ ERROR ] Hosted Engine deployment failed: '
+                          'nothing was changed on this host']) == failed
     assert hd.error_line([]) == 'no output'
 
 
