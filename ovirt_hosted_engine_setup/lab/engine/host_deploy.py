@@ -497,4 +497,7 @@ class HostInstall(threading.Thread):
                                  on_line=self._output(host['name'],
                                                       'ovirt-hosted-engine-cleanup')),
                     'ovirt-hosted-engine-cleanup')
+        # the cleanup removes everything a deploy installed, the engine CA among it: the
+        # host stays a host of this engine, so its agent must trust the engine again
+        self._check(self._install_ca(), 'installing the engine CA again after the cleanup')
         self.state.update('hosts', self.host_id, ha_stats=None)
