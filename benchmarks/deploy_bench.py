@@ -74,6 +74,18 @@ def events_from_log(path):
     return out
 
 
+def wall_time(lines):
+    """Seconds from the deploy's first line to its success line (else its last line)."""
+    done = [t for t, line in lines if 'Hosted Engine successfully set up' in line]
+    return done[0] if done else lines[-1][0]
+
+
+def setup_log(lab_dir, host):
+    """The newest deploy log of a lab host."""
+    return sorted(glob.glob(os.path.join(lab_dir, 'hosts', host, 'var-log',
+                                         'ovirt-hosted-engine-setup', '*.log')))[-1]
+
+
 def print_steps(events, end):
     print('\n%-14s %-62s %8s' % ('stage', 'step', 'seconds'))
     by_stage = {}
@@ -100,14 +112,11 @@ def additional_host(env, lab_dir, first_total):
     if code != 0:
         print('the additional-host deploy failed (exit %d): no figures' % code)
         return 1
-    done = [t for t, line in lines if 'Hosted Engine successfully set up' in line]
-    total = done[0] if done else lines[-1][0]
-    logs = sorted(glob.glob(os.path.join(lab_dir, 'hosts', 'host2', 'var-log',
-                                         'ovirt-hosted-engine-setup', '*.log')))
+    total = wall_time(lines)
     print('\nAdditional host (host2) wall time, first line to "Hosted Engine successfully set '
           'up": %.1f s; additional / first host (same run) = %.2f'
           % (total, total / max(first_total, 0.001)))
-    print_steps(events_from_log(logs[-1]), t0 + total)
+    print_steps(events_from_log(setup_log(lab_dir, 'host2')), t0 + total)
     return 0
 
 
@@ -129,11 +138,8 @@ def main():
         if code != 0:
             print('the deploy failed (exit %d): no figures' % code)
             return 1
-        done = [t for t, line in lines if 'Hosted Engine successfully set up' in line]
-        total = done[0] if done else lines[-1][0]
-        logs = sorted(glob.glob(os.path.join(lab_dir, 'hosts', 'host1', 'var-log',
-                                             'ovirt-hosted-engine-setup', '*.log')))
-        events = events_from_log(logs[-1])
+        total = wall_time(lines)
+        events = events_from_log(setup_log(lab_dir, 'host1'))
         print('\nDeploy wall time, first line to "Hosted Engine successfully set up": '
               '%.1f s (target < %.0f s: %s)' % (total, TARGET,
                                                  'met' if total < TARGET else 'NOT met'))

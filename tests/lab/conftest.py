@@ -37,14 +37,31 @@ class LabRunner:
         return Lab(self.dir).service(host, unit)
 
 
-@pytest.fixture(scope='module')
-def lab():
-    lab_dir = tempfile.mkdtemp(prefix='he-lab-test-', dir='/var/tmp')
-    runner = LabRunner(lab_dir)
-    runner.netns_before = netns_list()
-    try:
-        runner.cli('up', '--hosts', '2', timeout=600)
-        yield runner
-    finally:
-        runner.cli('down', check=False, timeout=120)
-        shutil.rmtree(lab_dir, ignore_errors=True)
+def module_lab(hosts, prefix='he-lab-test-'):
+    """A `lab` fixture for the tests of a module: `hosts` lab hosts in a directory of its
+    own, started with the real command and stopped at the end."""
+    @pytest.fixture(scope='module')
+    def lab():
+        lab_dir = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
+        runner = LabRunner(lab_dir)
+        runner.netns_before = netns_list()
+        try:
+            runner.cli('up', '--hosts', str(hosts), timeout=600)
+            yield runner
+        finally:
+            runner.cli('down', check=False, timeout=300)
+            shutil.rmtree(lab_dir, ignore_errors=True)
+    return lab
+
+
+lab = module_lab(2)
+
+
+@pytest.fixture
+def own_lab_dir():
+    """A directory for a lab a test starts itself; whatever lab is up there is stopped and
+    the directory removed at the end."""
+    d = tempfile.mkdtemp(prefix='he-lab-own-', dir='/var/tmp')
+    yield d
+    LabRunner(d).cli('down', check=False, timeout=120)
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,7 +1,9 @@
-"""Deploys into a test lab: the example answer file adapted to the lab's directory."""
+"""Deploys into a test lab: the example answer file adapted to the lab's directory, and a
+deploy typed on a pseudo-terminal."""
 import json
 import os
 import re
+import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(TOP, 'examples', 'lab-answers.conf')
@@ -49,3 +51,36 @@ def deploy(lab, answers_path, *args, check=False, timeout=900, **kw):
 
 def error_lines(result):
     return [line for line in (result.stdout + result.stderr).splitlines() if '[ ERROR ]' in line]
+
+
+def type_deploy(lab, host, table, log, timeout=900):
+    """hosted-engine --deploy in `host` on a pseudo-terminal, as a person types it: each
+    question whose text is in table [(text, answer)] gets that answer (the first text found
+    in the output wins); a question the table does not know gets Enter (its default) and is
+    listed as 'default: <its text>'. Returns (succeeded, exit status, [questions asked])."""
+    import pexpect
+    from .conftest import LAB_CLI
+    env = dict(lab.env, TERM='dumb')
+    for k in ('SSH_CONNECTION', 'SSH_CLIENT', 'TMUX', 'STY'):
+        env.pop(k, None)
+    child = pexpect.spawn(sys.executable, LAB_CLI[1:] + ['exec', host, '--', 'hosted-engine',
+                                                           '--deploy'],
+                          env=env, encoding='utf-8', timeout=timeout, dimensions=(60, 220))
+    child.logfile_read = log
+    texts = [t for t, _ in table]
+    asked = []
+    while True:
+        i = child.expect_exact(texts + [']: ', 'Hosted Engine successfully set up',
+                                        'Hosted Engine deployment failed', pexpect.EOF])
+        if i < len(texts):
+            child.expect_exact(': ')
+            asked.append(texts[i])
+            child.sendline(table[i][1])
+        elif i == len(texts):
+            asked.append('default: ' + child.before.splitlines()[-1][-80:])
+            child.sendline('')
+        else:
+            ok = i == len(texts) + 1
+            child.expect(pexpect.EOF)
+            child.close()
+            return ok, child.exitstatus, asked

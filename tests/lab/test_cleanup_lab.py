@@ -1,12 +1,10 @@
 """ovirt-hosted-engine-cleanup in a two-host lab.
 
-First a real deploy on host1 (examples/lab-answers.conf): on host2, which was never
-deployed but sees the domain through a storage connection left there,
-`ovirt-hosted-engine-cleanup -q --remove-storage` deletes nothing; on host1 it removes the
-deploy and gives eth0 back what it had (address, default route, no ovirtmgmt bridge, no
-image links left in the host agent's run directory).
+(After a real deploy: a host that was never deployed deletes nothing,
+tests/lab/test_additional_hosts.py; the first host's cleanup gives eth0 back what it had,
+tests/lab/test_deploy_e2e.py.)
 
-Then the hosted-engine storage and VM definition of `hosted-engine-lab ha-prepare` on both
+The hosted-engine storage and VM definition of `hosted-engine-lab ha-prepare` on both
 hosts, the HA services started on host1 and the engine VM (the lab guest) running there:
 host2's `--remove-storage` is refused while host1 is alive in the domain; inside host1,
 `-q --remove-storage` leaves no VM, no HA daemon, no hosted-engine or VM-lease lockspace in
@@ -19,10 +17,7 @@ import daemon_proc
 import pytest
 
 from .conftest import lab  # noqa: F401 (the module's lab fixture)
-from .deploy_helpers import deploy, lab_storage, write_answers
 
-GATEWAY = '192.168.222.1'
-HOST1 = '192.168.222.11'
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -48,75 +43,6 @@ def read_conf(path):
             if sep:
                 out[key] = value
     return out
-
-
-def cleanup_lines(result):
-    return [x for x in result.stdout.splitlines() if x.startswith('[ ')]
-
-
-def eth0(lab):  # noqa: F811
-    """(IPv4 addresses of host1's eth0, its default route, whether ovirtmgmt exists)."""
-    addrs = json.loads(lab.exec('host1', 'ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0').stdout)
-    routes = lab.exec('host1', 'ip', '-4', 'route', 'show', 'default').stdout
-    bridge = lab.exec('host1', 'ip', 'link', 'show', 'ovirtmgmt', check=False).returncode == 0
-    return (['%s/%s' % (a['local'], a['prefixlen']) for link in addrs
-             for a in link.get('addr_info', [])], routes.strip(), bridge)
-
-
-def run_links(lab, host):  # noqa: F811
-    return lab.exec(host, 'find', '/run/ovirt-hosted-engine-hostd/storage', '-type', 'l',
-                    check=False).stdout.split()
-
-
-def test_deploy_then_cleanup_on_host2_deletes_nothing_and_on_host1_returns_eth0(
-        lab, tmp_path):  # noqa: F811
-    before = eth0(lab)
-    assert before == (['%s/24' % HOST1], 'default via %s dev eth0' % GATEWAY, False), before
-    answers = write_answers(lab, tmp_path / 'answers.conf')
-    r = deploy(lab, answers, timeout=1200)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
-    storage = lab_storage(lab)
-    conf = read_conf(os.path.join(lab.dir, 'hosts', 'host1', 'etc-ovirt-hosted-engine',
-                                  'hosted-engine.conf'))
-    sd_dir = os.path.join(storage, conf['sdUUID'])
-    assert os.path.isdir(sd_dir)
-    # what eth0 had, recorded before the bridge (mode 0600)
-    record = os.path.join(lab.dir, 'hosts', 'host1', 'var-lib-ovirt-hosted-engine-setup',
-                          'network-before-bridge.json')
-    assert oct(os.stat(record).st_mode & 0o777) == '0o600'
-    rec = json.load(open(record))
-    assert (rec['bridge'], rec['nic']) == ('ovirtmgmt', 'eth0')
-    assert rec['nic_before']['ipv4addrs'] == ['%s/24' % HOST1]
-    assert rec['nic_before']['gateway'] == GATEWAY and rec['nic_before']['mtu'] == '1500'
-    assert eth0(lab)[2] and run_links(lab, 'host1')
-
-    # host2 was never deployed; a storage connection left there shows it the domain
-    r = lab.exec('host2', 'ovirt-hosted-engine-rpc', 'StoragePool', 'connectStorageServer',
-                 'storagepoolID=00000000-0000-0000-0000-000000000000', 'domainType=4',
-                 'connectionParams=[{"id":"11111111-2222-3333-4444-555555555555",'
-                 '"connection":"%s"}]' % storage)
-    assert conf['sdUUID'] in lab.exec('host2', 'ovirt-hosted-engine-rpc', 'Host',
-                                      'getStorageDomains').stdout
-    r = lab.exec('host2', 'ovirt-hosted-engine-cleanup', '-q', '--remove-storage', check=False,
-                 timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert '[ INFO  ] 4/6 Storage domain: no hosted-engine storage domain found: nothing to ' \
-           'delete' in cleanup_lines(r), r.stdout
-    assert os.path.isdir(sd_dir)
-    assert 'HostedEngine' in lab.exec('host1', 'virsh', '-c', 'qemu:///system', 'list',
-                                      '--name').stdout.split()
-
-    r = lab.exec('host1', 'ovirt-hosted-engine-cleanup', '-q', '--remove-storage', check=False,
-                 timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    lines = cleanup_lines(r)
-    assert '[ INFO  ] 7/8 Management network: bridge ovirtmgmt removed; eth0 has its ' \
-           'configuration back (%s/24, default route via %s, MTU 1500)' % (HOST1, GATEWAY) \
-        in lines, r.stdout
-    assert eth0(lab) == before
-    assert run_links(lab, 'host1') == []
-    assert not os.path.exists(record)
-    assert not os.path.exists(sd_dir)
 
 
 @pytest.fixture(scope='module')

@@ -9,37 +9,26 @@ Before the full deploy, in the same lab: end of input (Ctrl-D) at the first ques
 section aborts with nothing created, and the machine dialect frames the questions of a real
 deploy for a program.
 """
+import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 
-import pexpect
 import pytest
 
 from ovirt_hosted_engine_setup.lab import appliance
 
-from .conftest import LAB_CLI, LabRunner
-from .deploy_helpers import deploy, lab_storage, write_answers
+from .conftest import LAB_CLI, module_lab
+from .deploy_helpers import deploy, lab_storage, type_deploy, write_answers
 
 ADMIN_PW = 'Typed-Admin-Pa55'
 ROOT_PW = 'Typed-Root-Pa55'
 CA = '/var/lib/ovirt-hosted-engine-hostd/pki/trusted-cas/engine-engine.lab.test.pem'
 
 
-@pytest.fixture(scope='module')
-def lab():
-    lab_dir = tempfile.mkdtemp(prefix='he-deploy-test-', dir='/var/tmp')
-    runner = LabRunner(lab_dir)
-    try:
-        runner.cli('up', '--hosts', '1', timeout=600)
-        yield runner
-    finally:
-        runner.cli('down', check=False, timeout=180)
-        shutil.rmtree(lab_dir, ignore_errors=True)
+lab = module_lab(1, 'he-deploy-test-')
 
 
 def rules(storage):
@@ -89,36 +78,6 @@ def rules(storage):
         ('which will get notifications', ''),
         ('Please confirm installation settings', 'Yes'),
     ]
-
-
-def type_deploy(lab, log):
-    """Spawn the deploy in host1 on a pseudo-terminal and answer every question."""
-    env = dict(lab.env, TERM='dumb')
-    for k in ('SSH_CONNECTION', 'SSH_CLIENT', 'TMUX', 'STY'):
-        env.pop(k, None)
-    child = pexpect.spawn(sys.executable, LAB_CLI[1:] + ['exec', 'host1', '--', 'hosted-engine',
-                                                           '--deploy'],
-                          env=env, encoding='utf-8', timeout=900, dimensions=(60, 220))
-    child.logfile_read = log
-    table = rules(lab_storage(lab))
-    texts = [t for t, _ in table]
-    asked = []
-    while True:
-        i = child.expect_exact(texts + [']: ', 'Hosted Engine successfully set up',
-                                        'Hosted Engine deployment failed', pexpect.EOF])
-        if i < len(texts):
-            child.expect_exact(': ')
-            asked.append(texts[i])
-            child.sendline(table[i][1])
-        elif i == len(texts):
-            # a question this test does not know: take its default, as Enter does
-            asked.append('default: ' + child.before.splitlines()[-1][-80:])
-            child.sendline('')
-        else:
-            ok = i == len(texts) + 1
-            child.expect(pexpect.EOF)
-            child.close()
-            return ok, child.exitstatus, asked
 
 
 def in_host(lab, *cmd, **kw):
@@ -217,7 +176,7 @@ def test_example_answer_file_answers_every_question(lab, tmp_path):
 
 def test_typed_deploy_ends_with_the_engine_up_under_ha(lab, tmp_path):
     transcript = open(tmp_path / 'transcript.txt', 'w')
-    ok, code, asked = type_deploy(lab, transcript)
+    ok, code, asked = type_deploy(lab, 'host1', rules(lab_storage(lab)), transcript)
     transcript.close()
     out = open(tmp_path / 'transcript.txt').read()
     assert ok and code == 0, out[-6000:]
@@ -280,6 +239,19 @@ def test_cleanup_then_the_written_answers_replay_without_questions(lab, tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'Firewall: nftables table inet ovirt_hosted_engine deleted' in r.stdout
     assert 'ovirt_hosted_engine' not in in_host(lab, 'nft', 'list', 'tables').stdout
+    # eth0 has what it had before the bridge: its address, the default route, no ovirtmgmt
+    assert 'Management network: bridge ovirtmgmt removed; eth0 has its configuration back ' \
+           '(192.168.222.11/24, default route via 192.168.222.1, MTU 1500)' in r.stdout, r.stdout
+    addrs = json.loads(in_host(lab, 'ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0').stdout)
+    assert ['%s/%s' % (a['local'], a['prefixlen']) for link in addrs
+            for a in link.get('addr_info', [])] == ['192.168.222.11/24']
+    assert in_host(lab, 'ip', '-4', 'route', 'show', 'default').stdout.strip() == \
+        'default via 192.168.222.1 dev eth0'
+    assert in_host(lab, 'ip', 'link', 'show', 'ovirtmgmt', check=False).returncode != 0
+    assert in_host(lab, 'find', '/run/ovirt-hosted-engine-hostd/storage', '-type', 'l',
+                   check=False).stdout.split() == []
+    storage = lab_storage(lab)
+    assert not [d for d in os.listdir(storage) if len(d) == 36], os.listdir(storage)
     secrets = tmp_path / 'secrets.conf'
     secrets.write_text('[environment:default]\n'
                        'OVEHOSTED_ENGINE/adminPassword=str:%s\n'

@@ -204,13 +204,7 @@ def test_down_leaves_no_dnsmasq(dns_lab):
 
 
 # ----------------------------------------------------------- a lab of this test's own
-
-@pytest.fixture
-def own_lab_dir():
-    d = tempfile.mkdtemp(prefix='he-lab-dns-', dir='/var/tmp')
-    yield d
-    LabRunner(d).cli('down', check=False, timeout=120)
-    shutil.rmtree(d, ignore_errors=True)
+# (own_lab_dir: tests/lab/conftest.py)
 
 
 def test_dnsmasq_that_fails_to_start_is_reported(own_lab_dir, monkeypatch):

@@ -3,10 +3,8 @@ own keys, /etc/ssh and /etc/shadow, the machine's left untouched, nothing left a
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -138,13 +136,7 @@ def test_ssh_fingerprint_of_an_unknown_host(lab):
 
 
 # ----------------------------------------------------------- a lab of this test's own
-
-@pytest.fixture
-def own_lab_dir():
-    d = tempfile.mkdtemp(prefix='he-lab-sshd-', dir='/var/tmp')
-    yield d
-    LabRunner(d).cli('down', check=False, timeout=120)
-    shutil.rmtree(d, ignore_errors=True)
+# (own_lab_dir: tests/lab/conftest.py)
 
 
 def test_password_file_stable_keys_and_the_machine_untouched(own_lab_dir, tmp_path):
