@@ -53,7 +53,7 @@ def error_lines(result):
     return [line for line in (result.stdout + result.stderr).splitlines() if '[ ERROR ]' in line]
 
 
-def type_deploy(lab, host, table, log, timeout=900):
+def type_deploy(lab, host, table, log, timeout=900, args=()):
     """hosted-engine --deploy in `host` on a pseudo-terminal, as a person types it: each
     question whose text is in table [(text, answer)] gets that answer (the first text found
     in the output wins); a question the table does not know gets Enter (its default) and is
@@ -64,7 +64,7 @@ def type_deploy(lab, host, table, log, timeout=900):
     for k in ('SSH_CONNECTION', 'SSH_CLIENT', 'TMUX', 'STY'):
         env.pop(k, None)
     child = pexpect.spawn(sys.executable, LAB_CLI[1:] + ['exec', host, '--', 'hosted-engine',
-                                                           '--deploy'],
+                                                           '--deploy'] + list(args),
                           env=env, encoding='utf-8', timeout=timeout, dimensions=(60, 220))
     child.logfile_read = log
     texts = [t for t, _ in table]
