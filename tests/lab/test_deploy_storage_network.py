@@ -110,7 +110,7 @@ class Deploy:
         with open(self.harness, 'w') as f:
             f.write(HARNESS)
         links = {'gr-he-common': ('core', 'titles', 'vdsmd'),
-                 'gr-he-setup': ('core', 'storage', 'network')}
+                 'gr-he-setup': ('core', 'storage', 'network', 'additional')}
         for group, names in links.items():
             os.makedirs(os.path.join(self.plugins, group))
             for name in names:
@@ -387,21 +387,25 @@ def existing_domain(deploy):
 
 
 @pytest.mark.parametrize('reply, words', [
-    ('No', '[ ERROR ] Aborted: The storage %s already holds the storage domain %s '
-           '(hosted_storage) and re-deploying over a deployed domain is not supported: give a '
-           'clean export, or run ovirt-hosted-engine-cleanup and clear the storage'),
-    ('Yes', "[ ERROR ] Failed to execute stage 'Environment customization': The storage %s "
-            "holds the storage domain %s (hosted_storage): additional hosts are added from the "
-            "engine in this version"),
+    ('No', '[ ERROR ] Aborted: The storage {storage} already holds the storage domain {sd} '
+           '(hosted_storage) and re-deploying over a deployed domain is not supported: add this '
+           'host as an additional host, give a clean export, or run ovirt-hosted-engine-cleanup '
+           'on the hosts of that domain and clear the storage'),
+    # an additional host: this domain's configuration volume was never written (a deploy
+    # that did not finish)
+    ('Yes', "[ ERROR ] Failed to execute stage 'Environment customization': The configuration "
+            "volume of storage domain {sd} on {storage} has no hosted-engine.conf: the first "
+            "host's deploy did not complete; finish it on the first host and run this deploy "
+            "again"),
 ])
 def test_existing_domain(deploy, existing_domain, reply, words):
     storage, conf = existing_domain
     r = deploy.run(deploy.answers(OVEHOSTED_STORAGE__storageDomainConnection=storage),
                    stdin=reply + '\n')
     assert 'The specified storage location already contains a data domain. Is this an ' \
-           'additional host setup? (Yes, No)[No]: ' in r.stdout
+           'additional host setup? (Yes, No)[Yes]: ' in r.stdout
     line = one_error(r)
-    assert line.startswith(words % (storage, conf['sdUUID'])), line
+    assert line.startswith(words.format(storage=storage, sd=conf['sdUUID'])), line
     st = deploy.state(storage)
     # the domain made before is untouched; the test connection is gone again
     assert st['storage'] == [conf['sdUUID']], st
