@@ -157,3 +157,50 @@ def test_host_conf_is_the_first_hosts_with_this_hosts_id_and_connection():
     assert conf == dict(first, host_id='3', storage='nfs.example.test:/he',
                         mnt_options='vers=4', ca_cert='/b.pem')
     assert first['host_id'] == '1'
+
+
+def _load_additional_plugins():
+    import importlib.util
+    import sys
+    name = 'additional_plugins_under_test'
+    plugin_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'plugins', 'gr-he-setup', 'additional')
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(plugin_dir, '__init__.py'), submodule_search_locations=[plugin_dir])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def validation_env(**extra):
+    env = {c.CoreEnv.IS_ADDITIONAL_HOST: True, c.VDSMEnv.CPU: None, c.VDSMEnv.CAPS: {},
+           c.NetworkEnv.FQDN: 'engine.example.test', c.EngineEnv.HOST_ADDED_BY_ENGINE: None}
+    env.update(extra)
+    return env
+
+
+def test_engine_unreachable_from_this_host_is_refused_before_anything(monkeypatch):
+    plugins = _load_additional_plugins()
+    from ovirt_hosted_engine_setup.deploy import engine_api
+    monkeypatch.setattr(engine_api, 'read_health', lambda base: (
+        False, 'no answer from http://engine.example.test/ovirt-engine/services/health: '
+               'timed out'))
+    plugin = plugins.validate.Plugin(FakeContext(validation_env()))
+    with pytest.raises(ah.AdditionalHostError) as e:
+        plugin._validate()
+    assert str(e.value).startswith(
+        'The engine at engine.example.test does not answer its health page from this host '
+        '(no answer from http://engine.example.test/ovirt-engine/services/health: timed out): '
+        'check that this host resolves engine.example.test')
+
+
+def test_a_cpu_type_this_host_cannot_run_is_refused(monkeypatch):
+    plugins = _load_additional_plugins()
+    from ovirt_hosted_engine_setup.deploy import engine_vm
+    monkeypatch.setattr(engine_vm, 'supported_cpu_models', lambda caps: [('model_Nehalem', 'x')])
+    plugin = plugins.validate.Plugin(FakeContext(validation_env(
+        **{c.VDSMEnv.CPU: 'model_Skylake-Server'})))
+    with pytest.raises(ah.AdditionalHostError, match='CPU type model_Skylake-Server'):
+        plugin._validate()
