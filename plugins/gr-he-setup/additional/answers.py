@@ -10,7 +10,8 @@ This host's own answers always win over the first host's.
 """
 from ovirt_hosted_engine_setup.deploy import additional_host as ah
 from ovirt_hosted_engine_setup.deploy import constants as c
-from ovirt_hosted_engine_setup.deploy import first_host
+from ovirt_hosted_engine_setup.deploy import first_host, validators
+from ovirt_hosted_engine_setup.he_storage import heconf
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 STORAGE_CHECK = 'ohosted.storage.check'
@@ -75,12 +76,10 @@ class Plugin(PluginBase):
         env = self.environment
 
         def address(value):
-            from ovirt_hosted_engine_setup.deploy import validators
             validators.host_address(str(value).strip())
             return str(value).strip()
 
         def port(value):
-            from ovirt_hosted_engine_setup.deploy import validators
             validators.port(value)
             return int(value)
         host = self.ask_or_check(c.FirstHostEnv.FQDN, address, lambda: self.dialog.query_string(
@@ -131,5 +130,4 @@ class Plugin(PluginBase):
 
 
 def _parse_he(files):
-    from ovirt_hosted_engine_setup.he_storage import heconf
     return heconf.parse(files['hosted-engine.conf'], 'hosted-engine.conf')
