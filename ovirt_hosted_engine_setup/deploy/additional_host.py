@@ -141,7 +141,7 @@ def read_configuration(client, sd_uuid, storage_conf, data_center_dir=paths.DATA
                 'complete; finish it on the first host and run this deploy again'
                 % (where, name))
     try:
-        conf = heconf.parse(files['hosted-engine.conf'], 'hosted-engine.conf')
+        conf = first_host_conf(files)
     except heconf.ConfError as e:
         raise AdditionalHostError('The hosted-engine.conf in the configuration volume of %s is '
                                   'damaged (%s): write it again from the first host with '
@@ -151,6 +151,12 @@ def read_configuration(client, sd_uuid, storage_conf, data_center_dir=paths.DATA
             'The configuration volume of %s describes storage domain %s: it was copied from '
             'another deploy; deploy the first host again' % (where, conf.get('sdUUID')))
     return files
+
+
+def first_host_conf(files):
+    """The first host's hosted-engine.conf (a dict) from the configuration volume's files
+    (read_configuration checked that it parses)."""
+    return heconf.parse(files['hosted-engine.conf'], 'hosted-engine.conf')
 
 
 def host_conf(first_conf, host_id, storage_conf, ca_file=None):

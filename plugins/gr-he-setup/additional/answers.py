@@ -11,7 +11,6 @@ This host's own answers always win over the first host's.
 from ovirt_hosted_engine_setup.deploy import additional_host as ah
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import first_host, validators
-from ovirt_hosted_engine_setup.he_storage import heconf
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 STORAGE_CHECK = 'ohosted.storage.check'
@@ -49,7 +48,7 @@ class Plugin(PluginBase):
         with ah.connected(env[c.VDSMEnv.CLIENT], storage, self.logger):
             files = ah.read_configuration(env[c.VDSMEnv.CLIENT], sd, storage)
         env[c.StorageEnv.SHARED_CONFIG] = files
-        first = ah.host_conf(_parse_he(files), 1, storage)
+        first = ah.host_conf(ah.first_host_conf(files), 1, storage)
         use_sftp = bool(env[c.FirstHostEnv.FETCH_ANSWER] or
                         env[c.FirstHostEnv.SKIP_SHARED_STORAGE_AF])
         if not use_sftp and not files.get('fhanswers.conf'):
@@ -127,7 +126,3 @@ class Plugin(PluginBase):
                                              + ': give the right one, or leave it out to type it')
             except first_host.FirstHostError as e:
                 raise ah.AdditionalHostError(str(e))
-
-
-def _parse_he(files):
-    return heconf.parse(files['hosted-engine.conf'], 'hosted-engine.conf')

@@ -12,7 +12,6 @@ from ovirt_hosted_engine_setup.deploy import additional_host as ah
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.ha import peers
-from ovirt_hosted_engine_setup.he_storage import heconf
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from .answers import ANSWERS
@@ -30,8 +29,7 @@ class Plugin(PluginBase):
     def _host_id(self):
         env = self.environment
         storage = ah.storage_conf(env)
-        first = heconf.parse(env[c.StorageEnv.SHARED_CONFIG]['hosted-engine.conf'],
-                             'hosted-engine.conf')
+        first = ah.first_host_conf(env[c.StorageEnv.SHARED_CONFIG])
         conf = ah.host_conf(first, 1, storage)
         with ah.connected(env[c.VDSMEnv.CLIENT], storage, self.logger):
             self._choose(conf)

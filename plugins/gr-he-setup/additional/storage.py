@@ -7,7 +7,7 @@ disconnected again; the domain itself is never changed.
 from ovirt_hosted_engine_setup import he_storage, progress
 from ovirt_hosted_engine_setup.deploy import additional_host as ah
 from ovirt_hosted_engine_setup.deploy import constants as c
-from ovirt_hosted_engine_setup.he_storage import domain, heconf
+from ovirt_hosted_engine_setup.he_storage import domain
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, TransactionElement, event
 
 
@@ -40,8 +40,7 @@ class Plugin(PluginBase):
     def _connect(self):
         env = self.environment
         client = env[c.VDSMEnv.CLIENT]
-        first = heconf.parse(env[c.StorageEnv.SHARED_CONFIG]['hosted-engine.conf'],
-                             'hosted-engine.conf')
+        first = ah.first_host_conf(env[c.StorageEnv.SHARED_CONFIG])
         conf = ah.host_conf(first, env[c.StorageEnv.HOST_ID], ah.storage_conf(env))
         self.logger.info('Connecting this host to storage domain %s with host id %s',
                          conf['sdUUID'], conf['host_id'])
