@@ -632,19 +632,22 @@ class Handler(BaseHTTPRequestHandler):
         log.info('host %s (%s:%d) added to cluster %s with host id %d%s', name, address, port,
                  cl['name'], host['spm_id'],
                  ', hosted-engine deployment requested' if deploy else '')
+        if not password and not activate:
+            st.update('hosts', host['id'], status='maintenance')
+        # the answer is the host as added: its monitor or install may change it at
+        # once, and the caller sees those changes on its next get
+        created = st.get('hosts', host['id'])
         if password:
             # oVirt's host-deploy: over SSH as root; the password stays in memory for
             # the install only
             self.engine.install(host['id'], password, action='deploy' if deploy else None,
                                 activate=activate)
-        elif not activate:
-            st.update('hosts', host['id'], status='maintenance')
-            self.engine.monitor(host['id'])
         else:
             # no root password: the host agent is already installed and trusts the
-            # engine CA (the first hosted-engine host adds itself this way)
+            # engine CA (the first hosted-engine host adds itself this way); one
+            # added in maintenance is monitored too
             self.engine.monitor(host['id'])
-        self.send_xml(201, xmlapi.host(st.get('hosts', host['id'])),
+        self.send_xml(201, xmlapi.host(created),
                       [('Location', '%s/hosts/%s' % (xmlapi.API, host['id']))])
 
     def action_body(self):
