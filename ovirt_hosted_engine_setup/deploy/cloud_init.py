@@ -10,10 +10,18 @@ The ISO (Joliet + Rock Ridge, made with pycdlib) holds three files, exactly as
 docs/appliance-and-seed.md describes: ``meta-data``, ``user-data`` and
 ``network-config``. The root password is written only as a SHA-512 crypt hash;
 the engine admin password only inside the engine-setup answers in user-data.
+
+The engine VM's SSH host key: the deploy makes it (generate_host_key()) and gives it to the
+VM in the seed (cloud-init's ``ssh_keys``), keeping the public half, so that its SSH client
+(deploy/engine_vm_ssh.py) pins it instead of trusting the first key it sees. The private
+half is only ever in the seed, which is mode 0600 like the passwords it carries.
 """
+import base64
 import dataclasses
+import hashlib
 import io
 import ipaddress
+import logging
 import os
 import re
 import tempfile
@@ -34,6 +42,8 @@ SSHD_DROPIN = '/etc/ssh/sshd_config.d/50-ovirt-hosted-engine.conf'
 # (ISO 9660 level-1 name, Rock Ridge / Joliet name)
 FILES = (('METADATA.;1', 'meta-data'), ('USERDATA.;1', 'user-data'),
          ('NETCONF.;1', 'network-config'))
+
+log = logging.getLogger(__name__)
 
 _LABEL_RE = re.compile(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$')
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
@@ -84,6 +94,61 @@ def verify_password(password, hashed):
     return sha512_crypt.verify(password, hashed)
 
 
+# ---------------------------------------------------------------- the VM's SSH host key
+
+@dataclasses.dataclass(frozen=True)
+class SshHostKey:
+    """An SSH host key pair for the engine VM: ``private`` in OpenSSH's PEM format (a secret:
+    it never reaches a log, an answer file or a repr), ``public`` as an OpenSSH public key line
+    ("ssh-ed25519 AAAA... comment")."""
+    private: str = dataclasses.field(repr=False)
+    public: str
+
+    @property
+    def key_type(self):
+        """'ed25519' (cloud-init's name of the type, as in ssh_keys' ed25519_private)."""
+        return {'ssh-ed25519': 'ed25519', 'ssh-rsa': 'rsa',
+                'ecdsa-sha2-nistp256': 'ecdsa', 'ecdsa-sha2-nistp384': 'ecdsa',
+                'ecdsa-sha2-nistp521': 'ecdsa'}.get((str(self.public or '').split() or [''])[0])
+
+    @property
+    def fingerprint(self):
+        """'SHA256:<base64 without padding>', as `ssh-keygen -lf` prints it."""
+        blob = base64.b64decode(self.public.split()[1])
+        return 'SHA256:' + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip('=')
+
+    def validate(self):
+        """Raise SeedError (one line) unless this is a matching ed25519, ecdsa or rsa pair."""
+        from cryptography.hazmat.primitives import serialization
+        words = str(self.public or '').split()
+        if len(words) < 2 or self.key_type is None or '\n' in self.public.strip():
+            raise SeedError('the engine VM SSH host public key must be one line such as '
+                            '"ssh-ed25519 AAAA... root@engine"')
+        try:
+            priv = serialization.load_ssh_private_key(str(self.private).encode(), None)
+            derived = priv.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                     serialization.PublicFormat.OpenSSH)
+        except (ValueError, TypeError, AttributeError):
+            raise SeedError('the engine VM SSH host private key is not an unencrypted OpenSSH '
+                            'private key: generate the pair again')
+        if derived.decode().split()[:2] != words[:2]:
+            raise SeedError('the engine VM SSH host private key does not match its public key '
+                            '%s: generate the pair again' % words[1][:16])
+        return self
+
+
+def generate_host_key(comment='root@engine'):
+    """A new ed25519 SshHostKey for the engine VM (made in-process with cryptography)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    priv = ed25519.Ed25519PrivateKey.generate()
+    private = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                 serialization.NoEncryption()).decode('ascii')
+    public = priv.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                            serialization.PublicFormat.OpenSSH).decode('ascii')
+    return SshHostKey(private=private, public='%s %s' % (public, comment) if comment else public)
+
+
 # ---------------------------------------------------------------- the spec
 
 def engine_answers(fqdn, admin_password, organization=None, extra=None):
@@ -108,6 +173,8 @@ class SeedSpec:
     without-password. ip: None for DHCP or "A.B.C.D/N". etc_hosts: [(ip,
     [names])] appended to /etc/hosts. engine_answers: otopi answer keys for
     engine-setup (see engine_answers()); run_engine_setup: run it on first boot.
+    ssh_host_key: the VM's SSH host key (an SshHostKey, see generate_host_key()), or None
+    to let the VM make its own.
     """
     instance_id: str
     hostname: str
@@ -123,6 +190,7 @@ class SeedSpec:
     run_engine_setup: bool = True
     timezone: Optional[str] = None
     interface: str = 'eth0'
+    ssh_host_key: Optional[SshHostKey] = dataclasses.field(default=None, repr=False)
 
     def validate(self):
         """Raise SeedError (one line) for the first bad value."""
@@ -189,6 +257,11 @@ class SeedSpec:
                                                       self.timezone):
             raise SeedError('the time zone %r is not a zone name such as Europe/Rome or UTC'
                             % (self.timezone,))
+        if self.ssh_host_key is not None:
+            if not isinstance(self.ssh_host_key, SshHostKey):
+                raise SeedError('the engine VM SSH host key must be an SshHostKey '
+                                '(cloud_init.generate_host_key())')
+            self.ssh_host_key.validate()
         return self
 
 
@@ -320,6 +393,13 @@ def user_data(spec, root_password_hash=None):
         doc['ssh_authorized_keys'] = [spec.root_ssh_pubkey.strip()]
     if spec.timezone:
         doc['timezone'] = spec.timezone
+    if spec.ssh_host_key is not None:
+        # the VM's host keys are exactly this one: none other is generated, so the VM offers
+        # only the key the deploy pins
+        kind = spec.ssh_host_key.key_type
+        doc['ssh_keys'] = {'%s_private' % kind: spec.ssh_host_key.private,
+                           '%s_public' % kind: spec.ssh_host_key.public}
+        doc['ssh_genkeytypes'] = []
     files = [{'path': SSHD_DROPIN, 'content': 'PermitRootLogin %s\n' % spec.root_ssh_access,
               'permissions': '0644'}]
     if spec.etc_hosts:
@@ -355,6 +435,9 @@ def build_seed_iso(spec, path):
     """
     import pycdlib
     files = seed_files(spec)
+    if spec.ssh_host_key is not None:
+        log.info('The engine VM SSH host key (in the seed): %s %s',
+                 spec.ssh_host_key.public.split()[0], spec.ssh_host_key.fingerprint)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
@@ -403,7 +486,7 @@ def read_seed_iso(path):
         iso.close()
 
 
-__all__ = ['SeedSpec', 'SeedError', 'build_seed_iso', 'read_seed_iso', 'seed_files',
+__all__ = ['SeedSpec', 'SeedError', 'SshHostKey', 'generate_host_key', 'build_seed_iso', 'read_seed_iso', 'seed_files',
            'meta_data', 'user_data', 'network_config', 'engine_answers', 'answers_text',
            'hash_password', 'verify_password', 'check_fqdn', 'engine_setup_script',
            'VOLUME_ID', 'CHANNEL_NAME', 'CHANNEL_DEVICE', 'ANSWERS_PATH', 'SUCCESS_STRING',

@@ -242,3 +242,69 @@ def test_bad_values(tmp_path, kw, words):
 def test_empty_root_password_refused():
     with pytest.raises(SeedError):
         ci.hash_password('')
+
+
+# ------------------------------------------------------------------ the VM's SSH host key
+
+def _keygen_fingerprint(tmp_path, public):
+    path = tmp_path / 'key.pub'
+    path.write_text(public + '\n')
+    out = subprocess.run(['ssh-keygen', '-l', '-E', 'sha256', '-f', str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+def test_generated_host_key_is_a_valid_ed25519_pair(tmp_path):
+    key = ci.generate_host_key()
+    assert key.key_type == 'ed25519' and key.public.startswith('ssh-ed25519 AAAA')
+    assert key.public.endswith(' root@engine')
+    assert key.private.startswith('-----BEGIN OPENSSH PRIVATE KEY-----\n')
+    # OpenSSH derives the same public key from the private one, and prints the same
+    # fingerprint
+    priv = tmp_path / 'key'
+    priv.write_text(key.private)
+    os.chmod(priv, 0o600)
+    derived = subprocess.run(['ssh-keygen', '-y', '-f', str(priv)], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert derived[:2] == key.public.split()[:2]
+    assert key.fingerprint == _keygen_fingerprint(tmp_path, key.public)
+    # never in a repr (a spec or a key that reaches a log)
+    assert key.private not in repr(key) and 'OPENSSH PRIVATE' not in repr(key)
+    spec = _spec(ssh_host_key=key)
+    assert 'OPENSSH PRIVATE' not in repr(spec)
+    assert ci.generate_host_key().public != key.public
+
+
+def test_seed_carries_the_host_key_as_cloud_init_spells_it(tmp_path, caplog):
+    key = ci.generate_host_key()
+    caplog.set_level('DEBUG')
+    path = ci.build_seed_iso(_spec(ssh_host_key=key), str(tmp_path / 'seed.iso'))
+    doc = yaml.safe_load(_read(path)[1]['user-data'])
+    assert doc['ssh_keys'] == {'ed25519_private': key.private, 'ed25519_public': key.public}
+    assert doc['ssh_genkeytypes'] == []
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # the fingerprint goes to the log, the private key never
+    assert 'The engine VM SSH host key (in the seed): ssh-ed25519 %s' % key.fingerprint \
+        in caplog.text
+    body = ''.join(key.private.splitlines()[1:-1])
+    assert body[:30] not in caplog.text and 'PRIVATE KEY' not in caplog.text
+
+
+def test_seed_without_host_key_lets_the_vm_make_its_own():
+    doc = yaml.safe_load(ci.user_data(_spec(), root_password_hash='$6$x$y'))
+    assert 'ssh_keys' not in doc and 'ssh_genkeytypes' not in doc
+
+
+def test_mismatched_or_bad_host_key_refused(tmp_path):
+    a, b = ci.generate_host_key(), ci.generate_host_key()
+    cases = [(ci.SshHostKey(private=a.private, public=b.public), 'does not match'),
+             (ci.SshHostKey(private='not a key', public=a.public), 'not an unencrypted'),
+             (ci.SshHostKey(private=a.private, public='ssh-ed25519'), 'must be one line'),
+             (ci.SshHostKey(private=a.private, public='ssh-dss AAAA x'), 'must be one line')]
+    for key, words in cases:
+        path = tmp_path / 'seed.iso'
+        with pytest.raises(SeedError) as e:
+            ci.build_seed_iso(_spec(ssh_host_key=key), str(path))
+        assert words in str(e.value) and '\n' not in str(e.value)
+        assert a.private.splitlines()[1] not in str(e.value)
+        assert not path.exists()
