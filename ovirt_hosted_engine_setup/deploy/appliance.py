@@ -5,6 +5,7 @@
 
     app = Appliance.open('/usr/share/ovirt-engine-appliance/ovirt-engine-appliance.ova')
     app.vcpus, app.memory_mb, app.disk_size_bytes, app.disk_format, app.disk_member
+    app.engine_version                              # '4.5.6', or 'unknown'
     app.copy_to_volume(volume_path, progress=cb)   # qemu-img convert into the VM volume
     path = app.extract_disk('/var/tmp')             # or stream the disk out to a file
 
@@ -31,6 +32,7 @@ import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
 from ..api.schema import constant
+from .restore_backup import UNKNOWN_VERSION, parse_version, version_text
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -49,6 +51,9 @@ VMDK_SPARSE = 'http://www.vmware.com/specifications/vmdk.html#sparse'
 RESOURCE_CPU = '3'
 RESOURCE_MEMORY = '4'
 RESOURCE_DISK = '17'
+
+# the OVF ProductSection naming the engine the appliance holds
+APPLIANCE_PRODUCT = 'oVirt Engine Appliance'
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
                       r'[0-9a-fA-F]{12}$')
@@ -99,7 +104,9 @@ class Appliance:
     memory_mb, disk_size_bytes (the disk's virtual size from ovf:size),
     disk_actual_size (bytes, from ovf:actual_size, may be None), disk_member
     (tar member name), disk_member_size (bytes in the archive), disk_format
-    ('qcow2' or 'raw'), image_uuid, volume_uuid, compressed (gzip).
+    ('qcow2' or 'raw'), image_uuid, volume_uuid, compressed (gzip),
+    engine_version (the engine version of the OVF's ProductSection as text, e.g. '4.5.6',
+    or 'unknown' when the OVF has none) and engine_version_tuple ((4, 5, 6) or None).
     """
 
     def __init__(self, path):
@@ -118,6 +125,8 @@ class Appliance:
         self.image_uuid = None
         self.volume_uuid = None
         self.compressed = False
+        self.engine_version = UNKNOWN_VERSION
+        self.engine_version_tuple = None
         self._disk_offset = None
         self._disk_sparse = False
 
@@ -312,6 +321,29 @@ class Appliance:
             for child in content[0]:
                 if local(child) == 'Name' and child.text:
                     self.vm_name = child.text.strip()
+        self._parse_product(root, local, attr, bad)
+
+    def _parse_product(self, root, local, attr, bad):
+        """The engine version from a ProductSection (the one whose Product names the engine
+        first), else 'unknown'."""
+        sections = []
+        for el in root.iter():
+            if local(el) == 'Section' and \
+                    (attr(el, 'type') or '').rpartition(':')[2] == 'ProductSection_Type':
+                fields = {local(child): (child.text or '').strip() for child in el}
+                sections.append(fields)
+        sections.sort(key=lambda f: 'engine' not in f.get('Product', '').lower())
+        for fields in sections:
+            text = fields.get('Version')
+            if not text:
+                continue
+            version = parse_version(text)
+            if version is None:
+                bad('ProductSection Version', '%r is not an engine version such as 4.5.6'
+                    % text)
+            self.engine_version = text
+            self.engine_version_tuple = version
+            return
 
     # ------------------------------------------------------------ the disk
 
@@ -502,11 +534,14 @@ def check_disk_size(volume_size, appliance_size):
 # ---------------------------------------------------------------- building OVAs
 
 def make_ovf(vm_uuid, image_uuid, volume_uuid, vcpus, memory_mb, disk_virtual_size,
-             disk_actual_size, disk_format, name='HostedEngine', description=None):
+             disk_actual_size, disk_format, name='HostedEngine', description=None,
+             engine_version=None):
     """The OVF (text) of an appliance VM in oVirt's dialect.
 
     disk_virtual_size and disk_actual_size are bytes (written as GiB, rounded up:
-    ovf:size, ovf:actual_size); disk_format is 'qcow2' or 'raw'.
+    ovf:size, ovf:actual_size); disk_format is 'qcow2' or 'raw'. engine_version (text
+    such as '4.5.6' or a tuple of ints) is written in a ProductSection of the VM; without
+    it the appliance's engine version reads as 'unknown'.
     """
     if disk_format not in ('qcow2', 'raw'):
         raise ValueError('disk_format must be qcow2 or raw, not %r' % (disk_format,))
@@ -517,6 +552,12 @@ def make_ovf(vm_uuid, image_uuid, volume_uuid, vcpus, memory_mb, disk_virtual_si
     vcpus = int(vcpus)
     if vcpus < 1 or int(memory_mb) < 1:
         raise ValueError('vcpus and memory_mb must be positive')
+    if engine_version is not None:
+        if parse_version(engine_version) is None:
+            raise ValueError('engine_version %r is not an engine version such as 4.5.6'
+                             % (engine_version,))
+        if not isinstance(engine_version, str):
+            engine_version = version_text(engine_version)
     ET.register_namespace('ovf', NS_OVF)
     ET.register_namespace('rasd', NS_RASD)
     ET.register_namespace('vssd', NS_VSSD)
@@ -547,6 +588,11 @@ def make_ovf(vm_uuid, image_uuid, volume_uuid, vcpus, memory_mb, disk_virtual_si
                                              xsi_type: 'ovf:VirtualSystem_Type'})
     ET.SubElement(content, 'Name').text = name
     ET.SubElement(content, 'Description').text = description or name
+    if engine_version is not None:
+        product = ET.SubElement(content, 'Section', {xsi_type: 'ovf:ProductSection_Type'})
+        ET.SubElement(product, 'Info').text = 'The engine the appliance holds'
+        ET.SubElement(product, 'Product').text = APPLIANCE_PRODUCT
+        ET.SubElement(product, 'Version').text = engine_version
     hw = ET.SubElement(content, 'Section', {xsi_type: 'ovf:VirtualHardwareSection_Type'})
     ET.SubElement(hw, 'Info').text = '%d CPU, %d Memory' % (vcpus, int(memory_mb))
     system = ET.SubElement(hw, 'System')
@@ -619,12 +665,13 @@ def write_ova(path, ovf_xml, disk_path, vm_uuid=None, compress=False):
 
 
 def build_ova(path, disk_path, vcpus, memory_mb, disk_format=None, vm_uuid=None,
-              compress=False, name='HostedEngine'):
+              compress=False, name='HostedEngine', engine_version=None):
     """make_ovf + write_ova for an existing disk image; returns (path, ovf_xml)."""
     info = _qemu_img_info(disk_path)
     fmt = disk_format or info['format']
     vm_uuid = vm_uuid or str(uuidlib.uuid4())
     ovf = make_ovf(vm_uuid, str(uuidlib.uuid4()), str(uuidlib.uuid4()), vcpus, memory_mb,
-                   int(info['virtual-size']), os.path.getsize(disk_path), fmt, name=name)
+                   int(info['virtual-size']), os.path.getsize(disk_path), fmt, name=name,
+                   engine_version=engine_version)
     write_ova(path, ovf, disk_path, vm_uuid=vm_uuid, compress=compress)
     return path, ovf

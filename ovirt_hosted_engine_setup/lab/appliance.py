@@ -391,12 +391,13 @@ def write_appliance_ova(disk_qcow2, out_path, digest):
     The VM, image and volume UUIDs derive from the inputs' digest, so the same
     inputs give the same identities."""
     from ovirt_hosted_engine_setup.deploy import appliance as ova
+    from ovirt_hosted_engine_setup.lab.engine import state as engine_state
     ns = uuid.uuid5(uuid.NAMESPACE_URL, 'ovirt-engine-appliance-lab:' + digest)
     vm, image, volume = (str(uuid.uuid5(ns, n)) for n in ('vm', 'image', 'volume'))
     ovf = ova.make_ovf(vm, image, volume, VCPUS, MEMORY_MIB, DISK_MIB << 20,
                        os.path.getsize(disk_qcow2), 'qcow2', name='HostedEngine',
                        description='oVirt engine appliance for the hosted-engine lab (%s)'
-                       % digest[:12])
+                       % digest[:12], engine_version=engine_state.ENGINE_VERSION)
     ova.write_ova(out_path, ovf, disk_qcow2, vm_uuid=vm)
 
 

@@ -359,3 +359,98 @@ def test_copied_appliance_boots(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------- the engine version
+
+def _product_sections(ovf_xml):
+    root = appliance.ET.fromstring(ovf_xml)
+    xsi_type = '{%s}type' % appliance.NS_XSI
+    return [s for s in root.iter('Section') if s.get(xsi_type) == 'ovf:ProductSection_Type']
+
+
+def test_engine_version_written_in_a_product_section_and_read_back(disk, tmp_path):
+    ovf = appliance.make_ovf(VM, IMG, VOL, 2, 4096, 64 * MiB, 3 * MiB, 'qcow2',
+                             engine_version='4.5.6')
+    sections = _product_sections(ovf)
+    assert len(sections) == 1
+    assert sections[0].findtext('Product') == 'oVirt Engine Appliance'
+    assert sections[0].findtext('Version') == '4.5.6'
+    assert sections[0].findtext('Info')
+    path = str(tmp_path / 'versioned.ova')
+    appliance.write_ova(path, ovf, disk)
+    app = Appliance.open(path)
+    assert app.engine_version == '4.5.6' and app.engine_version_tuple == (4, 5, 6)
+
+
+def test_engine_version_as_a_tuple(disk, tmp_path):
+    path, ovf = appliance.build_ova(str(tmp_path / 'b.ova'), disk, vcpus=2, memory_mb=4096,
+                                    engine_version=(4, 5, 7))
+    assert _product_sections(ovf)[0].findtext('Version') == '4.5.7'
+    assert Appliance.open(path).engine_version_tuple == (4, 5, 7)
+
+
+def test_ova_without_product_section_reads_unknown(ova):
+    assert not _product_sections(Appliance.open(ova).ovf_xml)
+    app = Appliance.open(ova)
+    assert app.engine_version == 'unknown' and app.engine_version_tuple is None
+
+
+def test_product_section_of_another_product_first(disk, tmp_path):
+    """Several ProductSections: the one whose Product names the engine gives the version."""
+    ovf = appliance.make_ovf(VM, IMG, VOL, 2, 4096, 64 * MiB, 3 * MiB, 'qcow2',
+                             engine_version='4.5.6')
+    other = ('<Section xsi:type="ovf:ProductSection_Type"><Info>OS</Info>'
+             '<Product>Debian</Product><Version>12</Version></Section>')
+    ovf = ovf.replace('<Description>', other + '<Description>', 1)
+    assert len(_product_sections(ovf)) == 2
+    path = str(tmp_path / 'two.ova')
+    appliance.write_ova(path, ovf, disk)
+    assert Appliance.open(path).engine_version == '4.5.6'
+
+
+def test_product_section_with_a_bad_version(disk, tmp_path):
+    ovf = appliance.make_ovf(VM, IMG, VOL, 2, 4096, 64 * MiB, 3 * MiB, 'qcow2',
+                             engine_version='4.5.6')
+    path = str(tmp_path / 'bad.ova')
+    appliance.write_ova(path, ovf.replace('<Version>4.5.6<', '<Version>latest<'), disk)
+    with pytest.raises(ApplianceError) as e:
+        Appliance.open(path)
+    assert "ProductSection Version 'latest' is not an engine version" in str(e.value)
+
+
+def test_make_ovf_refuses_a_bad_engine_version():
+    with pytest.raises(ValueError, match='engine_version'):
+        appliance.make_ovf(VM, IMG, VOL, 2, 4096, 64 * MiB, 3 * MiB, 'qcow2',
+                           engine_version='latest')
+
+
+def test_lab_appliance_ova_carries_the_lab_engine_version(tmp_path):
+    from ovirt_hosted_engine_setup.lab import appliance as lab_appliance
+    from ovirt_hosted_engine_setup.lab.engine import state
+    disk = tmp_path / 'disk.qcow2'
+    _qemu_img('create', '-q', '-f', 'qcow2', str(disk), '16M')
+    out = str(tmp_path / 'lab.ova')
+    lab_appliance.write_appliance_ova(str(disk), out, 'ab' * 20)
+    app = Appliance.open(out)
+    assert app.engine_version_tuple == state.ENGINE_VERSION
+    assert app.engine_version == '.'.join(map(str, state.ENGINE_VERSION))
+
+
+def test_backup_checked_against_the_appliance_engine_version(disk, tmp_path):
+    from ovirt_hosted_engine_setup.deploy import restore_backup
+    from .restore_helpers import make_backup
+    path, _ = appliance.build_ova(str(tmp_path / 'v.ova'), disk, vcpus=2, memory_mb=4096,
+                                  engine_version='4.5.6')
+    app = Appliance.open(path)
+    ok = restore_backup.check_archive(make_backup(tmp_path, version='4.5.6'),
+                                      app.engine_version)
+    assert ok.version_checked
+    with pytest.raises(restore_backup.RestoreError, match='use an appliance with engine 4.6.0'):
+        restore_backup.check_archive(make_backup(tmp_path, version='4.6.0', name='new.backup'),
+                                     app.engine_version)
+    unknown = Appliance.open(appliance.build_ova(str(tmp_path / 'u.ova'), disk, vcpus=2,
+                                                 memory_mb=4096)[0])
+    assert not restore_backup.check_archive(make_backup(tmp_path, version='4.6.0',
+                                                        name='any.backup'),
+                                            unknown.engine_version).version_checked
