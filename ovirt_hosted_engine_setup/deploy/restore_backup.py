@@ -448,6 +448,8 @@ class _Scan:
             return
         if not member.isfile():
             raise self._not_backup('holds %s, neither a file nor a directory' % member.name)
+        if not rel:
+            raise self._not_backup('holds a file named %r, the archive root' % member.name)
         name = './' + rel
         if name in self.sizes:
             raise self._not_backup('holds the member %s twice' % name)

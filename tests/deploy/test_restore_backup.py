@@ -278,6 +278,24 @@ def test_member_outside_the_archive_refused(tmp_path, name):
     assert 'it is not an engine backup' in text
 
 
+def test_file_named_as_the_root_refused(tmp_path):
+    path = make_backup(tmp_path, extra={'./': b'x'})
+    assert "holds a file named './', the archive root" in _refused(path)
+
+
+@pytest.mark.parametrize('kind', [tarfile.FIFOTYPE, tarfile.CHRTYPE])
+def test_special_member_refused(tmp_path, kind):
+    path = make_backup(tmp_path)
+    plain = str(tmp_path / 'plain.backup')
+    with tarfile.open(path) as src, tarfile.open(plain, 'w') as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        info = tarfile.TarInfo('./db/pipe')
+        info.type = kind
+        dst.addfile(info)
+    assert 'holds ./db/pipe, neither a file nor a directory' in _refused(plain)
+
+
 def test_symlink_member_refused(tmp_path):
     path = make_backup(tmp_path, links={'./db/link.db': '/etc/shadow'})
     assert 'holds a link ./db/link.db -> /etc/shadow' in _refused(path)
