@@ -645,9 +645,8 @@ def check_fqdn(backup_fqdn, given_fqdn):
         return name.strip().rstrip('.').lower()
 
     if norm(backup_fqdn) != norm(given_fqdn):
-        raise RestoreError('the backup is of engine %s, not %s: the new engine must have the '
-                           'same FQDN; give %s as OVEHOSTED_NETWORK/fqdn'
-                           % (backup_fqdn, given_fqdn, backup_fqdn))
+        raise RestoreError('the backup is of engine %s: the new engine must have the same '
+                           'FQDN; give %s as OVEHOSTED_NETWORK/fqdn' % (backup_fqdn, backup_fqdn))
     return given_fqdn.strip().rstrip('.')
 
 

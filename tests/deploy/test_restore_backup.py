@@ -436,9 +436,9 @@ def test_check_fqdn_not_given_takes_the_backups():
 def test_check_fqdn_different_refused():
     with pytest.raises(RestoreError) as e:
         rb.check_fqdn('engine.example.test', 'other.example.test')
-    assert str(e.value) == ('the backup is of engine engine.example.test, not '
-                            'other.example.test: the new engine must have the same FQDN; give '
-                            'engine.example.test as OVEHOSTED_NETWORK/fqdn')
+    assert str(e.value) == ('the backup is of engine engine.example.test: the new engine must '
+                            'have the same FQDN; give engine.example.test as '
+                            'OVEHOSTED_NETWORK/fqdn')
 
 
 # ---------------------------------------------------------------- the database fix-ups
