@@ -13,6 +13,9 @@
                                         the HA services (ovirt-ha-broker, ovirt-ha-agent):
                                         `systemctl start|stop` in the hosts, whose
                                         systemctl is the lab's service manager
+    hosted-engine-lab standalone-engine up [--populate] | backup FILE | down
+                                        a standalone engine on the lab network
+                                        (lab/standalone_engine.py)
 
 The lab's state directory is OVIRT_HE_LAB_DIR (default
 /var/lib/ovirt-hosted-engine-lab/lab); docs/lab.md describes the lab.
@@ -24,6 +27,7 @@ import sys
 
 from ovirt_hosted_engine_setup.lab import lab as labmod
 from ovirt_hosted_engine_setup.lab import faults, sshd
+from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 
 log = logging.getLogger('ovirt_hosted_engine_setup.lab')
 
@@ -65,6 +69,24 @@ def build_parser():
                                          'process killed at once, as a power cut)')
     fault.add_argument('host')
     fault.add_argument('kind', choices=faults.KINDS)
+    se = sub.add_parser('standalone-engine', help='a standalone engine (outside any VM) on '
+                                                  'the lab network, with the engine FQDN and '
+                                                  'address: up [--populate], backup FILE, down')
+    se_sub = se.add_subparsers(dest='se_command', required=True)
+    se_up = se_sub.add_parser('up', help='set up and start the standalone engine')
+    se_up.add_argument('--populate', action='store_true',
+                       help='add a data center, a cluster, the lab hosts but host1, a data '
+                            'storage domain and two VMs through the REST API')
+    se_up.add_argument('--admin-password-file', metavar='FILE', default=None,
+                       help='the password of admin@internal, on the first line of FILE '
+                            '(default: %s)' % standalone.ADMIN_PASSWORD)
+    se_up.add_argument('--root-password-file', metavar='FILE', default=None,
+                       help="the lab hosts' root password for SSH as given to up, on the first "
+                            'line of FILE (default: %s)' % sshd.ROOT_PASSWORD)
+    se_bk = se_sub.add_parser('backup', help='stop the engine and back it up with '
+                                             'engine-backup --mode=backup into FILE')
+    se_bk.add_argument('file')
+    se_sub.add_parser('down', help='stop the standalone engine and remove its namespace')
     sim = sub.add_parser('simulate', add_help=False,
                          help='run HA simulator scenarios: [SCENARIO...] | --show SCENARIO')
     sim.add_argument('args', nargs=argparse.REMAINDER)
@@ -92,6 +114,13 @@ def _status(lab):
             ok = ok and v is not False
         ok = ok and holder
         print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
+    se = standalone.StandaloneEngine(lab).status()
+    if se is not None:
+        holder, engine, pid = se
+        print('standalone engine: %s   %s %s   namespace: %s' % (
+            'stopped' if engine is None else 'up (pid %d)' % pid if engine else 'DEAD',
+            labmod.ENGINE_FQDN, labmod.ENGINE_ADDRESS, 'up' if holder else 'DEAD'))
+        ok = ok and holder and engine is not False
     return 0 if ok else 1
 
 
@@ -114,7 +143,23 @@ def main(argv=None):
             print(lab.ssh_fingerprint(args.host, args.key_type))
             return 0
         if args.command == 'down':
+            standalone.StandaloneEngine(lab).down(quiet=True)
             lab.down()
+            return 0
+        if args.command == 'standalone-engine':
+            se = standalone.StandaloneEngine(lab)
+            if args.se_command == 'up':
+                se.up(admin_password=standalone.read_secret_file(
+                          args.admin_password_file, 'admin password')
+                      if args.admin_password_file else standalone.ADMIN_PASSWORD,
+                      root_password=standalone.read_secret_file(
+                          args.root_password_file, 'root password')
+                      if args.root_password_file else None,
+                      populate=args.populate)
+            elif args.se_command == 'backup':
+                se.backup(args.file)
+            else:
+                se.down()
             return 0
         if args.command == 'status':
             return _status(lab)

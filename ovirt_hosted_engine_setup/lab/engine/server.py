@@ -8,6 +8,7 @@ HTTPS only:      /ovirt-engine/sso/oauth/token, /ovirt-engine/sso/oauth/token-in
 """
 import json
 import logging
+import re
 import secrets
 import socket
 import ssl
@@ -17,9 +18,11 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ovirt_hosted_engine_setup.api.errors import ApiError, ServerError
+
 from . import xmlapi
 from .host_deploy import SSH_PORT, HostInstall, normalize_fingerprint
-from .hosts import DEFAULT_PORT, VM_STATUS, HostMonitor
+from .hosts import DEFAULT_PORT, VM_STATUS, HostMonitor, TrustError
 from .state import ENGINE_VERSION, State
 
 log = logging.getLogger('engine')
@@ -34,6 +37,11 @@ REMOVABLE = ('maintenance', 'non_responsive', 'install_failed', 'down', 'unassig
              'non_operational', 'pending_approval')
 # statuses a host may be (re)installed in (oVirt's VDS_CANNOT_INSTALL_STATUS_ILLEGAL)
 INSTALLABLE = ('maintenance', 'install_failed', 'non_operational')
+NAME_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
+SD_CLASSES = {'data': 1, 'iso': 2, 'export': 3}     # oVirt's domain classes, as the host API
+SD_TYPES = {'nfs': 1, 'localfs': 4, 'posixfs': 6, 'glusterfs': 7}   # file domain types
+BLANK_UUID = '00000000-0000-0000-0000-000000000000'
+BLANK_TEMPLATE_ID = BLANK_UUID
 
 
 class Engine:
@@ -203,6 +211,46 @@ class Engine:
         up = any(h.get('status') == 'up' and h.get('cluster') in clusters
                  for h in self.state.items('hosts'))
         return 'up' if up and self.state.items('storage_domains') else 'uninitialized'
+
+    def create_storage_domain(self, host, sd, conn):
+        """oVirt's AddStorageDomain for file storage, through host's agent:
+        StoragePool.connectStorageServer, StorageDomain.create, then the connection is
+        dropped again (the domain is unattached: no host needs it connected)."""
+        domain_type = SD_TYPES[sd['storage_type']]
+        agent = HostMonitor(self, host['id'], self.monitor_interval)   # a connection of its own
+        try:
+            agent._connect(host)
+            done = agent.client.call('StoragePool.connectStorageServer', storagepoolID=BLANK_UUID,
+                                     domainType=domain_type, connectionParams=[conn])
+            code = (done or [{}])[0].get('status')
+            if code != 0:
+                raise xmlapi.BadRequest('[Cannot add Storage. The host %s cannot connect to the '
+                                        'storage %s (error %s): check the path and its '
+                                        'permissions.]' % (host['name'], conn['connection'],
+                                                           code), status=409)
+            try:
+                agent.client.call('StorageDomain.create', storagedomainID=sd['id'],
+                                  domainType=domain_type, typeArgs=conn['connection'],
+                                  name=sd['name'], domainClass=SD_CLASSES[sd['type']],
+                                  version=sd['version'])
+            finally:
+                try:
+                    agent.client.call('StoragePool.disconnectStorageServer',
+                                      storagepoolID=BLANK_UUID, domainType=domain_type,
+                                      connectionParams=[conn])
+                except ApiError as e:
+                    log.warning('storage %s: disconnecting host %s failed: %s',
+                                conn['connection'], host['name'], e)
+        except ServerError as e:
+            raise xmlapi.BadRequest('[Cannot add Storage. Creating the storage domain on host '
+                                    '%s failed: %s]' % (host['name'], e.message), status=409)
+        except (ApiError, OSError, TrustError) as e:
+            raise xmlapi.BadRequest('[Cannot add Storage. The host %s cannot be reached: %s]'
+                                    % (host['name'], e), status=409)
+        finally:
+            agent._close_client()
+        log.info('storage domain %s (%s) created on %s through host %s', sd['name'], sd['id'],
+                 conn['connection'], host['name'])
 
 
 def _int(v):
@@ -426,6 +474,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 1:
             if self.command == 'POST' and kind == 'hosts':
                 return self.add_host(query)
+            if self.command == 'POST' and kind in self.ADDERS:
+                return getattr(self, self.ADDERS[kind])(query)
             self.get_only(kind)
             return self.list(kind, query)
         if len(parts) == 2:
@@ -486,9 +536,12 @@ class Handler(BaseHTTPRequestHandler):
         if kind == 'hosts':
             return xmlapi.host(obj, all_content=all_content)
         if kind == 'storagedomains':
-            return xmlapi.storage_domain(obj, e.default_dc())
+            # a domain added through the API records its data center (None: unattached);
+            # one imported from a host is the default data center's
+            return xmlapi.storage_domain(obj, obj['data_center'] if 'data_center' in obj
+                                         else e.default_dc())
         clusters = e.state.items('clusters')
-        return xmlapi.vm(obj, clusters[0]['id'] if clusters else None)
+        return xmlapi.vm(obj, obj.get('cluster') or (clusters[0]['id'] if clusters else None))
 
     def search_fields(self, kind):
         st = self.engine.state
@@ -649,6 +702,142 @@ class Handler(BaseHTTPRequestHandler):
             self.engine.monitor(host['id'])
         self.send_xml(201, xmlapi.host(created),
                       [('Location', '%s/hosts/%s' % (xmlapi.API, host['id']))])
+
+    # -- data centers, clusters, storage domains and VMs added through the API --------
+
+    ADDERS = {'datacenters': 'add_data_center', 'clusters': 'add_cluster',
+              'storagedomains': 'add_storage_domain', 'vms': 'add_vm'}
+
+    @staticmethod
+    def new_name(el, what, limit):
+        """The <name> of an add request, checked as oVirt checks names."""
+        name = xmlapi.text(el, 'name')
+        if not name:
+            raise xmlapi.BadRequest('%s [name] required for add' % what)
+        if len(name) > limit or not NAME_RE.match(name):
+            raise xmlapi.BadRequest('%s name %r is not valid: use at most %d letters, digits, '
+                                    '"-", "_" or "."' % (what, name, limit))
+        return name
+
+    def referenced(self, el, tag, kind, what):
+        """The object an add request names by <tag id=...> or <tag><name/></tag>."""
+        ref = el.find(tag)
+        if ref is None or not (ref.get('id') or xmlapi.text(ref, 'name')):
+            raise xmlapi.BadRequest('%s [%s.id|name] required for add' % (what, tag))
+        st = self.engine.state
+        obj = st.get(kind, ref.get('id')) if ref.get('id') else \
+            st.find(kind, xmlapi.text(ref, 'name'))
+        if obj is None:
+            raise xmlapi.BadRequest('Entity not found: %s: %s' % (
+                tag, ref.get('id') or xmlapi.text(ref, 'name')), status=404)
+        return obj
+
+    def created(self, kind, obj):
+        self.send_xml(201, self.render(kind, obj),
+                      [('Location', '%s/%s/%s' % (xmlapi.API, kind, obj['id']))])
+
+    def put_unique(self, kind, obj, what):
+        st = self.engine.state
+        with st.lock:
+            if st.find(kind, obj['name']):
+                raise xmlapi.BadRequest('[Cannot add %s. The %s name is already in use.]'
+                                        % (what, what), status=409)
+            st.put(kind, obj)
+        log.info('%s %s added (%s)', what.lower(), obj['name'], obj['id'])
+
+    def add_data_center(self, query):
+        el = xmlapi.parse(self.read_body(), 'data_center')
+        name = self.new_name(el, 'Data Center', 40)
+        dc = {'id': str(uuid.uuid4()), 'name': name,
+              'description': xmlapi.text(el, 'description') or '',
+              'local': self.flag(xmlapi.text(el, 'local'), 'local', False)}
+        self.put_unique('data_centers', dc, 'Data Center')
+        self.created('datacenters', dc)
+
+    def add_cluster(self, query):
+        el = xmlapi.parse(self.read_body(), 'cluster')
+        name = self.new_name(el, 'Cluster', 40)
+        dc = self.referenced(el, 'data_center', 'data_centers', 'Cluster')
+        cl = {'id': str(uuid.uuid4()), 'name': name,
+              'description': xmlapi.text(el, 'description') or '', 'data_center': dc['id']}
+        if xmlapi.text(el, 'cpu/type'):
+            cl['cpu_type'] = xmlapi.text(el, 'cpu/type')
+        self.put_unique('clusters', cl, 'Cluster')
+        self.created('clusters', cl)
+
+    def add_storage_domain(self, query):
+        """As oVirt's AddStorageDomain: through an up host, connect the storage server and
+        StorageDomain.create on it; the new domain is unattached."""
+        st = self.engine.state
+        el = xmlapi.parse(self.read_body(), 'storage_domain')
+        name = self.new_name(el, 'Storage Domain', 50)
+        sd_class = xmlapi.text(el, 'type')
+        if sd_class not in SD_CLASSES:
+            raise xmlapi.BadRequest('Storage Domain [type] must be one of %s, got %r'
+                                    % (', '.join(SD_CLASSES), sd_class))
+        storage_type = xmlapi.text(el, 'storage/type')
+        if storage_type not in SD_TYPES:
+            raise xmlapi.BadRequest('storage type %r is not supported by this engine: use %s '
+                                    '(file storage)' % (storage_type, ', '.join(SD_TYPES)))
+        path = xmlapi.text(el, 'storage/path')
+        address = xmlapi.text(el, 'storage/address')
+        if not path:
+            raise xmlapi.BadRequest('Storage Domain [storage.path] required for add')
+        if storage_type in ('nfs', 'glusterfs') and not address:
+            raise xmlapi.BadRequest('Storage Domain [storage.address] required for %s storage'
+                                    % storage_type)
+        if storage_type == 'localfs' and not path.startswith('/'):
+            raise xmlapi.BadRequest('the local storage path %r must be absolute' % path)
+        version = (xmlapi.text(el, 'storage_format') or 'v5').lstrip('v')
+        if version not in ('3', '4', '5'):
+            raise xmlapi.BadRequest('storage_format must be v3, v4 or v5')
+        host = self.referenced(el, 'host', 'hosts', 'Storage Domain')
+        if host.get('status') != 'up':
+            raise xmlapi.BadRequest('[Cannot add Storage. The host %s is %s: use a host that is '
+                                    'up.]' % (host['name'], host.get('status')), status=409)
+        if st.find('storage_domains', name):
+            raise xmlapi.BadRequest('[Cannot add Storage Domain. The Storage Domain name is '
+                                    'already in use.]', status=409)
+        connection = path if storage_type in ('localfs', 'posixfs') else '%s:%s' % (address,
+                                                                                     path)
+        conn = {'id': str(uuid.uuid4()), 'connection': connection}
+        for key, tag in (('vfs_type', 'storage/vfs_type'),
+                         ('mnt_options', 'storage/mount_options'),
+                         ('protocol_version', 'storage/nfs_version')):
+            if xmlapi.text(el, tag):
+                conn[key] = xmlapi.text(el, tag).lstrip('v')
+        sd = {'id': str(uuid.uuid4()), 'name': name, 'type': sd_class,
+              'storage_type': storage_type, 'address': address or '', 'path': path,
+              'status': 'unattached', 'master': False, 'version': int(version),
+              'block_size': 512, 'pool': None, 'data_center': None}
+        self.engine.create_storage_domain(host, sd, conn)
+        self.put_unique('storage_domains', sd, 'Storage Domain')
+        self.created('storagedomains', sd)
+
+    def add_vm(self, query):
+        """A VM record (down) in a cluster, from the Blank template."""
+        el = xmlapi.parse(self.read_body(), 'vm')
+        name = self.new_name(el, 'VM', 64)
+        cl = self.referenced(el, 'cluster', 'clusters', 'VM')
+        tmpl = el.find('template')
+        if tmpl is None or (tmpl.get('id') or xmlapi.text(tmpl, 'name')) not in (
+                BLANK_TEMPLATE_ID, 'Blank'):
+            raise xmlapi.BadRequest('VM [template.id|name] required for add: this engine has '
+                                    'the Blank template only (name Blank, id %s)'
+                                    % BLANK_TEMPLATE_ID, status=404 if tmpl is not None else 400)
+        memory = xmlapi.text(el, 'memory') or str(1024 ** 3)
+        try:
+            memory_mib = int(memory) // (1024 * 1024)
+            if memory_mib < 1:
+                raise ValueError
+        except ValueError:
+            raise xmlapi.BadRequest('VM memory %r is not a size in bytes of at least 1 MiB'
+                                    % memory)
+        vm = {'id': str(uuid.uuid4()), 'name': name, 'status': 'down', 'host': None,
+              'cluster': cl['id'], 'memory_mib': memory_mib,
+              'description': xmlapi.text(el, 'description') or ''}
+        self.put_unique('vms', vm, 'VM')
+        self.created('vms', vm)
 
     def action_body(self):
         body = self.read_body()
