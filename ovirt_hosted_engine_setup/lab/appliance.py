@@ -233,6 +233,7 @@ def build_root(root, debs, kernel_tree, kernel_version):
     for d in ('bin', 'sbin', 'dev', 'etc/init.d', 'etc/acpi/PWRF', 'lib/modules', 'proc', 'sys',
               'run', 'tmp', 'var/log', 'var/lib', 'root/.ssh', 'home', 'usr/bin',
               'usr/share/udhcpc', 'usr/libexec/ovirt-engine-lab', STATE_DIR.lstrip('/'),
+              'usr/share/ovirt-engine/dbscripts',
               'media/cidata', 'mnt'):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, 'tmp'), 0o1777)
@@ -256,6 +257,8 @@ def build_root(root, debs, kernel_tree, kernel_version):
     put('usr/share/udhcpc/default.script', _guest_file('udhcpc.script'), 0o755)
     put('usr/libexec/ovirt-engine-lab/cloud-init', _guest_file('cloud_init.py'), 0o755)
     put('usr/bin/engine-setup', _guest_file('engine_setup.py'), 0o755)
+    put('usr/bin/engine-backup', _guest_file('engine-backup'), 0o755)
+    put('usr/share/ovirt-engine/dbscripts/engine-psql.sh', _guest_file('engine-psql.sh'), 0o755)
     put('usr/libexec/ovirt-engine-lab/start-engine', _guest_file('start-engine'), 0o755)
     put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n')
     put('etc/group', 'root:x:0:\n')

@@ -11,7 +11,13 @@ KEY=type:value (type str, int, bool or none). The keys read:
     OVESETUP_CONFIG/fqdn            the engine's FQDN (default: the host name)
     OVESETUP_CONFIG/adminPassword   the password of admin@internal (required)
     OVESETUP_PKI/organization       organization of the certificates (optional)
+    OVESETUP_PKI/renew              bool: issue new engine certificates from the kept CA
+                                    (an engine set up before, or restored from a backup)
 Other OVESETUP_* keys are accepted and logged; keys of other sections are ignored.
+
+After engine-backup --mode=restore it finds the restored engine and keeps its CA,
+inventory and FQDN (an answer file naming another FQDN is refused), sets the admin
+password of the answers and starts the engine.
 
 It sets up the lab engine's state in /var/lib/ovirt-engine-lab (CA, certificates,
 admin password hash, made by the lab engine's own setup code), starts the lab
@@ -205,8 +211,20 @@ def setup(opts, out):
                                                              env[key]))))
     out.stage('Environment packages setup')
     out.stage('Programs detection')
+    import importlib.util
+    if importlib.util.find_spec(ENGINE_MODULE + '.__main__') is None:
+        raise SetupError('the lab engine (%s) is not in this appliance: rebuild it with '
+                         'python -m ovirt_hosted_engine_setup.lab.appliance --force'
+                         % ENGINE_MODULE)
     out.stage('Environment customization')
-    fqdn = env.get('OVESETUP_CONFIG/fqdn') or os.uname().nodename
+    from ovirt_hosted_engine_setup.lab.engine import state as engine_state
+    try:
+        previous = engine_state.read_setup(STATE_DIR) or {}
+    except engine_state.StateError as e:
+        raise SetupError(str(e))
+    restored = previous.get('restored') if not previous.get('setup_done') else None
+    fqdn = (env.get('OVESETUP_CONFIG/fqdn') or (restored or {}).get('fqdn')
+            or os.uname().nodename)
     if '.' not in fqdn:
         raise SetupError('the engine FQDN %r is not fully qualified: set '
                          'OVESETUP_CONFIG/fqdn=str:engine.example.com' % fqdn)
@@ -215,23 +233,27 @@ def setup(opts, out):
         raise SetupError('no admin password: set OVESETUP_CONFIG/adminPassword=str:... in the '
                          'answer file')
     organization = env.get('OVESETUP_PKI/organization') or None
+    renew = env.get('OVESETUP_PKI/renew')
+    if renew not in (None, True, False):
+        raise SetupError('OVESETUP_PKI/renew must be bool:True or bool:False, not %r' % (renew,))
     out.stage('Setup validation')
-    import importlib.util
-    if importlib.util.find_spec(ENGINE_MODULE + '.__main__') is None:
-        raise SetupError('the lab engine (%s) is not in this appliance: rebuild it with '
-                         'python -m ovirt_hosted_engine_setup.lab.appliance --force'
-                         % ENGINE_MODULE)
-    from ovirt_hosted_engine_setup.lab.engine import state as engine_state
-    done = os.path.isfile(os.path.join(STATE_DIR, engine_state.SETUP_FILE))
+    done = bool(previous)
     out.stage('Transaction setup')
     out.stage('Misc configuration')
-    if done:
+    if restored:
+        out.info('Found a restored engine in %s: %s, backed up from engine %s; keeping its '
+                 'CA, inventory and FQDN' % (STATE_DIR, restored.get('fqdn'),
+                                             restored.get('version')))
+    elif done:
         out.info('The engine is already set up in %s: keeping its CA and data' % STATE_DIR)
     else:
         out.info('Creating CA: %s/pki/ca.pem' % STATE_DIR)
         out.info('Creating the engine state in %s' % STATE_DIR)
+    if renew and done:
+        out.info('Renewing the engine certificates (the engine CA is kept)')
     try:
-        engine_state.run_setup(STATE_DIR, fqdn, password, organization=organization)
+        engine_state.run_setup(STATE_DIR, fqdn, password, organization=organization,
+                               renew_pki=bool(renew))
     except engine_state.StateError as e:
         raise SetupError(str(e))
     out.stage('Package installation')

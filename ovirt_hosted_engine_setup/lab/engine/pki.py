@@ -53,6 +53,14 @@ class EnginePki:
                  '-addext', 'basicConstraints=critical,CA:TRUE',
                  '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
                  '-addext', 'subjectKeyIdentifier=hash')
+        os.chmod(self.ca_key, 0o600)
+        os.chmod(self.ca_cert, 0o644)
+        self.renew(fqdn, organization, san)
+
+    def renew(self, fqdn, organization, san=()):
+        """New server and client certificates (and keys) from the existing CA."""
+        for sub in ('certs', 'keys'):
+            os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
         names = list(dict.fromkeys([fqdn] + list(san)))
         alt = ','.join(('IP:%s' if _is_ip(n) else 'DNS:%s') % n for n in names)
         self._issue(self.server_cert, self.server_key, organization, fqdn,
@@ -63,9 +71,9 @@ class EnginePki:
                     ['basicConstraints=CA:FALSE',
                      'keyUsage=critical,digitalSignature,keyEncipherment',
                      'extendedKeyUsage=clientAuth'])
-        for p in (self.ca_key, self.server_key, self.client_key):
+        for p in (self.server_key, self.client_key):
             os.chmod(p, 0o600)
-        for p in (self.ca_cert, self.server_cert, self.client_cert):
+        for p in (self.server_cert, self.client_cert):
             os.chmod(p, 0o644)
 
     def _issue(self, cert, key, organization, cn, extensions):

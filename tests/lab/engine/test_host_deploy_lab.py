@@ -57,6 +57,11 @@ exit "$rc"
 """
 
 
+def engine_state(eng):
+    """The engine's inventory, read from its database."""
+    return State(eng.state_dir)
+
+
 class LabEngine:
     """The lab engine process inside host1 and SDK calls made from inside host1."""
 
@@ -183,8 +188,7 @@ def test_engine_deploys_host2_over_ssh(lab, setup):
     assert h['detail'] == ('hosted-engine --deploy failed on %s (exit status 1): %s'
                            % (HOST2, LAST_ERROR))
     assert h['fingerprint'] == fp
-    spm_id = json.load(open(os.path.join(eng.state_dir, 'inventory.json')))[
-        'hosts'][h['id']]['spm_id']
+    spm_id = engine_state(eng).get('hosts', h['id'])['spm_id']
     assert spm_id == 1           # the first host of the data center in this engine
     # the answer file: 0600, the contract, in a directory removed afterwards
     assert recorded(eng, 'hosted-engine', 'args').split('\n')[:2] == [
@@ -200,8 +204,8 @@ def test_engine_deploys_host2_over_ssh(lab, setup):
         in log
     assert 'host host2: engine CA installed' in log
     assert lab_sshd.ROOT_PASSWORD not in log
-    assert lab_sshd.ROOT_PASSWORD not in open(os.path.join(eng.state_dir,
-                                                           'inventory.json')).read()
+    assert lab_sshd.ROOT_PASSWORD not in json.dumps(
+        {kind: engine_state(eng).items(kind) for kind in ('hosts', 'storage_domains', 'vms')})
 
     # 2. installed again with a deploy that succeeds: the engine CA it installed over SSH
     # lets the engine reach host2's agent, and the host comes up

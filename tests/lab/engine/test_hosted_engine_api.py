@@ -41,8 +41,14 @@ def he_agent(engine):
 
 
 def inventory(engine):
-    with open(os.path.join(engine.state_dir, 'inventory.json')) as f:
-        return json.load(f)
+    """The engine's inventory as its database holds it: {kind: {id: object}}."""
+    from ovirt_hosted_engine_setup.lab.engine.state import State
+    st = State(engine.state_dir)
+    try:
+        return {kind: {o['id']: o for o in st.items(kind)}
+                for kind in ('data_centers', 'clusters', 'hosts', 'storage_domains', 'vms')}
+    finally:
+        st.close()
 
 
 def raw_get(engine, connection, path, headers=()):
@@ -118,19 +124,15 @@ def test_hosted_engine_element_only_with_all_content(engine, connection, he_agen
 def test_hosted_engine_vm_and_storage_searchable(engine, connection):
     """The VM named HostedEngine shows origin managed_hosted_engine and is found by search,
     as hosted_storage is (both as the host agents report them)."""
-    from ovirt_hosted_engine_setup.lab.engine.state import State, write_json
-    inv = inventory(engine)
-    inv['vms']['vm-he'] = {'id': 'vm-he', 'name': 'HostedEngine', 'status': 'up',
-                           'host': None, 'memory_mib': 1024}
-    inv['vms']['vm-other'] = {'id': 'vm-other', 'name': 'other', 'status': 'down'}
-    inv['storage_domains']['sd-he'] = {'id': 'sd-he', 'name': 'hosted_storage',
-                                       'type': 'data', 'storage_type': 'nfs',
-                                       'address': 'nfs.lab.test', 'path': '/exports/he',
-                                       'status': 'active'}
-    # the engine writes through on every change; give it the file and a restart-free
-    # reload by changing setup.json's time (State.reload reads again)
-    write_json(os.path.join(engine.state_dir, 'inventory.json'), inv)
-    os.utime(os.path.join(engine.state_dir, 'setup.json'))
+    from ovirt_hosted_engine_setup.lab.engine.state import State
+    st = State(engine.state_dir)
+    # written to the database by another process: the running engine serves it at once
+    st.put('vms', {'id': 'vm-he', 'name': 'HostedEngine', 'status': 'up', 'host': None,
+                   'memory_mib': 1024})
+    st.put('vms', {'id': 'vm-other', 'name': 'other', 'status': 'down'})
+    st.put('storage_domains', {'id': 'sd-he', 'name': 'hosted_storage', 'type': 'data',
+                               'storage_type': 'nfs', 'address': 'nfs.lab.test',
+                               'path': '/exports/he', 'status': 'active'})
     try:
         vms = connection.system_service().vms_service().list(search='name=HostedEngine')
         assert [v.name for v in vms] == ['HostedEngine']
@@ -144,10 +146,9 @@ def test_hosted_engine_vm_and_storage_searchable(engine, connection):
         assert sds[0].storage.address == 'nfs.lab.test'
         assert sds[0].storage.path == '/exports/he'
     finally:
-        st = State(engine.state_dir)
         for kind, oid in (('vms', 'vm-he'), ('vms', 'vm-other'), ('storage_domains', 'sd-he')):
             st.remove(kind, oid)
-        os.utime(os.path.join(engine.state_dir, 'setup.json'))
+        st.close()
 
 
 def test_host_ids_are_unique_in_the_data_center(engine, connection):
@@ -294,8 +295,8 @@ def add_ssh_host(connection, name, ssh_port, fingerprint=None, deploy=True):
 
 def check_no_password_kept(engine):
     assert ROOT_PW not in engine.read_log()
-    with open(os.path.join(engine.state_dir, 'inventory.json')) as f:
-        assert ROOT_PW not in f.read()
+    assert ROOT_PW not in json.dumps(inventory(engine))
+    assert os.path.exists(os.path.join(engine.state_dir, 'engine.db'))   # walked below
     for d, _dirs, files in os.walk(engine.state_dir):
         for fn in files:
             with open(os.path.join(d, fn), 'rb') as f:
