@@ -149,6 +149,9 @@ def main(argv=None):
         if args.command == 'standalone-engine':
             se = standalone.StandaloneEngine(lab)
             if args.se_command == 'up':
+                if args.root_password_file and not args.populate:
+                    raise labmod.LabError('--root-password-file is for the hosts --populate '
+                                          'adds: add --populate, or leave it out')
                 se.up(admin_password=standalone.read_secret_file(
                           args.admin_password_file, 'admin password')
                       if args.admin_password_file else standalone.ADMIN_PASSWORD,

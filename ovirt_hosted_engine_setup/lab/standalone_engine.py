@@ -385,8 +385,9 @@ class StandaloneEngine:
                             '--mode=backup', '--file', archive, '--log', log],
                            stdin=subprocess.DEVNULL, cwd='/', env=self.lab.env(), timeout=600)
         if r.returncode != 0 or not os.path.isfile(archive):
-            raise LabError('engine-backup failed (exit status %d); its log: %s%s'
-                           % (r.returncode, log, _tail(log)))
+            raise LabError('engine-backup failed (exit status %d); the engine is stopped '
+                           '(hosted-engine-lab standalone-engine up starts it again); the '
+                           'backup log: %s%s' % (r.returncode, log, _tail(log)))
         shutil.copyfile(archive, tmp)
         os.chmod(tmp, 0o600)
         os.rename(tmp, dest)

@@ -80,6 +80,25 @@ def test_up_without_a_lab(own_lab_dir):
     assert not os.path.exists(os.path.join(own_lab_dir, standalone.DIR, 'standalone.json'))
 
 
+def test_bad_password_file_and_populate_on_one_host(own_lab_dir, tmp_path):
+    own = LabRunner(own_lab_dir)
+    r = own.cli('standalone-engine', 'up', '--admin-password-file', str(tmp_path / 'none'),
+                check=False)
+    one_line_error(r, 'cannot read the admin password file', str(tmp_path / 'none'))
+    (tmp_path / 'empty').write_text('')
+    r = own.cli('standalone-engine', 'up', '--populate', '--root-password-file',
+                str(tmp_path / 'empty'), check=False)
+    one_line_error(r, 'root password file', 'is empty')
+    (tmp_path / 'pw').write_text('x\n')
+    r = own.cli('standalone-engine', 'up', '--root-password-file', str(tmp_path / 'pw'),
+                check=False)
+    one_line_error(r, '--root-password-file', 'add --populate')
+    own.cli('up', '--hosts', '1', timeout=300)
+    r = own.cli('standalone-engine', 'up', '--populate', check=False)
+    one_line_error(r, 'only host1', '--hosts 3')
+    assert standalone.StandaloneEngine(Lab(own_lab_dir)).status() is None
+
+
 def test_backup_without_an_engine(lab, tmp_path):
     r = lab.cli('standalone-engine', 'backup', str(tmp_path / 'b.tar.gz'), check=False)
     one_line_error(r, 'no standalone engine', 'standalone-engine up')
