@@ -636,3 +636,39 @@ def test_backup_of_an_engine_set_up_before_the_database(tmp_path):
     assert r.returncode == 0, r.stderr
     restored, _ = restore_fresh(tmp_path, path)
     assert inventory_names(restored)['vms'] == ['old-vm']
+
+
+def test_restore_permissions_gives_the_recorded_modes(archive, tmp_path):
+    """--restore-permissions: the modes recorded in ./files; without it 0644 (0600 keys)."""
+    with tarfile.open(archive) as tar:
+        files = tar.extractfile('./files').read()
+        md5sum = tar.extractfile('./md5sum').read().decode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(files), mode='r:xz') as src, \
+            tarfile.open(fileobj=out, mode='w:xz') as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name == 'etc/pki/ovirt-engine/certs/apache.cer':
+                m.mode = 0o640
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    new_files = out.getvalue()
+    md5sum = md5sum.replace(hashlib.md5(files).hexdigest(), hashlib.md5(new_files).hexdigest())
+    p = rewrite(archive, str(tmp_path / 'modes.backup'),
+                replace={'./files': new_files, './md5sum': md5sum.encode()})
+    cert = os.path.join('pki', 'certs', 'apache.cer')
+    d, _ = restore_fresh(tmp_path, p, name='kept')
+    assert stat.S_IMODE(os.stat(os.path.join(d, cert)).st_mode) == 0o640
+    d2 = str(tmp_path / 'default')
+    r = run_restore(d2, p, str(tmp_path / 'r2.log'), '--provision-all-databases')
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(os.path.join(d2, cert)).st_mode) == 0o644
+
+
+def test_restore_into_an_existing_empty_database(archive, tmp_path):
+    """Without --provision-all-databases an empty database must be there: it is used."""
+    d = str(tmp_path / 'provisioned')
+    os.makedirs(d)
+    database.Database(os.path.join(d, database.DB_FILE)).close()
+    r = run_restore(d, archive, str(tmp_path / 'r.log'))
+    assert r.returncode == 0, r.stderr
+    assert inventory_names(d) == INVENTORY
