@@ -54,7 +54,9 @@ CHANNEL_NAME = guest_image.CHANNEL_NAME
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'appliance_guest')
 
 ROOT_PACKAGES = ['python3.11-minimal', 'libpython3.11-minimal', 'libpython3.11-stdlib',
-                 'python3-yaml', 'openssl', 'openssh-client']
+                 'python3-yaml', 'openssl', 'openssh-client',
+                 # sshd: the deploy logs in as root (deploy/engine_vm_ssh.py)
+                 'openssh-server', 'openssh-sftp-server']
 # Dependencies the appliance does without: the python3 meta packages (the root has
 # python3.11 and the python3 link), the package manager and perl.
 SKIP_PACKAGES = {'python3', 'python3-minimal', 'python3.11', 'libpython3-stdlib', 'dpkg',
@@ -62,7 +64,11 @@ SKIP_PACKAGES = {'python3', 'python3-minimal', 'python3.11', 'libpython3-stdlib'
                  'tar', 'debconf', 'mailcap', 'mime-support', 'readline-common',
                  'libgdbm-compat4', 'libgdbm6', 'libdb5.3',
                  # openssh-client's maintainer scripts only (the root is never "installed")
-                 'adduser', 'passwd'}
+                 'adduser', 'passwd',
+                 # openssh-server's service integration and PAM modules (sshd runs without
+                 # PAM, started by rcS): not needed
+                 'init-system-helpers', 'libpam-modules', 'libpam-runtime', 'lsb-base',
+                 'procps', 'ucf', 'runit-helper', 'sysvinit-utils'}
 # Driver modules (dependencies are added from each module's depends=); those the
 # cloud kernel has built in (ext4, crc32c, af_packet) or lacks (ahci) are skipped.
 MODULES = guest_image.MODULES + [
@@ -80,8 +86,13 @@ TRIM = ['usr/share/doc', 'usr/share/man', 'usr/share/locale', 'usr/share/lintian
         'usr/lib/python3.11/sqlite3/test', 'usr/lib/python3.11/ctypes/test',
         # of openssh-client the engine uses ssh and ssh-keyscan only
         'usr/bin/scp', 'usr/bin/sftp', 'usr/bin/ssh-add', 'usr/bin/ssh-agent',
-        'usr/bin/ssh-argv0', 'usr/bin/ssh-copy-id', 'usr/bin/ssh-keygen', 'usr/bin/slogin',
-        'usr/lib/openssh', 'etc/X11']
+        'usr/bin/ssh-argv0', 'usr/bin/ssh-copy-id', 'usr/bin/slogin',
+        'usr/lib/openssh/ssh-keysign', 'usr/lib/openssh/ssh-pkcs11-helper',
+        'usr/lib/openssh/ssh-sk-helper', 'usr/lib/openssh/agent-launch',
+        'usr/lib/openssh/ssh-session-cleanup', 'usr/lib/sftp-server', 'etc/X11',
+        # of openssh-server sshd and its moduli (ssh-keygen and sftp-server are kept)
+        'etc/init.d/ssh', 'etc/default/ssh', 'etc/pam.d', 'etc/runit', 'etc/sv', 'etc/ufw',
+        'lib/systemd/system', 'var/log/runit']
 PROJECT_SKIP_DIRS = {'__pycache__', 'tests'}
 CHROOT = shutil.which('chroot') or '/usr/sbin/chroot'
 
@@ -234,7 +245,7 @@ def build_root(root, debs, kernel_tree, kernel_version):
               'run', 'tmp', 'var/log', 'var/lib', 'root/.ssh', 'home', 'usr/bin',
               'usr/share/udhcpc', 'usr/libexec/ovirt-engine-lab', STATE_DIR.lstrip('/'),
               'usr/share/ovirt-engine/dbscripts',
-              'media/cidata', 'mnt'):
+              'media/cidata', 'mnt', 'etc/ssh/sshd_config.d', 'run/sshd'):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, 'tmp'), 0o1777)
     os.chmod(os.path.join(root, 'root'), 0o700)
@@ -260,8 +271,12 @@ def build_root(root, debs, kernel_tree, kernel_version):
     put('usr/bin/engine-backup', _guest_file('engine-backup'), 0o755)
     put('usr/share/ovirt-engine/dbscripts/engine-psql.sh', _guest_file('engine-psql.sh'), 0o755)
     put('usr/libexec/ovirt-engine-lab/start-engine', _guest_file('start-engine'), 0o755)
-    put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n')
-    put('etc/group', 'root:x:0:\n')
+    put('usr/libexec/ovirt-engine-lab/start-sshd', _guest_file('start-sshd'), 0o755)
+    put('etc/ssh/sshd_config', _guest_file('sshd_config'))
+    # sshd's privilege separation user (its chroot /run/sshd)
+    put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n'
+        'sshd:x:100:65534::/run/sshd:/bin/nologin\n')
+    put('etc/group', 'root:x:0:\nnogroup:x:65534:\n')
     put('etc/shadow', 'root:*:19000:0:99999:7:::\n', 0o600)
     put('etc/hostname', 'localhost\n')
     put('etc/hosts', '127.0.0.1 localhost\n::1 localhost ip6-localhost\n')
@@ -309,11 +324,28 @@ def compile_and_check(root):
     os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     try:
         for cmd, says in ((['/usr/bin/ssh', '-V'], 'OpenSSH'),
-                          (['/usr/bin/ssh-keyscan'], 'usage')):
+                          (['/usr/bin/ssh-keyscan'], 'usage'),
+                          (['/usr/sbin/sshd', '-V'], 'OpenSSH'),
+                          (['/usr/bin/ssh-keygen', '-?'], 'usage')):
             r = subprocess.run([CHROOT, root] + cmd, env=env, capture_output=True, text=True)
             if says not in r.stderr:
                 raise BuildError('%s does not run in the appliance root: %s'
                                  % (os.path.basename(cmd[0]), r.stderr.strip()))
+        # sshd's configuration and privilege separation user, with a throw-away host key
+        key = os.path.join(root, 'tmp', 'check_host_key')
+        try:
+            r = subprocess.run([CHROOT, root, '/bin/sh', '-c',
+                                '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /tmp/check_host_key '
+                                '&& /usr/sbin/sshd -t -f /etc/ssh/sshd_config '
+                                '-h /tmp/check_host_key'], env=env, capture_output=True,
+                               text=True)
+        finally:
+            for p in (key, key + '.pub'):
+                if os.path.exists(p):
+                    os.unlink(p)
+        if r.returncode != 0:
+            raise BuildError('sshd refuses the appliance configuration: %s'
+                             % (r.stderr.strip() or r.stdout.strip()))
     finally:
         os.unlink(null)
 

@@ -17,17 +17,27 @@ meta-data, user-data ("#cloud-config") and network-config, and applies:
                   gzip+b64, permissions, owner, append), runcmd (strings or argv lists,
                   run once per instance-id by /bin/sh, in the background, output to
                   the console and /var/log/cloud-init-output.log), timezone (kept in
-                  /etc/timezone), ssh_pwauth and disable_root (no SSH server in the
-                  appliance: noted only)
+                  /etc/timezone), and for sshd as cloud-init's ssh and set_passwords
+                  modules do: ssh_pwauth (PasswordAuthentication in
+                  /etc/ssh/sshd_config.d/50-cloud-init.conf), disable_root and
+                  disable_root_opts (root's authorized keys get the options that refuse
+                  a login), ssh_keys (<type>_private, <type>_public, <type>_certificate
+                  for rsa, ecdsa, ed25519: the host keys), ssh_deletekeys,
+                  ssh_genkeytypes (generated when ssh_keys gives none)
 Other keys are logged to the console and ignored.
 
 The appliance's root file system lives in memory, so the configuration is applied
 at every boot. What a boot without the seed needs (host name, network, /etc/hosts,
 root's password hash and SSH keys) is kept in <state>/cloud-init/ and restored when
 the seed is gone; the instance ids whose runcmd ran are kept there too
-(runcmd-done.json). write_files contents are not kept (they may hold secrets).
+(runcmd-done.json). write_files contents are not kept (they may hold secrets), except
+sshd's drop-ins in /etc/ssh/sshd_config.d. The SSH host keys live on the state partition
+(<state>/ssh/etc/ssh, the layout of `ssh-keygen -A -f <state>/ssh`), set once per
+instance-id; the sshd start script (start-sshd) generates them when there are none and
+copies them to /etc/ssh.
 """
 import base64
+import glob
 import grp
 import gzip
 import json
@@ -50,7 +60,22 @@ KEPT_FILES = ('/etc/hostname', '/etc/hosts', '/etc/shadow', '/etc/resolv.conf',
               '/etc/timezone', '/root/.ssh/authorized_keys')
 USER_DATA_KEYS = {'fqdn', 'hostname', 'chpasswd', 'ssh_authorized_keys', 'write_files',
                   'runcmd', 'timezone', 'ssh_pwauth', 'disable_root', 'preserve_hostname',
-                  'manage_etc_hosts'}
+                  'manage_etc_hosts', 'disable_root_opts', 'ssh_keys', 'ssh_deletekeys',
+                  'ssh_genkeytypes'}
+ROOT_AUTHORIZED_KEYS = '/root/.ssh/authorized_keys'
+SSHD_DROPIN_DIR = '/etc/ssh/sshd_config.d'
+SSHD_CLOUD_INIT_CONF = os.path.join(SSHD_DROPIN_DIR, '50-cloud-init.conf')
+# Where the host keys live: on the state partition when it is mounted, else in memory
+# (start-sshd makes the same choice).
+HOST_KEYS_PREFIX = os.path.join(STATE_DIR, 'ssh')
+HOST_KEYS_PREFIX_RUN = '/run/ssh-host-keys'
+HOST_KEY_TYPES = ('rsa', 'ecdsa', 'ed25519')
+# cloud-init's defaults (cc_ssh)
+GENKEYTYPES = ['rsa', 'ecdsa', 'ed25519']
+DISABLE_ROOT_OPTS = ('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,'
+                     'command="echo \'Please login as the user \\"$USER\\" rather than the user '
+                     '\\"$DISABLE_USER\\".\';echo;sleep 10;exit 142"')
+TRUE_WORDS = ('true', 'yes', 'on', '1')
 
 
 def log(msg):
@@ -277,14 +302,129 @@ def chpasswd(conf):
         set_password(name, secret, secret.startswith('$'))
 
 
-def ssh_keys(keys):
-    os.makedirs('/root/.ssh', mode=0o700, exist_ok=True)
-    path = '/root/.ssh/authorized_keys'
+def _bool(value, default):
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in TRUE_WORDS
+
+
+def ssh_keys(keys, options=''):
+    """root's authorized_keys; options (disable_root) prefixed to every key, as cloud-init
+    does: the login is then refused by the forced command."""
+    path = ROOT_AUTHORIZED_KEYS
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     with open(path, 'a') as f:
         for key in keys or []:
-            f.write(str(key).strip() + '\n')
+            f.write(('%s %s' % (options, str(key).strip()) if options else str(key).strip())
+                    + '\n')
     os.chmod(path, 0o600)
-    log('%d SSH key(s) authorized for root' % len(keys or []))
+    log('%d SSH key(s) authorized for root%s' % (
+        len(keys or []), ' (disable_root: logins with them refused)' if options else ''))
+
+
+def root_keys(user):
+    """ssh_authorized_keys for root, honouring disable_root (default true) and
+    disable_root_opts as cloud-init does when there is no default user."""
+    keys = user.get('ssh_authorized_keys') or []
+    if isinstance(keys, str):
+        keys = [keys]
+    options = ''
+    if _bool(user.get('disable_root'), True):
+        options = str(user.get('disable_root_opts') or DISABLE_ROOT_OPTS)
+        options = options.replace('$USER', 'NONE').replace('$DISABLE_USER', 'root')
+    if keys:
+        ssh_keys(keys, options)
+
+
+def state_mounted():
+    return os.path.ismount(STATE_DIR)
+
+
+def host_keys_dir():
+    prefix = HOST_KEYS_PREFIX if state_mounted() else HOST_KEYS_PREFIX_RUN
+    return os.path.join(prefix, 'etc', 'ssh')
+
+
+def _write(path, data, mode):
+    tmp = path + '.tmp'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w') as f:
+        f.write(data if data.endswith('\n') else data + '\n')
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def host_keys(user, instance_id):
+    """The SSH host keys, once per instance-id (cloud-init's ssh module): the old keys
+    removed (ssh_deletekeys, default true), then the seed's ssh_keys written, or else the
+    ssh_genkeytypes generated."""
+    d = host_keys_dir()
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    marker = os.path.join(CI_DIR, 'ssh-host-keys-instance')
+    try:
+        with open(marker) as f:
+            if f.read().strip() == instance_id:
+                log('SSH host keys of instance %s kept' % instance_id)
+                return
+    except OSError:
+        pass
+    if _bool(user.get('ssh_deletekeys'), True):
+        for path in glob.glob(os.path.join(d, 'ssh_host_*key*')):
+            os.unlink(path)
+    given = user.get('ssh_keys')
+    if given is not None and not isinstance(given, dict):
+        log('ssh_keys is not a mapping, ignored')
+        given = None
+    if given:
+        for name, value in sorted(given.items()):
+            kind, _, part = str(name).rpartition('_')
+            if kind not in HOST_KEY_TYPES or part not in ('private', 'public', 'certificate'):
+                log('ssh_keys: %r is not a supported key (<rsa|ecdsa|ed25519>_<private|public|'
+                    'certificate>), ignored' % name)
+                continue
+            base = os.path.join(d, 'ssh_host_%s_key' % kind)
+            path = {'private': base, 'public': base + '.pub',
+                    'certificate': base + '-cert.pub'}[part]
+            _write(path, str(value).strip(), 0o600 if part == 'private' else 0o644)
+            log('ssh_keys: %s host key (%s) from the seed' % (kind, part))
+        for kind in HOST_KEY_TYPES:
+            base = os.path.join(d, 'ssh_host_%s_key' % kind)
+            if os.path.exists(base) and not os.path.exists(base + '.pub'):
+                r = run(['ssh-keygen', '-y', '-f', base])
+                if r.returncode == 0:
+                    _write(base + '.pub', r.stdout.strip(), 0o644)
+    else:
+        types = user.get('ssh_genkeytypes', GENKEYTYPES)
+        for kind in types or []:
+            base = os.path.join(d, 'ssh_host_%s_key' % kind)
+            if os.path.exists(base):
+                continue
+            if run(['ssh-keygen', '-q', '-t', str(kind), '-N', '', '-f', base]).returncode == 0:
+                log('SSH host key %s generated' % kind)
+    if state_mounted():
+        os.makedirs(CI_DIR, mode=0o700, exist_ok=True)
+        with open(marker + '.tmp', 'w') as f:
+            f.write(instance_id + '\n')
+        os.rename(marker + '.tmp', marker)
+
+
+def sshd_settings(user):
+    """/etc/ssh/sshd_config.d/50-cloud-init.conf: ssh_pwauth (true/false; 'unchanged' or
+    absent: the image's default) and the host certificates ssh_keys gave."""
+    lines = []
+    pwauth = user.get('ssh_pwauth')
+    if pwauth is not None and str(pwauth).lower() != 'unchanged':
+        lines.append('PasswordAuthentication %s' % ('yes' if _bool(pwauth, False) else 'no'))
+        log('ssh_pwauth: PasswordAuthentication %s' % ('yes' if _bool(pwauth, False) else 'no'))
+    for cert in sorted(glob.glob(os.path.join(host_keys_dir(), 'ssh_host_*_key-cert.pub'))):
+        lines.append('HostCertificate /etc/ssh/%s' % os.path.basename(cert))
+    os.makedirs(SSHD_DROPIN_DIR, exist_ok=True)
+    if lines:
+        _write(SSHD_CLOUD_INIT_CONF, '# written by cloud-init\n' + '\n'.join(lines), 0o644)
+    elif os.path.exists(SSHD_CLOUD_INIT_CONF):
+        os.unlink(SSHD_CLOUD_INIT_CONF)
 
 
 def _owner(spec):
@@ -372,8 +512,43 @@ def runcmd(cmds, instance_id):
 
 # ---------------------------------------------------------------- keep/restore
 
+def _keep_dropins():
+    """sshd's drop-ins (no secrets) are kept too: a boot without the seed keeps the SSH
+    settings of the last boot with one."""
+    dest = os.path.join(CI_DIR, 'sshd_config.d')
+    tmp = dest + '.tmp'
+    if os.path.isdir(tmp):
+        for fn in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, fn))
+    os.makedirs(tmp, exist_ok=True)
+    if os.path.isdir(SSHD_DROPIN_DIR):
+        for fn in sorted(os.listdir(SSHD_DROPIN_DIR)):
+            src = os.path.join(SSHD_DROPIN_DIR, fn)
+            if os.path.isfile(src):
+                with open(src, 'rb') as s, open(os.path.join(tmp, fn), 'wb') as f:
+                    f.write(s.read())
+    if os.path.isdir(dest):
+        for fn in os.listdir(dest):
+            os.unlink(os.path.join(dest, fn))
+        os.rmdir(dest)
+    os.rename(tmp, dest)
+
+
+def _restore_dropins():
+    src = os.path.join(CI_DIR, 'sshd_config.d')
+    if not os.path.isdir(src):
+        return
+    os.makedirs(SSHD_DROPIN_DIR, exist_ok=True)
+    for fn in sorted(os.listdir(src)):
+        with open(os.path.join(src, fn), 'rb') as s, \
+                open(os.path.join(SSHD_DROPIN_DIR, fn), 'wb') as f:
+            f.write(s.read())
+        os.chmod(os.path.join(SSHD_DROPIN_DIR, fn), 0o644)
+
+
 def keep(network_config):
     os.makedirs(os.path.join(CI_DIR, 'etc'), mode=0o700, exist_ok=True)
+    _keep_dropins()
     for path in KEPT_FILES:
         dest = os.path.join(CI_DIR, 'etc', path.strip('/').replace('/', '_'))
         if os.path.isfile(path):
@@ -402,6 +577,7 @@ def restore():
             with open(src, 'rb') as s, open(path, 'wb') as f:
                 f.write(s.read())
     os.chmod('/etc/shadow', 0o600)
+    _restore_dropins()
     with open('/etc/hostname') as f:
         run(['hostname', f.read().strip()])
     apply_network(network_config)
@@ -431,14 +607,12 @@ def apply(files):
     apply_network(netconf)
     if 'chpasswd' in user:
         chpasswd(user['chpasswd'])
-    if user.get('ssh_authorized_keys'):
-        ssh_keys(user['ssh_authorized_keys'])
+    root_keys(user)
     if user.get('timezone'):
         with open('/etc/timezone', 'w') as f:
             f.write('%s\n' % user['timezone'])
-    for key in ('ssh_pwauth', 'disable_root'):
-        if key in user:
-            log('%s: %s (no SSH server in this appliance: noted only)' % (key, user[key]))
+    host_keys(user, instance_id)
+    sshd_settings(user)
     write_files(user.get('write_files'))
     if os.path.ismount(STATE_DIR):
         keep(netconf)
