@@ -15,8 +15,6 @@ import stat
 import subprocess
 import tarfile
 
-import pytest
-
 from daemon_proc import python
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 from ovirt_hosted_engine_setup.lab.lab import Lab, alive, pids_in_ns
@@ -214,7 +212,6 @@ def test_backup_to_an_unwritable_path(lab, tmp_path):
 
 
 def test_backup(lab, tmp_path):
-    pytest.importorskip(standalone.BACKUP_MODULE)
     eng = record(lab)['engine']
     dest = tmp_path / 'engine.backup'
     r = lab.cli('standalone-engine', 'backup', str(dest), timeout=300)
@@ -241,6 +238,23 @@ def test_backup(lab, tmp_path):
     with tarfile.open(fileobj=io.BytesIO(members['./files'])) as files:
         names = files.getnames()
     assert 'etc/ovirt-engine/engine.conf.d/10-setup-protocols.conf' in names
+    # what the deploy runs in the new engine VM restores it: the same inventory
+    restored = str(tmp_path / 'restored')
+    r = subprocess.run([python(), '-m', standalone.BACKUP_MODULE, '--state-dir', restored,
+                        '--mode=restore', '--file=%s' % dest, '--log=%s' % (tmp_path / 'log'),
+                        '--provision-all-databases', '--restore-permissions'],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and 'Done.' in r.stdout, r.stdout + r.stderr
+    from ovirt_hosted_engine_setup.lab.engine import database
+    db = database.Database(os.path.join(restored, database.DB_FILE))
+    try:
+        names = {kind: sorted(o['name'] for o in db.items(kind)) for kind in database.KINDS}
+    finally:
+        db.close()
+    assert names == {'data_centers': ['Default', 'Legacy'],
+                     'clusters': ['Default', 'LegacyCluster'], 'hosts': ['host2', 'host3'],
+                     'storage_domains': ['legacy_data'],
+                     'vms': list(standalone.POPULATE_VMS)}
 
 
 def test_up_again_keeps_the_engine_and_populate_adds_nothing(lab):
