@@ -394,12 +394,11 @@ def user_data(spec, root_password_hash=None):
     if spec.timezone:
         doc['timezone'] = spec.timezone
     if spec.ssh_host_key is not None:
-        # the VM's host keys are exactly this one: none other is generated, so the VM offers
-        # only the key the deploy pins
+        # cloud-init replaces the VM's host keys with these and generates none other: the VM
+        # offers only the key the deploy pins
         kind = spec.ssh_host_key.key_type
         doc['ssh_keys'] = {'%s_private' % kind: spec.ssh_host_key.private,
                            '%s_public' % kind: spec.ssh_host_key.public}
-        doc['ssh_genkeytypes'] = []
     files = [{'path': SSHD_DROPIN, 'content': 'PermitRootLogin %s\n' % spec.root_ssh_access,
               'permissions': '0644'}]
     if spec.etc_hosts:

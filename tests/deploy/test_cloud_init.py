@@ -281,7 +281,6 @@ def test_seed_carries_the_host_key_as_cloud_init_spells_it(tmp_path, caplog):
     path = ci.build_seed_iso(_spec(ssh_host_key=key), str(tmp_path / 'seed.iso'))
     doc = yaml.safe_load(_read(path)[1]['user-data'])
     assert doc['ssh_keys'] == {'ed25519_private': key.private, 'ed25519_public': key.public}
-    assert doc['ssh_genkeytypes'] == []
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     # the fingerprint goes to the log, the private key never
     assert 'The engine VM SSH host key (in the seed): ssh-ed25519 %s' % key.fingerprint \
@@ -292,7 +291,7 @@ def test_seed_carries_the_host_key_as_cloud_init_spells_it(tmp_path, caplog):
 
 def test_seed_without_host_key_lets_the_vm_make_its_own():
     doc = yaml.safe_load(ci.user_data(_spec(), root_password_hash='$6$x$y'))
-    assert 'ssh_keys' not in doc and 'ssh_genkeytypes' not in doc
+    assert 'ssh_keys' not in doc
 
 
 def test_mismatched_or_bad_host_key_refused(tmp_path):
