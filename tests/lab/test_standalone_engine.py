@@ -11,11 +11,12 @@ import io
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import tarfile
 
-from daemon_proc import python
+from daemon_proc import python, wait_for
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 from ovirt_hosted_engine_setup.lab.lab import Lab, alive, pids_in_ns
 
@@ -268,6 +269,18 @@ def test_up_again_keeps_the_engine_and_populate_adds_nothing(lab):
     inv = sdk(lab, INVENTORY, password=standalone.ADMIN_PASSWORD)
     assert sorted(inv['hosts']) == ['host2', 'host3'] and len(inv['sds']) == 1
     assert sorted(inv['vms']) == list(standalone.POPULATE_VMS)
+
+
+def test_a_dead_engine_is_shown_and_up_starts_it_again(lab):
+    rec = record(lab)
+    os.kill(rec['engine']['pid'], signal.SIGKILL)
+    wait_for('the engine gone', lambda: not alive(rec['engine']), 10)
+    r = lab.cli('status', check=False)
+    assert r.returncode == 1 and 'standalone engine: DEAD' in r.stdout, r.stdout
+    lab.cli('standalone-engine', 'up', timeout=120)
+    again = record(lab)
+    assert again['holder'] == rec['holder'] and alive(again['engine'])
+    assert lab.cli('status').returncode == 0
 
 
 def test_down(lab):
