@@ -167,10 +167,12 @@ out = []
 for add in (lambda: s.data_centers_service().add(types.DataCenter(name="Legacy")),
             lambda: s.clusters_service().add(types.Cluster(
                 name="c2", data_center=types.DataCenter(name="nowhere"))),
-            lambda: s.vms_service().add(types.Vm(name="legacy-vm1",
-                cluster=types.Cluster(name="LegacyCluster"), template=types.Template(name="Blank"))),
-            lambda: s.vms_service().add(types.Vm(name="bad name",
-                cluster=types.Cluster(name="LegacyCluster"), template=types.Template(name="Blank"))),
+            lambda: s.vms_service().add(types.Vm(
+                name="legacy-vm1", cluster=types.Cluster(name="LegacyCluster"),
+                template=types.Template(name="Blank"))),
+            lambda: s.vms_service().add(types.Vm(
+                name="bad name", cluster=types.Cluster(name="LegacyCluster"),
+                template=types.Template(name="Blank"))),
             lambda: s.storage_domains_service().add(types.StorageDomain(
                 name="sd2", type=types.StorageDomainType.DATA, host=types.Host(name="host2"),
                 storage=types.HostStorage(type=types.StorageType.LOCALFS,
