@@ -548,3 +548,38 @@ def test_helper_md5s_match_what_md5sum_prints(tmp_path):
             as files:
         assert files.getmember('etc/pki/ovirt-engine/private/ca.pem').mode == 0o600
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------- the lab engine's engine-backup
+
+@pytest.fixture(scope='module')
+def lab_engine_state(tmp_path_factory):
+    from ovirt_hosted_engine_setup.lab.engine.state import run_setup
+    state_dir = str(tmp_path_factory.mktemp('engine') / 'state')
+    run_setup(state_dir, 'engine.lab.test', 'lab-Admin-pw1')
+    return state_dir
+
+
+@pytest.mark.parametrize('archive, files', [('gzip', 'xz'), ('bzip2', 'gzip'), ('xz', 'xz'),
+                                            ('None', 'gzip')])
+def test_lab_engine_backup_is_accepted(lab_engine_state, tmp_path, archive, files):
+    """What the lab's engine-backup --mode=backup writes passes the deploy's check, and the
+    fix-ups run on its database dump."""
+    from ovirt_hosted_engine_setup.lab.engine import backup as engine_backup
+    from ovirt_hosted_engine_setup.lab.engine.state import ENGINE_VERSION
+    path = str(tmp_path / 'engine.backup')
+    engine_backup.backup(lab_engine_state, path, engine_backup.Output(str(tmp_path / 'log')),
+                         archive, files)
+    info = rb.check_archive(path, ENGINE_VERSION)
+    assert (info.fqdn, info.version) == ('engine.lab.test', ENGINE_VERSION)
+    assert (info.archive_compressor, info.files_compressor) == (archive, files)
+    assert info.db_member == DB and info.version_checked
+    with pytest.raises(RestoreError, match='newer than the appliance'):
+        rb.check_version(info, (ENGINE_VERSION[0] - 1, 99))
+    with tarfile.open(path) as tar:
+        dump = tar.extractfile(DB).read().decode()
+    db = sqlite3.connect(':memory:')
+    db.executescript(dump)
+    for sql in (rb.fixup_report_sql('host1', 'host1.lab.test', 'uid', 'hosted_storage')
+                + rb.fixup_sql('host1', 'host1.lab.test', 'uid', 'hosted_storage', STAMP)):
+        db.execute(sql)
