@@ -61,6 +61,7 @@ INVENTORY = r'''
 s = conn.system_service()
 dcs = {d.name: d.id for d in s.data_centers_service().list()}
 out = {"dcs": sorted(dcs),
+       "dc_status": {d.name: d.status.value for d in s.data_centers_service().list()},
        "clusters": {c.name: c.data_center.id == dcs.get("Legacy")
                     for c in s.clusters_service().list()},
        "hosts": {h.name: [h.status.value, h.cluster.id] for h in s.hosts_service().list()},
@@ -139,6 +140,8 @@ def test_up_populate(lab, tmp_path):
 
     inv = sdk(lab, INVENTORY)
     assert inv['dcs'] == ['Default', 'Legacy']
+    # no storage domain attached to either: both uninitialized, as oVirt shows them
+    assert inv['dc_status'] == {'Default': 'uninitialized', 'Legacy': 'uninitialized'}
     assert inv['clusters'] == {'Default': False, 'LegacyCluster': True}
     assert inv['hosts'] == {'host2': ['up', inv['cluster_id']],
                             'host3': ['up', inv['cluster_id']]}

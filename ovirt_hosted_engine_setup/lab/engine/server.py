@@ -210,7 +210,14 @@ class Engine:
         clusters = {c['id'] for c in self.state.items('clusters') if c.get('data_center') == dc_id}
         up = any(h.get('status') == 'up' and h.get('cluster') in clusters
                  for h in self.state.items('hosts'))
-        return 'up' if up and self.state.items('storage_domains') else 'uninitialized'
+        return 'up' if up and any(self.sd_data_center(sd) == dc_id
+                                  for sd in self.state.items('storage_domains')) \
+            else 'uninitialized'
+
+    def sd_data_center(self, sd):
+        """The data center of a storage domain: the one an API-added domain records (None:
+        unattached); a domain imported from a host is the default data center's."""
+        return sd['data_center'] if 'data_center' in sd else self.default_dc()
 
     def create_storage_domain(self, host, sd, conn):
         """oVirt's AddStorageDomain for file storage, through host's agent:
@@ -536,10 +543,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == 'hosts':
             return xmlapi.host(obj, all_content=all_content)
         if kind == 'storagedomains':
-            # a domain added through the API records its data center (None: unattached);
-            # one imported from a host is the default data center's
-            return xmlapi.storage_domain(obj, obj['data_center'] if 'data_center' in obj
-                                         else e.default_dc())
+            return xmlapi.storage_domain(obj, e.sd_data_center(obj))
         clusters = e.state.items('clusters')
         return xmlapi.vm(obj, obj.get('cluster') or (clusters[0]['id'] if clusters else None))
 
