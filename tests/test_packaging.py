@@ -46,7 +46,8 @@ def test_every_spec_key_is_defined():
         'OVEHOSTED_CORE': ['deployProceed*', 'screenProceed*', 'confirmSettings*',
                            'userAnswerFile', 'etcAnswerFile', 'restoreFromFile',
                            'checkRequirements', 'tempDir', 'skipTTYCheck',
-                           'isAdditionalHost*', 'additionalHostReDeployment*'],
+                           'isAdditionalHost*', 'additionalHostReDeployment*',
+                           'renewPKIonRestore*', 'pauseonRestore*'],
         'OVEHOSTED_FIRST_HOST': ['fetchAnswer*', 'fqdn*', 'sshdPort*', 'rootPassword',
                                  'skipSharedStorageAF*'],
         'OVEHOSTED_NETWORK': ['fqdn*', 'bridgeName*', 'bridgeIf*', 'gateway*',
@@ -82,7 +83,8 @@ def test_every_spec_key_is_defined():
     secrets = {str(k) for k in constants.SECRET_KEYS}
     assert secrets == {'OVEHOSTED_ENGINE/adminPassword', 'OVEHOSTED_STORAGE/iSCSIPortalPassword',
                        'OVEHOSTED_FIRST_HOST/rootPassword',
-                       'OVEHOSTED_VM/cloudinitRootPwd', 'OVEHOSTED_VDSM/passwd'}
+                       'OVEHOSTED_VM/cloudinitRootPwd', 'OVEHOSTED_VDSM/passwd',
+                       'OVEHOSTED_VM/sshHostPrivateKey'}
 
 
 def test_setup_py_lists_man_pages_and_commands():

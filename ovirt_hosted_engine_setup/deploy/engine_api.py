@@ -343,6 +343,36 @@ def check_cluster(conn, datacenter, cluster):
     return dc, found
 
 
+def ensure_cluster(conn, datacenter, cluster):
+    """(data center, cluster, [what was created]): the named data center and cluster,
+    created when the engine lacks them (a restored engine has the backup's; the deploy may
+    name new ones). EngineError when the engine refuses to create one."""
+    sdk = _sdk()
+    types = sdk.types
+    system = conn.system_service()
+    created = []
+    try:
+        dc = next((d for d in system.data_centers_service().list()
+                   if d.name == datacenter), None)
+        if dc is None:
+            dc = system.data_centers_service().add(types.DataCenter(name=datacenter,
+                                                                     local=False))
+            created.append('the data center %s' % datacenter)
+        found = next((x for x in system.clusters_service().list()
+                      if x.name == cluster and x.data_center is not None and
+                      x.data_center.id == dc.id), None)
+        if found is None:
+            found = system.clusters_service().add(types.Cluster(
+                name=cluster, data_center=types.DataCenter(id=dc.id)))
+            created.append('the cluster %s in data center %s' % (cluster, datacenter))
+    except sdk.Error as e:
+        raise EngineError('Cannot find or create the data center %r and cluster %r in the '
+                          'engine: %s; give the names of ones the restored engine has '
+                          '(OVEHOSTED_ENGINE/datacenterName, OVEHOSTED_ENGINE/clusterName)'
+                          % (datacenter, cluster, _sdk_message(e)))
+    return dc, found, created
+
+
 def check_host_absent(conn, name, address):
     """EngineError when the engine has a host of this name or address already."""
     sdk = _sdk()

@@ -11,6 +11,7 @@ import socket
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy.additional_host import adds_host, first_host
 from ovirt_hosted_engine_setup.deploy import engine_api, host_agent
+from ovirt_hosted_engine_setup.deploy.restore_engine import restoring
 from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.api.client import DEFAULT_PORT, VDSM_CAFILE
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
@@ -49,7 +50,8 @@ class Plugin(PluginBase):
             self.logger.info('engine-setup: %s', text)
 
     @event(stage=Stages.CLOSEUP, name=c.Events.ENGINE_SETUP_DONE, priority=Priority.HIGH,
-           after=(c.Events.VM_STARTED,), condition=first_host)
+           after=(c.Events.VM_STARTED,),
+           condition=lambda self: first_host(self) and not restoring(self))
     def _engine_setup(self):
         env = self.environment
         run_setup = env.get(c.VMEnv.CLOUDINIT_EXECUTE_ESETUP)
@@ -146,8 +148,16 @@ class Plugin(PluginBase):
         conn = engine_api.connect(engine_api.api_url(fqdn), env[c.EngineEnv.ADMIN_USERNAME],
                                   env[c.EngineEnv.ADMIN_PASSWORD], env[c.EngineEnv.CA_FILE])
         try:
-            dc, cluster = engine_api.check_cluster(conn, env[c.EngineEnv.DATACENTER_NAME],
-                                                   env[c.EngineEnv.CLUSTER_NAME])
+            if restoring(self):
+                # the restored engine has the backup's data centers and clusters: one this
+                # deploy names and the backup lacks is created
+                dc, cluster, created = engine_api.ensure_cluster(
+                    conn, env[c.EngineEnv.DATACENTER_NAME], env[c.EngineEnv.CLUSTER_NAME])
+                for what in created:
+                    self.logger.info('Created %s in the restored engine', what)
+            else:
+                dc, cluster = engine_api.check_cluster(conn, env[c.EngineEnv.DATACENTER_NAME],
+                                                       env[c.EngineEnv.CLUSTER_NAME])
             self.logger.info('Adding this host to the engine as %s (address %s, cluster %s '
                              'of data center %s)', name, address, cluster.name, dc.name)
             host = engine_api.add_host(

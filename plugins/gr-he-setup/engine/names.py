@@ -11,12 +11,14 @@ import re
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.deploy.additional_host import adds_host
+from ovirt_hosted_engine_setup.deploy.restore_engine import restoring
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
-NAMES_EVENT = 'ohosted.engine.names'
 DEFAULT_ENGINE_SETUP_TIMEOUT = 1800
 DEFAULT_HEALTH_TIMEOUT = 300
 DEFAULT_HOST_UP_TIMEOUT = 600
+RESTORE_NOTE = (' (the restored engine has the data centers and clusters of the backup: give '
+                'the one this host belongs to, or a new name to create it)')
 _HOST_NAME = re.compile(r'^[A-Za-z0-9_.-]{1,255}$')
 
 
@@ -52,17 +54,22 @@ class Plugin(PluginBase):
                 raise ValueError('Invalid value of %s: %s; fix it in the answer file'
                                  % (key, e))
 
-    @event(stage=Stages.CUSTOMIZATION, name=NAMES_EVENT,
+    @event(stage=Stages.CUSTOMIZATION, name=c.Events.ENGINE_NAMES,
            after=(c.Events.TITLE_S_ENGINE,),
            before=(c.Events.ENGINE_PASSWORD, c.Events.TITLE_E_ENGINE))
     def _names(self):
         env = self.environment
+        # a restored engine has the data centers and clusters of its backup: no default,
+        # a name it does not have is created when this host is added
+        restore = restoring(self)
         self._ask(c.EngineEnv.DATACENTER_NAME, 'OVEHOSTED_ENGINE_DATACENTER_NAME',
                   'Please enter the name of the data center where you want to deploy this '
-                  'hosted-engine host', c.DEFAULT_DATACENTER, validators.name)
+                  'hosted-engine host%s' % (RESTORE_NOTE if restore else ''),
+                  None if restore else c.DEFAULT_DATACENTER, validators.name)
         self._ask(c.EngineEnv.CLUSTER_NAME, 'OVEHOSTED_ENGINE_CLUSTER_NAME',
                   'Please enter the name of the cluster where you want to deploy this '
-                  'hosted-engine host', c.DEFAULT_CLUSTER, validators.name)
+                  'hosted-engine host%s' % (RESTORE_NOTE if restore else ''),
+                  None if restore else c.DEFAULT_CLUSTER, validators.name)
         host_id = env.get(c.StorageEnv.HOST_ID) or 1
         if adds_host(self):     # the engine names a host it adds itself
             self._ask(c.EngineEnv.APP_HOST_NAME, 'OVEHOSTED_APP_HOST_NAME',

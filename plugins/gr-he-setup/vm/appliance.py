@@ -103,7 +103,7 @@ class Plugin(PluginBase):
             'path': app.path, 'vcpus': app.vcpus, 'memory_mb': app.memory_mb,
             'disk_size': app.disk_size_bytes, 'disk_format': app.disk_format,
             'compressed': app.compressed, 'disk_member_size': app.disk_member_size,
-            'vm_name': app.vm_name,
+            'vm_name': app.vm_name, 'engine_version': app.engine_version,
         }
         self.logger.info('Appliance %s: %d vCPU, %d MB of memory, a %s %s disk',
                          os.path.basename(app.path), app.vcpus, app.memory_mb,

@@ -7,7 +7,8 @@ import re
 from ovirt_hosted_engine_setup.deploy import cloud_init
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy.additional_host import first_host
-from ovirt_hosted_engine_setup.deploy import engine_vm
+from ovirt_hosted_engine_setup.deploy import engine_vm, restore_backup
+from ovirt_hosted_engine_setup.deploy.restore_engine import restoring
 from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
 
 from . import common
@@ -167,6 +168,12 @@ class Plugin(PluginBase):
 
     def check_fqdn(self, value):
         text = str(value).strip().rstrip('.')
+        backup = self.environment.get(c.CoreEnv.BACKUP_INFO)
+        if backup is not None:
+            try:
+                restore_backup.check_fqdn(backup.fqdn, text)
+            except restore_backup.RestoreError as e:
+                raise ValueError(str(e))
         self.fqdn_addrs = engine_vm.check_engine_fqdn(text, self.local_addrs())
         return text
 
@@ -193,19 +200,29 @@ class Plugin(PluginBase):
                        'Please specify the path of the cloud-init ISO image (volume id '
                        'cidata) to attach to the VM', self.check_iso)
 
+        backup = env.get(c.CoreEnv.BACKUP_INFO)
         common.ask(self, c.NetworkEnv.FQDN, 'OVEHOSTED_NETWORK_FQDN', FQDN_NOTE,
-                   self.check_fqdn)
+                   self.check_fqdn, default=backup.fqdn if backup else None)
         fqdn = env[c.NetworkEnv.FQDN]
         if env.get(c.VMEnv.CLOUDINIT_INSTANCE_HOSTNAME) is None:
             env[c.VMEnv.CLOUDINIT_INSTANCE_HOSTNAME] = fqdn.split('.', 1)[0]
         if env.get(c.VMEnv.CLOUDINIT_INSTANCE_DOMAINNAME) is None:
             env[c.VMEnv.CLOUDINIT_INSTANCE_DOMAINNAME] = fqdn.split('.', 1)[1]
+        if restoring(self) and mode != 'generate':
+            raise ValueError('Restoring a backup needs the cloud-init seed this deploy '
+                             'generates (it gives the engine VM the root login and SSH host '
+                             'key the restore uses): answer Generate (%s=str:generate)'
+                             % c.VMEnv.CLOUD_INIT_ISO)
         if mode != 'generate':
             return
 
-        common.ask_yes_no(self, c.VMEnv.CLOUDINIT_EXECUTE_ESETUP, 'CI_EXECUTE_ESETUP',
-                          'Automatically execute engine-setup on the engine appliance on '
-                          'first boot', default=True)
+        if restoring(self):
+            # the deploy runs engine-setup itself, after restoring the backup in the VM
+            env[c.VMEnv.CLOUDINIT_EXECUTE_ESETUP] = False
+        else:
+            common.ask_yes_no(self, c.VMEnv.CLOUDINIT_EXECUTE_ESETUP, 'CI_EXECUTE_ESETUP',
+                              'Automatically execute engine-setup on the engine appliance on '
+                              'first boot', default=True)
         if env.get(c.VMEnv.CLOUDINIT_ROOTPWD) is None:
             env[c.VMEnv.CLOUDINIT_ROOTPWD] = self.dialog.query_password(
                 'CI_ROOT_PASSWORD', 'Enter root password that will be used for the engine '
@@ -221,6 +238,11 @@ class Plugin(PluginBase):
         common.ask(self, c.VMEnv.ROOT_SSH_ACCESS, 'CI_ROOT_SSH_ACCESS',
                    'Do you want to enable ssh access for the root user', check_ssh_access,
                    default='yes', valid_values=cloud_init.ROOT_SSH_ACCESS)
+        if restoring(self) and env[c.VMEnv.ROOT_SSH_ACCESS] != 'yes':
+            raise ValueError('Restoring a backup copies it into the engine VM over SSH as root '
+                             'with the root password: answer yes to root SSH access (%s); '
+                             'restrict it in the engine VM after the deploy'
+                             % c.VMEnv.ROOT_SSH_ACCESS)
         self._network()
         common.ask_yes_no(self, c.VMEnv.CLOUDINIT_VM_ETC_HOSTS, 'CI_VM_ETC_HOST',
                           'Add lines for the appliance itself and for this host to /etc/hosts '

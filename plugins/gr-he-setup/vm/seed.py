@@ -73,6 +73,10 @@ def seed_spec(env):
         entry = host_entry(env)
         if entry:
             etc_hosts.append(entry)
+    host_key = None
+    if env.get(c.VMEnv.SSH_HOST_PRIVATE_KEY):
+        host_key = cloud_init.SshHostKey(private=env[c.VMEnv.SSH_HOST_PRIVATE_KEY],
+                                         public=env[c.VMEnv.SSH_HOST_KEY])
     run = bool(env.get(c.VMEnv.CLOUDINIT_EXECUTE_ESETUP))
     answers = {}
     if run:
@@ -84,7 +88,7 @@ def seed_spec(env):
         root_ssh_access=env.get(c.VMEnv.ROOT_SSH_ACCESS) or 'yes',
         ip=cidr, gateway=gateway, dns=dns, mac=env.get(c.VMEnv.MAC_ADDR),
         etc_hosts=etc_hosts, engine_answers=answers, run_engine_setup=run,
-        timezone=env.get(c.VMEnv.CLOUDINIT_VM_TZ) or None)
+        timezone=env.get(c.VMEnv.CLOUDINIT_VM_TZ) or None, ssh_host_key=host_key)
 
 
 def remove(path):
@@ -122,6 +126,15 @@ class Plugin(PluginBase):
     def _check_seed(self):
         """Every seed value checked together before anything changes on the host."""
         env = self.environment
+        if not env.get(c.VMEnv.SSH_HOST_PRIVATE_KEY):
+            # the engine VM's SSH host key, made here and given to the VM in the seed: this
+            # deploy (and the admin, from the fingerprint) can trust the VM's sshd from the
+            # first connection on
+            key = cloud_init.generate_host_key('root@%s' % env[c.NetworkEnv.FQDN])
+            env[c.VMEnv.SSH_HOST_PRIVATE_KEY] = key.private
+            env[c.VMEnv.SSH_HOST_KEY] = key.public
+            env[c.VMEnv.SSH_HOST_KEY_FINGERPRINT] = key.fingerprint
+            self.logger.info('The engine VM\'s SSH host key will be %s', key.fingerprint)
         if env.get(c.VMEnv.CLOUDINIT_EXECUTE_ESETUP) and not env.get(c.EngineEnv.ADMIN_PASSWORD):
             raise ValueError('engine-setup is to run in the engine VM but there is no engine '
                              'admin password: give %s' % c.EngineEnv.ADMIN_PASSWORD)
