@@ -116,11 +116,13 @@ def _status(lab):
         print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
     se = standalone.StandaloneEngine(lab).status()
     if se is not None:
-        holder, engine, pid = se
-        print('standalone engine: %s   %s %s   namespace: %s' % (
-            'stopped' if engine is None else 'up (pid %d)' % pid if engine else 'DEAD',
-            labmod.ENGINE_FQDN, labmod.ENGINE_ADDRESS, 'up' if holder else 'DEAD'))
-        ok = ok and holder and engine is not False
+        print('standalone engine: %s   %s %s   namespace: %s%s' % (
+            'stopped' if se['engine'] is None else
+            'up (pid %d)' % se['pid'] if se['engine'] else 'DEAD',
+            labmod.ENGINE_FQDN, labmod.ENGINE_ADDRESS,
+            '-' if se['namespace'] is None else 'up' if se['namespace'] else 'DEAD',
+            '   backed up to %s' % se['backup'] if se['backup'] else ''))
+        ok = ok and se['namespace'] is not False and se['engine'] is not False
     return 0 if ok else 1
 
 

@@ -120,14 +120,16 @@ class StandaloneEngine:
             yield
 
     def status(self):
-        """None when there is no standalone engine; else (holder alive, engine: True alive,
-        False dead, None stopped, pid)."""
+        """None when there is no standalone engine; else {'engine': True (alive), False
+        (died) or None (stopped), 'pid', 'namespace': True, False (died) or None (none),
+        'backup': the file of the backup that stopped it, or None}."""
         rec = self.load()
-        if not rec or not (rec.get('holder') or rec.get('engine')):
+        if not rec or not (rec.get('holder') or rec.get('engine') or rec.get('backup')):
             return None
-        eng = rec.get('engine')
-        return (alive(rec.get('holder')), None if eng is None else alive(eng),
-                eng and eng['pid'])
+        eng, holder = rec.get('engine'), rec.get('holder')
+        return {'engine': None if eng is None else alive(eng), 'pid': eng and eng['pid'],
+                'namespace': None if holder is None else alive(holder),
+                'backup': rec.get('backup')}
 
     # up ----------------------------------------------------------------------
     def up(self, admin_password=ADMIN_PASSWORD, root_password=None, populate=False):
@@ -160,6 +162,7 @@ class StandaloneEngine:
                 except BaseException:
                     self._stop(rec, quiet=True)
                     raise
+            rec['backup'] = None
             try:
                 self._setup(admin_password)
                 self._start(rec)
@@ -366,15 +369,13 @@ class StandaloneEngine:
 
     def _backup(self, rec, dest, tmp):
         if alive(rec.get('engine')):
-            pid = rec['engine']['pid']
             say('standalone engine: stopping the engine (pid %d) before the backup, so that it '
-                'and the engine restored from the backup never manage the same hosts' % pid)
-            kill_pids([pid], grace=STOP_GRACE)
-            if alive(rec['engine']):
-                raise LabError('the standalone engine (pid %d) did not stop: run '
-                               'hosted-engine-lab standalone-engine down' % pid)
-        rec['engine'] = None
-        self.save(rec)
+                'and the engine restored from the backup never manage the same hosts'
+                % rec['engine']['pid'])
+        # the old server is switched off: the engine, then its namespace, so that its
+        # address is free for the engine VM restored from the backup
+        self._stop(rec, quiet=True)
+        say('standalone engine: stopped and off the lab network (%s is free)' % ENGINE_ADDRESS)
         work = os.path.join(self.dir, 'backups')
         os.makedirs(work, mode=0o700, exist_ok=True)
         stamp = time.strftime('%Y%m%d%H%M%S')
@@ -391,6 +392,8 @@ class StandaloneEngine:
         shutil.copyfile(archive, tmp)
         os.chmod(tmp, 0o600)
         os.rename(tmp, dest)
+        rec['backup'] = dest
+        self.save(rec)
         size = os.path.getsize(dest)
         print('Backup of the standalone engine written to %s (%d bytes); the engine stays '
               'stopped' % (dest, size), flush=True)
@@ -401,10 +404,11 @@ class StandaloneEngine:
             return
         with self.locked():
             rec = self.load()
-            if not rec or not (rec.get('holder') or rec.get('engine')):
+            if not rec or not (rec.get('holder') or rec.get('engine') or rec.get('backup')):
                 if not quiet:
                     say('no standalone engine is up in %s' % self.lab.dir)
                 return
+            rec['backup'] = None
             self._stop(rec, quiet=quiet)
 
     def _stop(self, rec, quiet=False):

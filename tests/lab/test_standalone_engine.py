@@ -218,16 +218,24 @@ def test_backup_to_an_unwritable_path(lab, tmp_path):
 
 
 def test_backup(lab, tmp_path):
-    eng = record(lab)['engine']
+    rec = record(lab)
+    eng = rec['engine']
     dest = tmp_path / 'engine.backup'
     r = lab.cli('standalone-engine', 'backup', str(dest), timeout=300)
     assert 'Packing into file' in r.stdout and 'Done.' in r.stdout
     size = os.path.getsize(dest)
     assert '%s (%d bytes)' % (dest, size) in r.stdout
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
-    # the engine stays stopped: the old engine and the restored one never both run
+    # the engine stays stopped: the old engine and the restored one never both run; its
+    # namespace is gone, the engine address free for the engine VM
     assert not alive(eng) and record(lab)['engine'] is None
-    assert 'standalone engine: stopped' in lab.cli('status').stdout
+    assert not alive(rec['holder']) and pids_in_ns('net', rec['ns']['net']) == []
+    net = Lab(lab.dir).load()['net']['pid']
+    ping = subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ping', '-n', '-c', '1',
+                           '-W', '1', '192.168.222.200'], capture_output=True, text=True)
+    assert ping.returncode != 0, ping.stdout
+    st = lab.cli('status')
+    assert 'standalone engine: stopped' in st.stdout and 'backed up to %s' % dest in st.stdout
     with tarfile.open(dest) as t:
         members = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
     assert set(members) == {'./version', './config', './md5sum', './files',
