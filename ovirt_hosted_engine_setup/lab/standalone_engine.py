@@ -26,8 +26,9 @@ and StorageDomain.create on that host's agent), and two VMs (down) in the cluste
 exists already (by name) is kept: a second populate adds only what is missing.
 
 `backup` stops the engine (so that the old engine and the one restored from the backup never
-manage the same hosts) and runs the lab engine's engine-backup (lab.engine.backup) on its
-state directory; the engine stays stopped. `down` stops the engine and every process of its
+manage the same hosts) and removes its namespace (the engine address is then free for the
+engine VM restored from the backup), and runs the lab engine's engine-backup
+(lab.engine.backup) on its state directory; the engine stays stopped. `down` stops the engine and every process of its
 namespaces by pid; the state stays for the next `up` in the same lab (an `up` after the lab
 itself was restarted sets up a new engine: the lab's hosts and storage are new).
 """
