@@ -35,6 +35,7 @@ itself was restarted sets up a new engine: the lab's hosts and storage are new).
 import argparse
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import json
 import os
@@ -86,6 +87,22 @@ def python():
     return os.path.join(paths.venv_bin(), 'python')
 
 
+def _no_hang(method):
+    """A command that hangs past its time limit is a LabError naming it, not a traceback."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except subprocess.TimeoutExpired as e:
+            cmd = [e.cmd] if isinstance(e.cmd, str) else list(e.cmd)
+            if '--' in cmd:     # what runs in a namespace, without nsenter's part
+                cmd = cmd[cmd.index('--') + 1:]
+            raise LabError('%s did not finish within %d s; the standalone engine\'s log: %s'
+                           % (' '.join(os.path.basename(c) for c in cmd)[:200], e.timeout,
+                              args[0].log_file))
+    return wrapper
+
+
 class StandaloneEngine:
     def __init__(self, lab):
         self.lab = lab
@@ -133,6 +150,7 @@ class StandaloneEngine:
                 'backup': rec.get('backup')}
 
     # up ----------------------------------------------------------------------
+    @_no_hang
     def up(self, admin_password=ADMIN_PASSWORD, root_password=None, populate=False):
         st = self.lab.load()
         if not st or not alive(st.get('net')):
@@ -342,6 +360,7 @@ class StandaloneEngine:
                            'keeps running, its log: %s' % self.log_file)
 
     # backup ------------------------------------------------------------------
+    @_no_hang
     def backup(self, dest):
         dest = os.path.abspath(dest)
         with self.locked():
@@ -400,6 +419,7 @@ class StandaloneEngine:
               'stopped' % (dest, size), flush=True)
 
     # down --------------------------------------------------------------------
+    @_no_hang
     def down(self, quiet=False):
         if not os.path.isdir(self.dir):
             return

@@ -16,6 +16,8 @@ import stat
 import subprocess
 import tarfile
 
+import pytest
+
 from daemon_proc import python, wait_for
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 from ovirt_hosted_engine_setup.lab.lab import Lab, alive, pids_in_ns
@@ -72,6 +74,20 @@ out = {"dcs": sorted(dcs),
                for v in s.vms_service().list()}}
 print(json.dumps(out))
 '''
+
+
+def test_a_command_that_hangs_is_one_error_line(tmp_path, monkeypatch):
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(['nsenter', '-t', '1', '-n', '--', '/x/bin/python',
+                                         '-m', 'mod', 'populate'], 540)
+    monkeypatch.setattr(standalone.StandaloneEngine, '_stop', hang)
+    se = standalone.StandaloneEngine(Lab(str(tmp_path)))
+    os.makedirs(se.dir)
+    se.save({'holder': None, 'engine': None, 'backup': '/x'})
+    with pytest.raises(standalone.LabError) as e:
+        se.down()
+    assert str(e.value) == ('python -m mod populate did not finish within 540 s; the '
+                            "standalone engine's log: %s" % se.log_file)
 
 
 def test_up_without_a_lab(own_lab_dir):
