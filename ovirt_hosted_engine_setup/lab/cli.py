@@ -79,7 +79,8 @@ def build_parser():
                             'storage domain and two VMs through the REST API')
     se_up.add_argument('--admin-password-file', metavar='FILE', default=None,
                        help='the password of admin@internal, on the first line of FILE '
-                            '(default: %s)' % standalone.ADMIN_PASSWORD)
+                            '(default: %s for a new engine; an engine set up before keeps '
+                            'its own)' % standalone.ADMIN_PASSWORD)
     se_up.add_argument('--root-password-file', metavar='FILE', default=None,
                        help="the lab hosts' root password for SSH as given to up, on the first "
                             'line of FILE (default: %s)' % sshd.ROOT_PASSWORD)
@@ -156,7 +157,7 @@ def main(argv=None):
                                           'adds: add --populate, or leave it out')
                 se.up(admin_password=standalone.read_secret_file(
                           args.admin_password_file, 'admin password')
-                      if args.admin_password_file else standalone.ADMIN_PASSWORD,
+                      if args.admin_password_file else None,
                       root_password=standalone.read_secret_file(
                           args.root_password_file, 'root password')
                       if args.root_password_file else None,

@@ -151,7 +151,9 @@ class StandaloneEngine:
 
     # up ----------------------------------------------------------------------
     @_no_hang
-    def up(self, admin_password=ADMIN_PASSWORD, root_password=None, populate=False):
+    def up(self, admin_password=None, root_password=None, populate=False):
+        """admin_password: set it (a new engine gets ADMIN_PASSWORD when None; an engine
+        that is set up keeps its own)."""
         st = self.lab.load()
         if not st or not alive(st.get('net')):
             raise LabError('no lab is up in %s: run hosted-engine-lab up first' % self.lab.dir)
@@ -182,8 +184,13 @@ class StandaloneEngine:
                     self._stop(rec, quiet=True)
                     raise
             rec['backup'] = None
+            set_up = os.path.isfile(os.path.join(self.state_dir, 'setup.json'))
             try:
-                self._setup(admin_password)
+                if not set_up or admin_password:
+                    self._setup(admin_password or ADMIN_PASSWORD)
+                else:
+                    say('standalone engine: set up already in %s (its admin password kept)'
+                        % self.state_dir)
                 self._start(rec)
             except BaseException:
                 say('standalone engine: starting failed; stopping what was started')
@@ -191,7 +198,8 @@ class StandaloneEngine:
                 raise
             self._print_info(rec)
             if populate:
-                self._populate(rec, hosts, admin_password, root_password or sshd.ROOT_PASSWORD)
+                self._populate(rec, hosts, admin_password or ADMIN_PASSWORD,
+                               root_password or sshd.ROOT_PASSWORD)
 
     def _check_address_free(self, net_pid):
         """Refuse when something on the lab network holds the engine's address (an engine

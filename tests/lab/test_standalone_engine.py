@@ -287,15 +287,17 @@ def test_backup(lab, tmp_path):
                      'vms': list(standalone.POPULATE_VMS)}
 
 
-def test_up_again_keeps_the_engine_and_populate_adds_nothing(lab):
-    r = lab.cli('standalone-engine', 'up', '--populate', timeout=400, check=False)
-    # the engine of this lab keeps its state: its admin password is the one set at the
-    # first up (an up without a password file sets the lab's default one again)
+def test_up_again_keeps_the_engine_and_populate_adds_nothing(lab, tmp_path):
+    # the engine of this lab keeps its state; populate logs in with the password given
+    pw_file = tmp_path / 'admin-pw'
+    pw_file.write_text(ADMIN_PW + '\n')
+    r = lab.cli('standalone-engine', 'up', '--populate', '--admin-password-file', str(pw_file),
+                timeout=400, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     for what in ('data center Legacy', 'cluster LegacyCluster', 'host host2', 'host host3',
                  'storage domain legacy_data', 'VM legacy-vm1', 'VM legacy-vm2'):
         assert '%s is there' % what in r.stdout, what
-    inv = sdk(lab, INVENTORY, password=standalone.ADMIN_PASSWORD)
+    inv = sdk(lab, INVENTORY)
     assert sorted(inv['hosts']) == ['host2', 'host3'] and len(inv['sds']) == 1
     assert sorted(inv['vms']) == list(standalone.POPULATE_VMS)
 
@@ -306,10 +308,13 @@ def test_a_dead_engine_is_shown_and_up_starts_it_again(lab):
     wait_for('the engine gone', lambda: not alive(rec['engine']), 10)
     r = lab.cli('status', check=False)
     assert r.returncode == 1 and 'standalone engine: DEAD' in r.stdout, r.stdout
-    lab.cli('standalone-engine', 'up', timeout=120)
+    r = lab.cli('standalone-engine', 'up', timeout=120)
+    assert 'admin password kept' in r.stdout
     again = record(lab)
     assert again['holder'] == rec['holder'] and alive(again['engine'])
     assert lab.cli('status').returncode == 0
+    # an up without a password file keeps the engine's admin password
+    assert sdk(lab, 'print(json.dumps(conn.test()))') is True
 
 
 def test_down(lab):
