@@ -275,16 +275,34 @@ def test_backup(lab, tmp_path):
                         '--provision-all-databases', '--restore-permissions'],
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and 'Done.' in r.stdout, r.stdout + r.stderr
+    assert names_in(restored) == {
+        'data_centers': ['Default', 'Legacy'], 'clusters': ['Default', 'LegacyCluster'],
+        'hosts': ['host2', 'host3'], 'storage_domains': ['legacy_data'],
+        'vms': list(standalone.POPULATE_VMS)}
+    # the deploy's check of the archive takes it, and its database fix-ups apply: here as
+    # when host3 were the deploying host and legacy_data the hosted-engine domain
+    from ovirt_hosted_engine_setup.deploy import restore_backup
+    info = restore_backup.check_archive(str(dest), '4.5.6')
+    assert (info.fqdn, info.version) == ('engine.lab.test', (4, 5, 6))
+    sql = restore_backup.fixup_sql('host3', 'host3.lab.test', '', 'legacy_data',
+                                   '20260101T000000')
+    r = subprocess.run([python(), '-m', 'ovirt_hosted_engine_setup.lab.engine.psql',
+                        '--state-dir', restored] + [a for q in sql for a in ('-c', q)],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    names = names_in(restored)
+    assert names['hosts'] == ['host2']
+    assert names['storage_domains'] == ['legacy_data_old_20260101T000000']
+    assert names['vms'] == list(standalone.POPULATE_VMS)
+
+
+def names_in(state_dir):
     from ovirt_hosted_engine_setup.lab.engine import database
-    db = database.Database(os.path.join(restored, database.DB_FILE))
+    db = database.Database(os.path.join(state_dir, database.DB_FILE))
     try:
-        names = {kind: sorted(o['name'] for o in db.items(kind)) for kind in database.KINDS}
+        return {kind: sorted(o['name'] for o in db.items(kind)) for kind in database.KINDS}
     finally:
         db.close()
-    assert names == {'data_centers': ['Default', 'Legacy'],
-                     'clusters': ['Default', 'LegacyCluster'], 'hosts': ['host2', 'host3'],
-                     'storage_domains': ['legacy_data'],
-                     'vms': list(standalone.POPULATE_VMS)}
 
 
 def test_up_again_keeps_the_engine_and_populate_adds_nothing(lab, tmp_path):
