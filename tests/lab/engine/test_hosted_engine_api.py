@@ -439,11 +439,14 @@ def test_appliance_carries_the_ssh_client_the_engine_uses():
     if not shutil.which('apt-cache'):
         pytest.skip('needs apt-cache')
     pkgs = appliance.resolve_packages()
-    assert 'openssh-client' in pkgs
+    assert 'openssh-client' in pkgs and 'openssh-server' in pkgs
     assert 'adduser' not in pkgs and 'passwd' not in pkgs and 'perl-base' not in pkgs
-    # what the engine runs stays in the root; the rest of the client package is trimmed
-    assert not {'usr/bin/ssh', 'usr/bin/ssh-keyscan'} & set(appliance.TRIM)
-    assert {'usr/bin/scp', 'usr/bin/ssh-agent', 'usr/lib/openssh'} <= set(appliance.TRIM)
+    # what the engine runs (ssh, ssh-keyscan) and what its sshd serves (the SFTP server the
+    # restore's copy uses, ssh-keygen) stay in the root; the rest of the packages is trimmed
+    trim = set(appliance.TRIM)
+    assert not {'usr/bin/ssh', 'usr/bin/ssh-keyscan', 'usr/bin/ssh-keygen',
+                'usr/lib/openssh/sftp-server', 'usr/sbin/sshd'} & trim
+    assert {'usr/bin/scp', 'usr/bin/ssh-agent', 'usr/lib/openssh/ssh-keysign'} <= trim
 
 
 def test_recorded_ssh_key_is_expected_at_the_next_install(engine, connection, sshd):
