@@ -455,6 +455,13 @@ class VMBackend(Backend):
                   int(total.get('user_time', 0)), int(total.get('system_time', 0)))
         with self._lock:
             hist = self._cpu_samples.setdefault(vm_id, [])
+            if hist and sample[0] - hist[-1][0] < self.sample_interval / 2:
+                # a sample close after the last one (the VM's start, then the sampler's
+                # tick) would make an interval too short to measure: the pair always spans
+                # at least half the sampling interval
+                if len(hist) == 2:
+                    hist[-1] = sample
+                return
             hist.append(sample)
             del hist[:-2]
 
