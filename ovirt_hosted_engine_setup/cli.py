@@ -52,8 +52,9 @@ Usage: hosted-engine --deploy [args]
     --generate-answer=FILE
         Also write the answers of this run to FILE (mode 0600).
     --restore-from-file=FILE
-        Not available in this version: restoring the engine from an engine-backup archive
-        is refused at once, and nothing is changed.
+        Migrate a standalone engine: restore FILE, an engine-backup --mode=backup archive
+        of it, into the new engine VM (same FQDN), then go on as a first-host deploy. The
+        archive is checked before anything changes; stop the old engine first.
     --otopi-environment="KEY=type:value ..."
         Set environment values directly (types: none, bool, int, str, multi-str;
         APPEND:KEY=... and PREPEND:KEY=... join with ':'). A bool is one of True, False,
@@ -83,12 +84,13 @@ def parse_deploy_args(args):
                           '--otopi-environment'):
             raise UsageError('Unknown option %s for --deploy; see %s --deploy --help'
                              % (option, PROG))
-        if option == '--restore-from-file':
-            raise UsageError('--restore-from-file: %s' % constants.RESTORE_NOT_AVAILABLE)
         if not value:
             raise UsageError('%s needs a value: %s=VALUE' % (option, option))
         if option == '--config-append':
             assignments.append('APPEND:CORE/configFileAppend=str:%s' % os.path.abspath(value))
+        elif option == '--restore-from-file':
+            assignments.append('%s=str:%s' % (constants.CoreEnv.RESTORE_FROM_FILE,
+                                              os.path.abspath(value)))
         elif option == '--generate-answer':
             assignments.append('%s=str:%s' % (constants.CoreEnv.USER_ANSWER_FILE,
                                               os.path.abspath(value)))

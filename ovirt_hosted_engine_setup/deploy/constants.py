@@ -11,14 +11,6 @@ from ..runner.keys import EnvKey, keys_of
 K = EnvKey
 
 
-RESTORE_NOT_AVAILABLE = ('restoring the engine from a backup is not available in this version; '
-                         'nothing was changed on this host')
-
-
-def _restore_not_available(value):
-    raise ValueError(RESTORE_NOT_AVAILABLE)
-
-
 class CoreEnv:
     DEPLOY_PROCEED = K('OVEHOSTED_CORE/deployProceed', answer_file=True, kind='bool')
     SCREEN_PROCEED = K('OVEHOSTED_CORE/screenProceed', answer_file=True, kind='bool')
@@ -29,8 +21,8 @@ class CoreEnv:
     USER_ANSWER_FILE = K('OVEHOSTED_CORE/userAnswerFile')
     ETC_ANSWER_FILE = K('OVEHOSTED_CORE/etcAnswerFile')
     ANSWER_FILE_DIR = K('OVEHOSTED_CORE/answerFileDir')
-    # --restore-from-file: refused until restore exists (a given value is an error)
-    RESTORE_FROM_FILE = K('OVEHOSTED_CORE/restoreFromFile', validator=_restore_not_available)
+    # --restore-from-file: the engine-backup archive restored into the new engine VM
+    RESTORE_FROM_FILE = K('OVEHOSTED_CORE/restoreFromFile', preview='Restore from backup')
     CHECK_REQUIREMENTS = K('OVEHOSTED_CORE/checkRequirements', kind='bool')
     TEMPDIR = K('OVEHOSTED_CORE/tempDir', preview='Temporary directory')
     SKIP_TTY_CHECK = K('OVEHOSTED_CORE/skipTTYCheck', kind='bool')
@@ -299,6 +291,7 @@ class Events:
     ENGINE_CA_AVAILABLE = 'ohosted.engine.ca.available'
     HOST_ADDED = 'ohosted.engine.host.up'
     RESTORE_PAUSED = 'ohosted.engine.restore.paused'
+    RESTORE_HOST_ID = 'ohosted.engine.restore.hostid'
     HE_CONF_WRITTEN = 'ohosted.ha.conf.written'
     VM_SHUTDOWN = 'ohosted.vm.shutdown'
     HA_STARTED = 'ohosted.ha.started'

@@ -106,6 +106,19 @@ class EngineVmRestore:
                  % (row[1], row[1], when) for row in domains]
         return done
 
+    def spm_id(self, host_name):
+        """This host's id in its data center as the restored engine gave it (vds_spm_id,
+        oVirt's `vds` view), or None when the engine does not know the host."""
+        rows = self.psql('SELECT vds_spm_id FROM vds WHERE vds_name = %s;'
+                         % restore_backup.sql_quote(host_name, 'host name'))
+        if not rows or not rows[0][0].strip():
+            return None
+        try:
+            return int(rows[0][0])
+        except ValueError:
+            raise RestoreFailed('the restored engine gives this host the id %r: not a number'
+                                % rows[0][0])
+
     def engine_setup(self, answers, limit):
         remote = '%s/ovirt-engine-restore-answers' % REMOTE_DIR
         self.session.write_file(remote, cloud_init.answers_text(answers), mode=0o600)

@@ -344,6 +344,16 @@ def prepare_domain(client, spec, progress=None):
     return out
 
 
+def change_host_id(client, sd_uuid, host_id, progress=None):
+    """Leave the domain's lockspace and join it again with another host id (nothing of
+    this host may hold a lease in it: the engine VM is down)."""
+    _call(client, 'leaving the lockspace of storage domain %s' % sd_uuid,
+          'Host.stopMonitoringDomain', sdUUID=sd_uuid)
+    _call(client, 'monitoring storage domain %s with host id %s' % (sd_uuid, host_id),
+          'Host.startMonitoringDomain', sdUUID=sd_uuid, hostID=int(host_id))
+    wait_acquired(client, sd_uuid, progress)
+
+
 def connect(client, conf, wait=False, progress=None):
     """Connect this host to the hosted-engine storage and prepare the four images.
 

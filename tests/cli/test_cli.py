@@ -38,33 +38,29 @@ def _only_log_left(prefix):
     return [f for f in prefix.all_files() if not f.endswith('.log')] == []
 
 
-def test_restore_from_file_is_refused_before_anything(prefix, tmp_path):
-    """Restore does not exist yet: --restore-from-file is refused at once (not shown in the
-    preview and then ignored), whether the file exists or not."""
+def test_restore_from_file_bad_archive_refused_before_anything(prefix, tmp_path):
+    """--restore-from-file: the archive is checked at setup, before any question and any
+    change; a bad one is one line naming it and the fix (tests/deploy/test_restore_backup.py
+    has every refusal)."""
     backup = tmp_path / 'engine-backup.tar.gz'
     backup.write_bytes(b'backup')
-    for arg in ('--restore-from-file=%s' % backup,
-                '--restore-from-file=%s' % (tmp_path / 'none.tar'), '--restore-from-file'):
+    for arg, words in (('--restore-from-file=%s' % backup, 'is not a tar archive'),
+                       ('--restore-from-file=%s' % (tmp_path / 'none.tar'), 'does not exist'),
+                       ('--restore-from-file=%s' % tmp_path, 'is a directory')):
         r = prefix.run('--deploy', arg)
         assert r.returncode == 1
-        line = one_error_line(r)
-        assert line == ('hosted-engine: --restore-from-file: restoring the engine from a backup '
-                        'is not available in this version; nothing was changed on this host')
-        assert prefix.all_files() == []          # not even a log: nothing ran
-    help_text = prefix.run('--deploy', '--help').stdout
-    assert 'Not available in this version' in help_text
-
-
-def test_restore_key_in_answer_file_is_refused(prefix, tmp_path):
-    conf = tmp_path / 'a.conf'
-    conf.write_text('[environment:default]\nOVEHOSTED_CORE/restoreFromFile=str:/tmp/b.tar\n'
-                    'OVEHOSTED_CORE/deployProceed=bool:True\n')
-    r = prefix.run('--deploy', '--config-append=%s' % conf)
+        errors = [line for line in r.stdout.splitlines() if '[ ERROR ]' in line]
+        assert len(errors) == 2 and words in errors[0], r.stdout
+        assert 'nothing was changed on this host' in errors[1]
+        assert 'Are you sure you want to continue' not in r.stdout
+        assert 'Traceback' not in r.stdout + r.stderr
+        assert _only_log_left(prefix)
+    r = prefix.run('--deploy', '--restore-from-file')
     assert r.returncode == 1
-    line = one_error_line(r)
-    assert 'line 2: OVEHOSTED_CORE/restoreFromFile' in line
-    assert 'restoring the engine from a backup is not available in this version' in line
-    assert 'Stage:' not in r.stdout and _only_log_left(prefix)
+    assert one_error_line(r) == ('hosted-engine: --restore-from-file needs a value: '
+                                 '--restore-from-file=VALUE')
+    help_text = prefix.run('--deploy', '--help').stdout
+    assert 'engine-backup --mode=backup archive' in help_text
 
 
 def test_every_preview_row_is_read_by_a_plugin():

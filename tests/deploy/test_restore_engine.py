@@ -108,3 +108,13 @@ def test_engine_setup_gets_its_answers_in_a_private_file_removed_even_on_failure
     assert all('s3cret' not in c for c in s.commands)
     assert s.commands[-1] == 'rm -f %s' % remote
     assert shown == [('engine-setup', '[ ERROR ] it failed')]
+
+
+def test_spm_id_of_this_host_from_the_restored_engine():
+    psql = restore_engine.ENGINE_PSQL
+    s = Session({psql: (0, ['3'], [])})
+    j, _ = job(s)
+    assert j.spm_id("host'1") == 3
+    assert shlex.split(s.commands[0])[2] == "SELECT vds_spm_id FROM vds WHERE vds_name = 'host''1';"
+    j, _ = job(Session({psql: (0, [], [])}))
+    assert j.spm_id('host1') is None

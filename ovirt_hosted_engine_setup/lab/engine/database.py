@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS vds_static (
 CREATE TABLE IF NOT EXISTS storage_domain_static (
     id TEXT PRIMARY KEY, storage_name TEXT NOT NULL, storage_domain_type INTEGER,
     storage_type INTEGER, extra TEXT NOT NULL DEFAULT '{}');
+CREATE VIEW IF NOT EXISTS vds AS SELECT vds_id, vds_name, host_name, port, cluster_id,
+    vds_spm_id, vds_unique_id FROM vds_static;
 CREATE TABLE IF NOT EXISTS vm_static (
     vm_guid TEXT PRIMARY KEY, vm_name TEXT NOT NULL, origin INTEGER NOT NULL DEFAULT 3,
     cluster_id TEXT, extra TEXT NOT NULL DEFAULT '{}');

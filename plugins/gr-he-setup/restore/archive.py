@@ -7,7 +7,7 @@ from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import health_page
 from ovirt_hosted_engine_setup.deploy import engine_api, restore_backup
 from ovirt_hosted_engine_setup.deploy.restore_engine import restoring
-from ovirt_hosted_engine_setup.runner import PluginBase, Stages, event
+from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 OLD_ENGINE_TIMEOUT = 5      # seconds a still-running old engine has to answer its health page
 
@@ -29,7 +29,8 @@ class Plugin(PluginBase):
                     c.CoreEnv.PAUSE_ON_RESTORE, c.CoreEnv.BACKUP_INFO):
             env.setdefault(key, None)
 
-    @event(stage=Stages.SETUP, condition=restoring)
+    # before the deploy's first question: a bad archive is refused before anything is asked
+    @event(stage=Stages.SETUP, priority=Priority.FIRST - 10, condition=restoring)
     def _check_archive(self):
         env = self.environment
         path = os.path.abspath(os.path.expanduser(str(env[c.CoreEnv.RESTORE_FROM_FILE])))

@@ -11,6 +11,7 @@ from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import restore_engine
 from ovirt_hosted_engine_setup.deploy.restore_engine import restoring
+from ovirt_hosted_engine_setup.he_storage import domain as he_domain
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 PAUSE_LIMIT = 24 * 3600     # seconds the deploy waits for the pause's lock file to go
@@ -26,6 +27,10 @@ def _human(n):
 
 
 class Plugin(PluginBase):
+
+    def __init__(self, context):
+        super().__init__(context)
+        self._rejoin = None
 
     def _show(self, source, line):
         m = _LEVEL.match(line)
@@ -53,6 +58,8 @@ class Plugin(PluginBase):
                 self._run(session, path, fqdn, limit, reporter)
             finally:
                 session.close()
+        except restore_engine.RestoreFailed as e:
+            raise RuntimeError(str(e))
         except restore_engine.ERRORS as e:
             raise RuntimeError('Restoring the backup in the engine VM failed: %s' % e)
 
@@ -86,8 +93,63 @@ class Plugin(PluginBase):
             fqdn, env[c.EngineEnv.ADMIN_PASSWORD], env[c.CoreEnv.RENEW_PKI_ON_RESTORE]), limit)
         self.logger.info('The backup is restored and engine-setup finished in the engine VM')
 
+    @event(stage=Stages.CLOSEUP, name=c.Events.RESTORE_HOST_ID, priority=Priority.HIGH,
+           after=(c.Events.HOST_ADDED,),
+           before=(c.Events.RESTORE_PAUSED, c.Events.HE_CONF_WRITTEN), condition=restoring)
+    def _host_id(self):
+        """The hosted-engine host id becomes the id the restored engine gave this host in
+        its data center (oVirt's hosted-engine hosts use their SPM id): the engine deploys
+        the backup's other hosts with their own ids, which must never be this host's."""
+        env = self.environment
+        fqdn = env[c.NetworkEnv.FQDN]
+        limit = int(env[c.EngineEnv.ENGINE_SETUP_TIMEOUT])
+        try:
+            session = restore_engine.connect(fqdn, env[c.VMEnv.SSH_HOST_KEY],
+                                             env[c.VMEnv.CLOUDINIT_ROOTPWD], limit,
+                                             progress.Reporter(self.logger))
+            try:
+                job = restore_engine.EngineVmRestore(session, self._show, self.logger)
+                spm_id = job.spm_id(env[c.EngineEnv.APP_HOST_NAME])
+            finally:
+                session.close()
+        except restore_engine.RestoreFailed as e:
+            raise RuntimeError(str(e))
+        except restore_engine.ERRORS as e:
+            raise RuntimeError('Reading this host\'s id from the restored engine failed: %s'
+                               % e)
+        host_id = int(env[c.StorageEnv.HOST_ID])
+        if spm_id is None:
+            raise RuntimeError('The restored engine does not list this host (%s) although it '
+                               'was added: look at /var/log/ovirt-engine/engine.log in the '
+                               'engine VM' % env[c.EngineEnv.APP_HOST_NAME])
+        if spm_id == host_id:
+            return
+        self.logger.info('The restored engine gives this host the id %d in its data center: '
+                         'the hosted-engine host id becomes %d (was %d) when the engine VM is '
+                         'down', spm_id, spm_id, host_id)
+        env[c.StorageEnv.HOST_ID] = spm_id
+        env[c.StorageEnv.DOMAIN_CONF] = dict(env[c.StorageEnv.DOMAIN_CONF],
+                                             host_id=str(spm_id))
+        self._rejoin = spm_id
+
+    @event(stage=Stages.CLOSEUP, priority=Priority.HIGH, after=(c.Events.VM_SHUTDOWN,),
+           before=(c.Events.HA_STARTED,),
+           condition=lambda self: restoring(self) and self._rejoin is not None)
+    def _change_host_id(self):
+        env = self.environment
+        sd = env[c.StorageEnv.DOMAIN_CONF]['sdUUID']
+        try:
+            he_domain.change_host_id(env[c.VDSMEnv.CLIENT], sd, self._rejoin,
+                                     progress.Reporter(self.logger))
+        except he_domain.StorageError as e:
+            raise RuntimeError('Joining the storage domain with host id %d failed: %s'
+                               % (self._rejoin, e))
+        self.logger.info('This host monitors the storage domain with host id %d',
+                         self._rejoin)
+
     @event(stage=Stages.CLOSEUP, name=c.Events.RESTORE_PAUSED, priority=Priority.HIGH,
-           after=(c.Events.HOST_ADDED,), before=(c.Events.HE_CONF_WRITTEN,),
+           after=(c.Events.HOST_ADDED, c.Events.RESTORE_HOST_ID),
+           before=(c.Events.HE_CONF_WRITTEN,),
            condition=lambda self: restoring(self) and
            self.environment.get(c.CoreEnv.PAUSE_ON_RESTORE))
     def _pause(self):
