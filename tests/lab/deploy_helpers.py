@@ -4,6 +4,7 @@ import json
 import os
 import re
 import sys
+import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(TOP, 'examples', 'lab-answers.conf')
@@ -84,3 +85,17 @@ def type_deploy(lab, host, table, log, timeout=900, args=()):
             child.expect(pexpect.EOF)
             child.close()
             return ok, child.exitstatus, asked
+
+
+def wait_for(what, check, limit, interval=3):
+    """Call check() -> (ok, detail) until ok; AssertionError with the last detail after
+    limit seconds."""
+    start = time.monotonic()
+    last = None
+    while True:
+        ok, last = check()
+        if ok:
+            return last
+        if time.monotonic() - start > limit:
+            raise AssertionError('%s: not within %d s (last: %s)' % (what, limit, last))
+        time.sleep(interval)

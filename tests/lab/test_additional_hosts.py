@@ -39,7 +39,7 @@ from ovirt_hosted_engine_setup.lab import appliance
 from ovirt_hosted_engine_setup.lab import sshd as lab_sshd
 
 from .conftest import module_lab
-from .deploy_helpers import TOP, error_lines, lab_storage, type_deploy
+from .deploy_helpers import TOP, error_lines, lab_storage, type_deploy, wait_for
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root'),
               pytest.mark.timeout(900)]
@@ -143,18 +143,6 @@ def sdk(lab, op, via='host1', **args):
                  input='%s\n%s\n' % (ADMIN_PW, lab_sshd.ROOT_PASSWORD))
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def wait_for(what, check, limit, interval=3):
-    start = time.monotonic()
-    last = None
-    while True:
-        ok, last = check()
-        if ok:
-            return last
-        if time.monotonic() - start > limit:
-            raise AssertionError('%s: not within %d s (last: %s)' % (what, limit, last))
-        time.sleep(interval)
 
 
 def rules(storage):
