@@ -355,11 +355,25 @@ class HostIds:
     def live(self, host_id):
         return self.get(host_id).live
 
+    def abandoned(self, host_id):
+        """True when host_id was left by its host for another id: no metadata slot, its
+        delta leases released (the host left the lockspace), and every sanlock name that
+        wrote them holds another host id's lease now (not released; live when watched): a
+        host holds one id per lockspace, and a restored engine's first host moves to its
+        SPM id this way."""
+        u = self.get(host_id)
+        if u.live or u.hostname or u.slot_problem or u.held_by or not u.sanlock_names:
+            return False
+        return all(any(name in o.held_by or (o.live and name in o.sanlock_names)
+                       for h, o in self.uses.items() if h != host_id)
+                   for name in u.sanlock_names)
+
     def next_free(self):
-        """The lowest host id (1..max_host_id) neither known nor live, None when all are."""
+        """The lowest host id (1..max_host_id) neither known nor live (or abandoned), None
+        when all are."""
         for h in range(1, self.max_host_id + 1):
             u = self.get(h)
-            if not u.known and not u.live:
+            if (not u.known and not u.live) or self.abandoned(h):
                 return h
         return None
 
@@ -372,6 +386,8 @@ class HostIds:
         sanlock name when known) taking host_id."""
         u = self.get(host_id)
         if not u.known and not u.live:
+            return FREE
+        if self.abandoned(host_id) and not u.is_host(hostname, sanlock_name):
             return FREE
         if u.is_host(hostname, sanlock_name):
             return SAME_HOST

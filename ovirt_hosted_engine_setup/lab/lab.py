@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 from ovirt_hosted_engine_setup.lab import dns, paths, preload, sshd, systemctl
 from ovirt_hosted_engine_setup.lab.systemctl import proc_start
@@ -344,6 +345,11 @@ class Lab:
             os.makedirs(os.path.join(hd, 'var-log', 'lab'))
             os.makedirs(os.path.join(hd, 'var-log', 'libvirt', 'qemu'))
             os.makedirs(os.path.join(hd, 'var-log', 'ovirt-hosted-engine-hostd'))
+            # a hardware UUID of its own, as every real host has (the machine's DMI UUID is
+            # the same for all lab hosts); the engine knows a host by it (vds_unique_id)
+            with open(os.path.join(hd, 'var-lib-ovirt-hosted-engine-hostd', 'host-uuid'),
+                      'w') as f:
+                f.write('%s\n' % uuid.uuid4())
         self._seed_pki(names)
 
     @staticmethod

@@ -248,3 +248,27 @@ def test_free_slot_zeroes_that_slot_only(tmp_path, sanlock_hosts):
     # held by this host's own sanlock: freed without watching
     assert peers.free_slot(conf, dc, 1, own_owner='other-host', sleep=pytest.fail).hostname \
         == 'host1.lab.test'
+
+
+def test_an_id_its_host_left_for_another_is_free():
+    """A host that moved to another id (a restored engine's first host takes its SPM id)
+    leaves its first id free: released leases, no metadata slot, and its sanlock name live
+    under the new id. A held lease (a host powered off) or a slot keeps the id known."""
+    U = peers.HostIdUse
+    moved = peers.HostIds({1: U(1, sanlock_names=('h1',), sources=('the storage domain '
+                                                                   'lockspace',)),
+                           3: U(3, sanlock_names=('h1',), held_by=('h1',), live=True,
+                                sources=('the storage domain lockspace',))})
+    assert moved.abandoned(1) and not moved.abandoned(3)
+    assert moved.classify(1, 'host2', 'h2') == peers.FREE
+    assert moved.next_free() == 1
+    # not watched (live unknown): the lease its name holds under id 3 says it moved
+    unwatched = peers.HostIds({1: moved.uses[1], 3: U(3, sanlock_names=('h1',),
+                                                         held_by=('h1',), sources=('x',))})
+    assert unwatched.abandoned(1)
+    for other in (U(1, sanlock_names=('h1',), held_by=('h1',), sources=('x',)),   # powered off
+                  U(1, hostname='host1', sanlock_names=('h1',), sources=('x',)),  # its slot
+                  U(1, sanlock_names=('h9',), sources=('x',))):       # its host is not live
+        ids = peers.HostIds({1: other, 3: moved.uses[3]})
+        assert not ids.abandoned(1)
+        assert ids.classify(1, 'host2', 'h2') == peers.KNOWN_OTHER

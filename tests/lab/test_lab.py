@@ -144,6 +144,17 @@ def test_host_agents_trust_each_other(lab):
     assert json.loads(r.stdout) is True
 
 
+def test_each_host_has_a_hardware_uuid_of_its_own(lab):
+    """As real hosts do: the engine tells hosts apart by it (a restore removes the deploying
+    host from the restored database by it, and must not remove the others)."""
+    uuids = {h: json.loads(lab.exec(h, 'ovirt-hosted-engine-rpc', 'Host',
+                                    'getCapabilities').stdout)['uuid']
+             for h in ('host1', 'host2')}
+    assert uuids['host1'] != uuids['host2'], uuids
+    for u in uuids.values():
+        assert str(uuid.UUID(u)) == u
+
+
 LEASE_SETUP = """
 import sanlock, sys
 ids, lease = sys.argv[1], sys.argv[2]
