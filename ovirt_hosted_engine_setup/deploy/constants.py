@@ -33,7 +33,7 @@ class CoreEnv:
                                      answer_file=True, kind='bool')
     # restore of an engine-backup archive into the new engine VM (oVirt's keys)
     RENEW_PKI_ON_RESTORE = K('OVEHOSTED_CORE/renewPKIonRestore', answer_file=True, kind='bool',
-                             preview='Renew engine CA on restore')
+                             preview='Renew engine PKI on restore')
     PAUSE_ON_RESTORE = K('OVEHOSTED_CORE/pauseonRestore', answer_file=True, kind='bool',
                          preview='Pause after adding the host')
     # what restore_backup.check_archive read from the archive (derived: not asked, not written)

@@ -49,12 +49,11 @@ class Plugin(PluginBase):
            before=(c.Events.ENGINE_PASSWORD, c.Events.TITLE_E_ENGINE))
     def _questions(self):
         _bool(self, c.CoreEnv.RENEW_PKI_ON_RESTORE, 'OVEHOSTED_RENEW_PKI',
-              'Renew engine CA on restore if needed? Please notice that if you choose Yes, '
-              'all hosts will have to be later manually reinstalled from the engine')
+              'Renew the PKI of the restored engine (engine-setup issues its certificates '
+              'again; its CA is kept, so the hosts it manages keep trusting it)?')
         _bool(self, c.CoreEnv.PAUSE_ON_RESTORE, 'OVEHOSTED_PAUSE_ON_RESTORE',
-              'Pause the execution after adding this host to the engine?\nYou will be able '
-              'to iteratively connect to the restored engine in order to manually review and '
-              'remediate its configuration before proceeding with the deployment')
+              'Pause once this host is Up in the restored engine, to review the restored '
+              'environment in the engine before the deploy goes on?')
 
     @event(stage=Stages.VALIDATION, condition=restoring)
     def _validate(self):
