@@ -87,7 +87,6 @@ def test_every_preview_row_is_read_by_a_plugin():
                 if not any(use.search(text) for text in sources.values()):
                     unused.append(str(key))
     assert unused == []
-    assert not constants.CoreEnv.RESTORE_FROM_FILE.preview
 
 
 def test_block_storage_refusal_lists_every_supported_type():
