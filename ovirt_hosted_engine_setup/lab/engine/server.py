@@ -19,6 +19,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ovirt_hosted_engine_setup.api.errors import ApiError, ServerError
+from ovirt_hosted_engine_setup.api.schema import constant, enum
 
 from . import xmlapi
 from .host_deploy import SSH_PORT, HostInstall, normalize_fingerprint
@@ -38,9 +39,13 @@ REMOVABLE = ('maintenance', 'non_responsive', 'install_failed', 'down', 'unassig
 # statuses a host may be (re)installed in (oVirt's VDS_CANNOT_INSTALL_STATUS_ILLEGAL)
 INSTALLABLE = ('maintenance', 'install_failed', 'non_operational')
 NAME_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
-SD_CLASSES = {'data': 1, 'iso': 2, 'export': 3}     # oVirt's domain classes, as the host API
-SD_TYPES = {'nfs': 1, 'localfs': 4, 'posixfs': 6, 'glusterfs': 7}   # file domain types
-BLANK_UUID = '00000000-0000-0000-0000-000000000000'
+# the REST API's storage domain types and file storage types -> the host agent API's numbers
+# (api/schema.yaml: domainClass, domainType)
+_CLASSES, _TYPES = enum('domainClass'), enum('domainType')
+SD_CLASSES = {'data': _CLASSES['Data'], 'iso': _CLASSES['Iso'], 'export': _CLASSES['Backup']}
+SD_TYPES = {'nfs': _TYPES['NFS'], 'localfs': _TYPES['LOCALFS'], 'posixfs': _TYPES['POSIXFS'],
+            'glusterfs': _TYPES['GLUSTERFS']}
+BLANK_UUID = constant('blankUUID')
 BLANK_TEMPLATE_ID = BLANK_UUID
 
 
