@@ -187,8 +187,9 @@ class HostBackend(Backend):
 
     # -- Host.getCapabilities --------------------------------------------
     def host_uuid(self):
-        """A per-host UUID: <root>/host-uuid if present (lab hosts sharing one
-        machine get distinct ones), else the DMI product UUID, else machine-id."""
+        """This host's UUID: <root>/host-uuid when configured (as VDSM's
+        /etc/vdsm/vdsm.id: hosts that share one DMI UUID get distinct ones), else the DMI
+        product UUID, else machine-id."""
         override = _read(os.path.join(self.ctx.root_dir, 'host-uuid'))
         if override:
             return override
