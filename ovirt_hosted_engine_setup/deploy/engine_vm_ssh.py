@@ -31,7 +31,7 @@ import time
 import paramiko
 
 from .. import progress as progress_mod
-from .first_host import fingerprint_of
+from .first_host import fingerprint_of, ssh_reason as _reason
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,6 @@ def _private_key(key):
             continue
     raise EngineVMSSHError('the SSH key given for root is not an unencrypted ed25519, ecdsa or '
                            'rsa private key: give such a key')
-
-
-def _reason(e):
-    if isinstance(e, socket.timeout):
-        return 'timed out'
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror.lower()
-    return str(e) or type(e).__name__
 
 
 def _key_algorithms(key):

@@ -71,7 +71,8 @@ def _normalized(fingerprint):
     return 'SHA256:' + body
 
 
-def _reason(e):
+def ssh_reason(e):
+    """A network or SSH error in a few words, for a one-line message."""
     if isinstance(e, socket.timeout):
         return 'timed out'
     if isinstance(e, OSError) and e.strerror:
@@ -88,11 +89,12 @@ def _connect(address, port, timeout):
     except socket.gaierror as e:
         log.debug('resolving %s failed', address, exc_info=True)
         raise FirstHostError('cannot resolve the first host name %s (%s): check the name, or '
-                             'give the first host\'s IP address' % (address, _reason(e)))
+                             'give the first host\'s IP address' % (address, ssh_reason(e)))
     except OSError as e:
         log.debug('connecting to %s:%s failed', address, port, exc_info=True)
         raise FirstHostError('cannot reach the first host %s on port %s: %s, check the address, '
-                             'that sshd runs there and the firewall' % (address, port, _reason(e)))
+                             'that sshd runs there and the firewall'
+                             % (address, port, ssh_reason(e)))
     transport = None
     try:
         transport = paramiko.Transport(sock)
@@ -109,7 +111,7 @@ def _connect(address, port, timeout):
         sock.close()
         raise FirstHostError('the first host %s does not answer as an SSH server on port %s '
                              '(%s): check the address, the port and that sshd runs there'
-                             % (address, port, _reason(e)))
+                             % (address, port, ssh_reason(e)))
     return transport
 
 
@@ -161,7 +163,7 @@ def fetch_answers(address, port, password, fingerprint, path=paths.ETC_ANSWER_FI
         except (paramiko.SSHException, EOFError, OSError) as e:
             log.debug('authentication with %s failed', address, exc_info=True)
             raise FirstHostError('the SSH session with the first host %s broke during login '
-                                 '(%s): try again' % (address, _reason(e)))
+                                 '(%s): try again' % (address, ssh_reason(e)))
         if not transport.is_authenticated():
             raise PasswordRefused('the first host %s refused the root password: type it again'
                                   % address)
@@ -176,7 +178,7 @@ def _read(transport, address, path, timeout):
     except (paramiko.SSHException, EOFError, OSError) as e:
         log.debug('SFTP with %s failed', address, exc_info=True)
         raise FirstHostError('the first host %s does not offer SFTP (%s): enable the sftp '
-                             'Subsystem in its sshd_config' % (address, _reason(e)))
+                             'Subsystem in its sshd_config' % (address, ssh_reason(e)))
     try:
         sftp.get_channel().settimeout(timeout)
         try:
@@ -196,11 +198,11 @@ def _read(transport, address, path, timeout):
                 raise FirstHostError('root cannot read %s on %s (permission denied): check the '
                                      'file on %s' % (path, address, address))
             raise FirstHostError('cannot read %s on %s (%s): check the file on %s'
-                                 % (path, address, _reason(e), address))
+                                 % (path, address, ssh_reason(e), address))
         except (paramiko.SSHException, EOFError) as e:
             log.debug('reading %s on %s failed', path, address, exc_info=True)
             raise FirstHostError('cannot read %s on %s (%s): try again'
-                                 % (path, address, _reason(e)))
+                                 % (path, address, ssh_reason(e)))
     finally:
         sftp.close()
     if len(data) > MAX_ANSWER_FILE:

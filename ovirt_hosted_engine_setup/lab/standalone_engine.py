@@ -48,7 +48,7 @@ import time
 from ovirt_hosted_engine_setup.lab import dns, paths, sshd
 from ovirt_hosted_engine_setup.lab.lab import (DOMAIN, ENGINE_ADDRESS, ENGINE_FQDN, GATEWAY,
                                                LAB_BRIDGE, PREFIX, Lab, LabError, alive, kill_pids,
-                                               pids_in_ns, record, say)
+                                               pids_in_ns, record, say, _q, _tail)
 
 DIR = 'standalone-engine'
 HOSTNAME = 'engine'
@@ -578,19 +578,6 @@ def populate_main(argv=None):
     finally:
         conn.close()
     return 0
-
-
-def _q(s):
-    return "'" + s.replace("'", "'\\''") + "'"
-
-
-def _tail(path, n=5):
-    try:
-        with open(path, errors='replace') as f:
-            lines = f.read().splitlines()[-n:]
-    except OSError:
-        return ''
-    return ''.join('\n    ' + ln for ln in lines)
 
 
 if __name__ == '__main__':
