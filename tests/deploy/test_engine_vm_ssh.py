@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from daemon_proc import free_port
 from ovirt_hosted_engine_setup.deploy import cloud_init
 from ovirt_hosted_engine_setup.deploy import engine_vm_ssh as evs
 from ovirt_hosted_engine_setup.lab import sshd as lab_sshd
@@ -41,14 +42,6 @@ Subsystem sftp {sftp}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(lab_sshd.SSHD) or os.geteuid() != 0,
                                  reason='needs OpenSSH sshd and root')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Sshd:
