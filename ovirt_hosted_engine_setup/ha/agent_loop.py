@@ -102,6 +102,7 @@ class Agent:
         self.memory = core.AgentMemory()
         self.decision = None     # the decision being carried out (or the last one)
         self.last_result = None
+        self._stay_reason = ''    # the last reason logged for staying in a state
         self.last_action_at = None
         self.local_vm = unreachable_status()
         self.vm_def = None
@@ -429,6 +430,9 @@ class Agent:
                      decision.published.score)
         elif decision.published.score != self.state.score:
             log.info('score %d -> %d in %s', self.state.score, decision.published.score, new)
+        if new == old and decision.reason and decision.reason != self._stay_reason:
+            log.info('%s: %s', new, decision.reason)     # why it stays, once per reason
+        self._stay_reason = decision.reason if new == old else ''
         self.decision = decision
         self.last_result = self.execute(decision, stats, now)
         self.state = decision.next_state

@@ -341,8 +341,9 @@ def _down(state, obs, cfg, vm, elapsed):
         return DOWN, {}, ''
     if _engine_up_elsewhere(obs.peers):
         return DOWN, {}, ''
-    if obs.now - state.started < cfg.history:
-        return DOWN, {}, ''
+    early = obs.now - state.started < cfg.history
+    if early and not _alone_in_lockspace(obs):
+        return DOWN, {}, _history_wait(obs, cfg)
     if not obs.lockspace_held:
         return DOWN, {}, ''
     owner = obs.vm_lease_owner
@@ -354,7 +355,28 @@ def _down(state, obs, cfg, vm, elapsed):
     own = _score(DOWN, state, obs, cfg, state.retries)
     if _better_hosts(obs.peers, own):
         return DOWN, {}, ''
+    if early:
+        return START_VM, {}, ('no better host; sanlock shows no other live host, so the %d s '
+                              'of metadata history were not awaited' % cfg.history)
     return START_VM, {}, 'no better host'
+
+
+def _alone_in_lockspace(obs):
+    """sanlock shows no live host id but this host's: no other host can run the engine
+    or start it, and the VM lease would refuse a second start anyway."""
+    return obs.sanlock_live is not None and obs.sanlock_live == {obs.host_id}
+
+
+def _history_wait(obs, cfg):
+    """Why EngineDown waits for the metadata history before it may start the VM."""
+    if obs.sanlock_live is None:
+        why = 'sanlock cannot tell yet which hosts are live'
+    else:
+        others = sorted(i for i in obs.sanlock_live if i != obs.host_id)
+        why = 'sanlock shows host id%s %s live' % ('s' if len(others) > 1 else '',
+                                                   ', '.join(str(i) for i in others))
+    return 'waiting for %d s of metadata history before starting the VM: %s' % (
+        cfg.history, why)
 
 
 def _start(state, obs, cfg, vm, elapsed):

@@ -196,7 +196,8 @@ def main():
                  extra='100 guest-hang 1 on\n100 local-maint 1 on\n800 local-maint 1 off')
     scenario('single-host-vm-crash-1', 'one host: the VM crashes and the host restarts it after'
              ' the unexpectedly-down back-off', 1, 700, 900, extra='100 vm-crash 1')
-    scenario('single-host-cold-start-1', 'one host, no VM: it starts after 60 s of history',
+    scenario('single-host-cold-start-1', 'one host, no VM: sanlock shows no other live'
+             ' host, so it starts without waiting for 60 s of history',
              1, 150, 400, vm_on='none')
     scenario('single-host-agent-restart-1', 'one host, agent restart: the VM is never touched',
              1, 0, 400, extra='100 agent-restart 1')

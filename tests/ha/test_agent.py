@@ -107,6 +107,7 @@ def test_waits_for_broker_then_runs_and_publishes_agent_stopped(base, hostd):
         assert agent.proc.poll() is None
         broker = ScriptedBroker(sock)
         broker.engine_health = NOT_RUNNING
+        broker.live_ids = [1, 2]       # another host is live in the lockspace
         broker.start()
         agent.wait_log('connected to the broker', timeout=20)
         agent.wait_log('connected to the host agent', timeout=20)
@@ -120,7 +121,9 @@ def test_waits_for_broker_then_runs_and_publishes_agent_stopped(base, hostd):
                 'notify'} <= methods
         assert ('notify', {'type': 'state_transition', 'detail': 'StartState-ReinitializeFSM'}) \
             in broker.calls
-        # no start within the 60 s of history
+        # no start within the 60 s of history while another host is live, and the log says why
+        agent.wait_log('EngineDown: waiting for 60 s of metadata history before starting the '
+                       'VM: sanlock shows host id 2 live', timeout=30)
         assert core.START_VM not in [p['state'] for p in broker.published()]
     finally:
         rc = agent.stop()

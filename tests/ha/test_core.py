@@ -107,6 +107,23 @@ class TestEngineDown:
         assert step(st(c.DOWN, started=950), obs())[0] == c.DOWN
         assert step(st(c.DOWN, started=940), obs())[0] == c.START_VM
 
+    def test_alone_in_the_lockspace_starts_without_waiting_for_history(self):
+        name, d = step(st(c.DOWN, started=990), obs(host_id=1, sanlock_live=frozenset({1})))
+        assert name == c.START_VM and 'StartVM' in kinds(d)
+        assert 'sanlock shows no other live host' in d.reason
+
+    def test_history_wait_says_why(self):
+        name, d = step(st(c.DOWN, started=990), obs(host_id=1, sanlock_live=frozenset({1, 3})))
+        assert name == c.DOWN and 'StartVM' not in kinds(d)
+        assert d.reason == ('waiting for 60 s of metadata history before starting the VM: '
+                            'sanlock shows host id 3 live')
+        name, d = step(st(c.DOWN, started=990), obs(host_id=1))
+        assert name == c.DOWN
+        assert d.reason.endswith('sanlock cannot tell yet which hosts are live')
+        # alone, but this host does not hold its id in the lockspace: no start
+        assert step(st(c.DOWN, started=990), obs(host_id=1, sanlock_live=frozenset({1}),
+                                                 lockspace_held=False))[0] == c.DOWN
+
     def test_better_live_host_waits_equal_tries(self):
         assert step(st(c.DOWN), obs(peers={2: peer(score=3401)}))[0] == c.DOWN
         assert step(st(c.DOWN), obs(peers={2: peer(score=3400)}))[0] == c.START_VM

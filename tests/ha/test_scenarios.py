@@ -284,6 +284,14 @@ def test_hand_single_host_restarts_after_the_back_off():
     assert r.owner() == 'host1'
 
 
+def test_hand_single_host_cold_start_does_not_wait_for_history():
+    # the end of a deploy: one host, alone in the lockspace, no VM anywhere
+    r = Run('single-host-cold-start-1')
+    (t, who), = r.starts()
+    assert who == 'host1' and t < 60
+    assert r.owner() == 'host1'
+
+
 def test_hand_slow_broker_holds_the_score():
     r = Run('broker-slow-active-4')
     assert [m for t, w, m in r.events if w == 'host1' and 100 <= t <= 200] == []
