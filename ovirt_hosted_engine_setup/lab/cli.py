@@ -13,6 +13,13 @@
                                         the HA services (ovirt-ha-broker, ovirt-ha-agent):
                                         `systemctl start|stop` in the hosts, whose
                                         systemctl is the lab's service manager
+    hosted-engine-lab fault HOST KIND [DAEMON]
+                                        a real fault in a host: crash, freeze, thaw,
+                                        partition, heal, vm-kill, kill DAEMON (lab/faults.py)
+    hosted-engine-lab restart HOST      boot a host again, as after a reboot
+    hosted-engine-lab soak --seed N --rounds K
+                                        random faults with the HA invariants checked
+                                        (lab/soak.py, lab/invariants.py)
     hosted-engine-lab standalone-engine up [--populate] | backup FILE | down
                                         a standalone engine on the lab network
                                         (lab/standalone_engine.py)
@@ -65,10 +72,21 @@ def build_parser():
                                    'start|stop in each host)')
     ha.add_argument('action', choices=('start', 'stop'))
     ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
-    fault = sub.add_parser('fault', help='inject a real fault into a lab host: crash (every '
-                                         'process killed at once, as a power cut)')
+    fault = sub.add_parser('fault', help='inject a real fault into a lab host: crash, freeze, '
+                                         'thaw, partition, heal, vm-kill, kill DAEMON '
+                                         '(docs/lab.md, "Faults")')
     fault.add_argument('host')
-    fault.add_argument('kind', choices=faults.KINDS)
+    fault.add_argument('kind', help='one of %s' % ', '.join(faults.KINDS))
+    fault.add_argument('daemon', nargs='?', default=None,
+                       help='for kill: one of %s' % ', '.join(faults.KILL_DAEMONS))
+    rs = sub.add_parser('restart', help='boot a lab host again, as after a reboot (what still '
+                                        'runs there is killed first)')
+    rs.add_argument('host')
+    soak = sub.add_parser('soak', help='random faults against a lab running the engine under '
+                                       'HA on 3 hosts or more, the invariants checked after '
+                                       'each round')
+    soak.add_argument('--seed', type=int, required=True, help='seed of the random draws')
+    soak.add_argument('--rounds', type=int, required=True, help='number of rounds')
     se = sub.add_parser('standalone-engine', help='a standalone engine (outside any VM) on '
                                                   'the lab network, with the engine FQDN and '
                                                   'address: up [--populate], backup FILE, down')
@@ -177,8 +195,17 @@ def main(argv=None):
             return 0
         if args.command == 'fault':
             with lab.locked():
-                print(faults.inject(lab, args.host, args.kind))
+                print(faults.inject(lab, args.host, args.kind, args.daemon))
             return 0
+        if args.command == 'restart':
+            with lab.locked():
+                print(faults.restart(lab, args.host), flush=True)
+            return 0
+        if args.command == 'soak':
+            from ovirt_hosted_engine_setup.lab import soak
+            if args.rounds < 1:
+                raise labmod.LabError('--rounds must be 1 or more')
+            return soak.Soak(lab, args.seed, args.rounds).run()
         if args.command == 'ha-prepare':
             names = lab.host_names()
             cmd = [os.path.join(labmod.paths.venv_bin(), 'python'), '-m',

@@ -1,21 +1,59 @@
-"""Faults injected into lab hosts, each a real one on the host's own processes.
+"""Faults injected into lab hosts, each a real one on the host's own processes or link.
+
+Entry points (used by `hosted-engine-lab fault` / `restart`, the soak run and the fault
+tests; stable):
+
+    inject(lab, host, kind, daemon=None) -> str   one line saying what was done
+    restart(lab, host) -> str                     the host booted again, one line
+
+`lab` is a lab.Lab; every error a user can meet is a lab.LabError with one line.
+
+Kinds (docs/lab.md, "Faults"):
 
 - crash: every process of the host killed at once, as a power cut: all are stopped first
   (SIGSTOP, so none sees another die and reacts: no sanlock lease released, no VM shut
   down cleanly, no agent publishing that it stops), then killed (SIGKILL). The engine VM's
   qemu goes with them. The host's namespaces stay (its network link stays up with nothing
-  answering behind it, as a powered-off host's switch port); `hosted-engine-lab down` stops
-  the lab as usual.
+  answering behind it, as a powered-off host's switch port). Undo: restart.
+- freeze: every process of the host stopped (SIGSTOP): a hung host. Its sanlock stops
+  renewing its host id and leases; nothing fires in the host since nothing runs in it
+  (a lab host has no watchdog). Undo: thaw (SIGCONT to every process of the host), or
+  restart (the host is killed, then booted).
+- partition: the host's management link cut: its veth port on the lab bridge set down, so
+  that the host reaches no other host, the gateway (the lab DNS server) or the engine, and
+  none reaches it; its storage, a directory every host sees, stays. Undo: heal.
+- vm-kill: the engine VM's qemu on the host killed (SIGKILL). The engine VM is the VM of
+  `vmid` in the host's /etc/ovirt-hosted-engine/hosted-engine.conf.
+- kill DAEMON: SIGKILL to one daemon of the host: sanlock (with its helper process),
+  libvirtd, hostd (the lab's base daemons that `up` starts), ha-broker or ha-agent (units
+  of the host's service manager, lab/systemctl.py: SIGKILL to the unit's main process and
+  its process group; the unit then shows `failed`, and the service manager does not
+  restart it, as it does not apply Restart=). Undo: `hosted-engine-lab ha start HOST` for
+  the HA units, restart for a base daemon.
 """
 import contextlib
 import os
 import signal
+import subprocess
 import time
 
-from .lab import LabError, alive, pids_in_ns, record
+from .lab import HA_DAEMONS, HA_SOCKET, LAB_BRIDGE, LabError, alive, pids_in_ns, record
+from . import systemctl
 
-KINDS = ('crash',)
+KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill')
+KILL_DAEMONS = ('sanlock', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
+HA_UNITS = dict(HA_DAEMONS)   # ha-broker -> ovirt-ha-broker, ha-agent -> ovirt-ha-agent
+HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
+# What stays in a host's /run when it boots again (everything else there is what the
+# killed daemons left: pid files, sockets, lock files, libvirt's domain status): the
+# service manager (lab/bin, and lab/systemd/enabled/, which stands for the enablement a
+# real host keeps in /etc), the systemd mark, sshd's privilege separation directory and
+# the empty directories `up` makes.
+RUN_KEEP = ('lab', 'systemd', 'sshd', 'lock', 'user')
+BOOT_UNITS_TIMEOUT = 60
 
+
+# ---------------------------------------------------------------- processes
 
 def host_processes(h):
     """Pids of every process of lab host h (its mount namespace), its holder left out."""
@@ -24,15 +62,28 @@ def host_processes(h):
     return [p for p in pids_in_ns('mnt', mnt) if p != holder]
 
 
-def crash(lab, name, timeout=10.0):
-    """Kill every process of host `name` at once; return how many were killed."""
-    h = lab.host(name)
-    recs = [r for r in (record(p) for p in host_processes(h)) if r['start'] is not None]
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
-        for r in recs:
-            if alive(r):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(r['pid'], sig)
+def proc_state(pid):
+    """The one-letter state of a process (R, S, D, T, t, Z...), None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            data = f.read()
+        return data[data.rindex(')') + 2:].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stopped(pid):
+    return proc_state(pid) in ('T', 't')
+
+
+def _signal(recs, sig):
+    for r in recs:
+        if alive(r):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(r['pid'], sig)
+
+
+def _wait_dead(name, recs, timeout=10.0):
     deadline = time.monotonic() + timeout
     left = recs
     while left and time.monotonic() < deadline:
@@ -45,12 +96,315 @@ def crash(lab, name, timeout=10.0):
     if left:
         raise LabError('%s: %d processes still alive %d s after SIGKILL: %s'
                        % (name, len(left), timeout, ', '.join(str(r['pid']) for r in left)))
+
+
+def _records(pids):
+    return [r for r in (record(p) for p in pids) if r['start'] is not None]
+
+
+# ---------------------------------------------------------------- the kinds
+
+def crash(lab, name, timeout=10.0):
+    """Kill every process of host `name` at once; return how many were killed."""
+    h = lab.host(name)
+    recs = _records(host_processes(h))
+    _signal(recs, signal.SIGSTOP)
+    # what forked meanwhile is stopped too before anything is killed
+    recs += _records(set(host_processes(h)) - {r['pid'] for r in recs})
+    _signal(recs, signal.SIGSTOP)
+    _signal(recs, signal.SIGKILL)
+    _wait_dead(name, recs, timeout)
     return len(recs)
 
 
-def inject(lab, name, kind):
+def freeze(lab, name):
+    """SIGSTOP every process of host `name`, until none is left running (a process forked
+    while stopping the others is stopped too); return how many are stopped."""
+    h = lab.host(name)
+    done = set()
+    for _ in range(20):
+        todo = [p for p in host_processes(h) if p not in done or not stopped(p)]
+        if not todo:
+            break
+        for p in todo:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+            done.add(p)
+        time.sleep(0.05)
+    else:
+        raise LabError('%s: processes keep appearing or running while the host is being '
+                       'frozen: %s' % (name, ', '.join(map(str, todo))))
+    return len([p for p in host_processes(h) if stopped(p)])
+
+
+def thaw(lab, name):
+    """SIGCONT every process of host `name`; return how many were stopped before."""
+    h = lab.host(name)
+    pids = host_processes(h)
+    n = len([p for p in pids if stopped(p)])
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGCONT)
+    return n
+
+
+def _veth(name):
+    return 'lab-%s' % name
+
+
+def _link(lab, name, up):
+    """Set the host's port on the lab bridge (its veth's other end) up or down."""
+    lab.host(name)
+    net = lab.state['net']['pid']
+    r = subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ip', 'link', 'set',
+                        _veth(name), 'up' if up else 'down'],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise LabError('%s: cannot set its link %s %s on the lab bridge: %s'
+                       % (name, _veth(name), 'up' if up else 'down', r.stderr.strip()))
+
+
+def link_up(lab, name):
+    """Whether the host's port on the lab bridge is up (False: partitioned)."""
+    lab.host(name)
+    net = lab.state['net']['pid']
+    r = subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ip', '-o', 'link', 'show',
+                        _veth(name)], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise LabError('%s: its link %s is not on the lab bridge: %s'
+                       % (name, _veth(name), r.stderr.strip()))
+    flags = r.stdout.split('<', 1)[1].split('>', 1)[0].split(',')
+    return 'UP' in flags
+
+
+def engine_vm_id(lab, name):
+    """The engine VM's id (vmid of the host's hosted-engine.conf), or None."""
+    path = os.path.join(lab.host_dir(name), 'etc-ovirt-hosted-engine',
+                        os.path.basename(HE_CONF))
+    try:
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.strip().partition('=')
+                if sep and key.strip() == 'vmid':
+                    return value.strip() or None
+    except OSError:
+        return None
+    return None
+
+
+def qemu_cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read().split(b'\0')
+    except OSError:
+        return []
+
+
+def engine_qemu_pids(lab, name, vm_id=None):
+    """Pids of the engine VM's qemu in host `name` (qemu started with -uuid vmid)."""
+    h = lab.host(name)
+    vm_id = vm_id or engine_vm_id(lab, name)
+    if not vm_id:
+        return []
+    want = vm_id.encode()
+    out = []
+    for p in host_processes(h):
+        argv = qemu_cmdline(p)
+        if argv and os.path.basename(argv[0]).startswith(b'qemu') and want in argv:
+            out.append(p)
+    return out
+
+
+def vm_kill(lab, name):
+    lab.host(name)
+    vm_id = engine_vm_id(lab, name)
+    if vm_id is None:
+        raise LabError('%s has no engine VM defined (no vmid in %s): deploy first, or run '
+                       'hosted-engine-lab ha-prepare' % (name, HE_CONF))
+    recs = _records(engine_qemu_pids(lab, name, vm_id))
+    if not recs:
+        raise LabError('no engine VM runs on %s (no qemu process of VM %s there)'
+                       % (name, vm_id))
+    _signal(recs, signal.SIGKILL)
+    _wait_dead(name, recs)
+    return vm_id, [r['pid'] for r in recs]
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _children(pid, pids):
+    out = []
+    for p in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open('/proc/%d/stat' % p) as f:
+                data = f.read()
+            if int(data[data.rindex(')') + 2:].split()[1]) == pid:
+                out.append(p)
+    return out
+
+
+def kill_daemon(lab, name, daemon):
+    """SIGKILL one daemon of the host; return (what, pids)."""
+    if daemon not in KILL_DAEMONS:
+        raise LabError('unknown daemon %r: use one of %s' % (daemon, ', '.join(KILL_DAEMONS)))
+    h = lab.host(name)
+    if daemon in HA_UNITS:
+        unit = HA_UNITS[daemon]
+        rec = lab.service(name, unit)
+        if not alive(rec):
+            raise LabError('%s is not running on %s: start it first (hosted-engine-lab ha '
+                           'start %s)' % (unit, name, name))
+        # the unit's main process leads its process group (the service manager starts it
+        # in a session of its own): SIGKILL to the group, as a kill of its control group
+        recs = _records([p for p in host_processes(h) if _pgid(p) == rec['pid']])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec['pid'], signal.SIGKILL)
+        _wait_dead(name, recs)
+        return unit, [r['pid'] for r in recs]
+    rec = (h.get('daemons') or {}).get(daemon)
+    if not alive(rec):
+        raise LabError('%s is not running on %s: run hosted-engine-lab restart %s'
+                       % (daemon, name, name))
+    pids = [rec['pid']]
+    if daemon == 'sanlock':   # its helper process (run as its child) goes with it
+        pids += _children(rec['pid'], host_processes(h))
+    recs = _records(pids)
+    _signal(recs, signal.SIGKILL)
+    _wait_dead(name, recs)
+    return daemon, [r['pid'] for r in recs]
+
+
+def inject(lab, name, kind, daemon=None):
+    """Inject fault `kind` into lab host `name`; return one line saying what was done."""
     if kind not in KINDS:
         raise LabError('unknown fault %r: use one of %s' % (kind, ', '.join(KINDS)))
+    if kind == 'kill':
+        if daemon is None:
+            raise LabError('fault kill needs a daemon: one of %s' % ', '.join(KILL_DAEMONS))
+    elif daemon is not None:
+        raise LabError('fault %s takes no daemon (only kill does)' % kind)
     if kind == 'crash':
         n = crash(lab, name)
         return '%s: crashed (%d processes killed at once, as a power cut)' % (name, n)
+    if kind == 'freeze':
+        n = freeze(lab, name)
+        return '%s: frozen (%d processes stopped, as a hung host)' % (name, n)
+    if kind == 'thaw':
+        n = thaw(lab, name)
+        return '%s: thawed (%d stopped processes continued)' % (name, n)
+    if kind == 'partition':
+        _link(lab, name, False)
+        return ('%s: partitioned (its link %s on the lab bridge down: no host, gateway or '
+                'engine reachable; storage untouched)' % (name, _veth(name)))
+    if kind == 'heal':
+        _link(lab, name, True)
+        return '%s: healed (its link %s on the lab bridge up again)' % (name, _veth(name))
+    if kind == 'vm-kill':
+        vm_id, pids = vm_kill(lab, name)
+        return '%s: engine VM %s killed (qemu %s, SIGKILL)' % (
+            name, vm_id, ', '.join(map(str, pids)))
+    what, pids = kill_daemon(lab, name, daemon)
+    return '%s: %s killed (SIGKILL to %s)' % (name, what, ', '.join(map(str, pids)))
+
+
+# ---------------------------------------------------------------- restart
+
+def _mount_points(holder):
+    with open('/proc/%d/mountinfo' % holder) as f:
+        return [line.split()[4] for line in f]
+
+
+def clean_run(lab, name):
+    """Empty the host's /run as a boot finds it: what the killed daemons left there (pid
+    files, sockets, lock files, libvirt's domain status, the units' records) is removed;
+    RUN_KEEP, the enable marks and whatever is mounted stay. Return how many entries went."""
+    holder = lab.host(name)['holder']['pid']
+    root = '/proc/%d/root' % holder
+    mounts = [m for m in _mount_points(holder) if m.startswith('/run/')]
+    removed = 0
+    for entry in sorted(os.listdir(root + '/run')):
+        path = '/run/' + entry
+        if entry in RUN_KEEP or any(m == path or m.startswith(path + '/') for m in mounts):
+            continue
+        _remove(root + path)
+        removed += 1
+    for sub in ('/run/lock',):
+        for entry in os.listdir(root + sub):
+            _remove(root + sub + '/' + entry)
+            removed += 1
+    state = root + systemctl.STATE_DIR
+    for entry in os.listdir(state):
+        if entry.endswith('.json') or entry.endswith('.json.tmp'):
+            os.unlink(os.path.join(state, entry))
+            removed += 1
+    return removed
+
+
+def _remove(path):
+    import shutil
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def enabled_units(lab, name):
+    """The units enabled in the host's service manager (started at boot)."""
+    holder = lab.host(name)['holder']['pid']
+    d = '/proc/%d/root%s/enabled' % (holder, systemctl.STATE_DIR)
+    try:
+        return sorted(fn[:-len('.service')] for fn in os.listdir(d) if fn.endswith('.service'))
+    except FileNotFoundError:
+        return []
+
+
+def start_enabled_units(lab, name, timeout=BOOT_UNITS_TIMEOUT):
+    """`systemctl start` of the enabled units, as a boot does; wait until each runs (the
+    broker: its socket). Return the units started."""
+    units = enabled_units(lab, name)
+    if not units:
+        return []
+    holder = lab.state['hosts'][name]['holder']['pid']
+    r = lab.run_in(holder, ['systemctl', 'start'] + units, check=False, timeout=300)
+    if r.returncode != 0:
+        raise LabError('%s: systemctl start %s failed at boot: %s'
+                       % (name, ' '.join(units), (r.stderr or r.stdout).strip()))
+    deadline = time.monotonic() + timeout
+    for unit in units:
+        while True:
+            rec = lab.service(name, unit)
+            ready = alive(rec) and (unit != 'ovirt-ha-broker' or os.path.exists(
+                '/proc/%d/root%s' % (holder, HA_SOCKET)))
+            if ready:
+                break
+            if rec is not None and not alive(rec):
+                raise LabError('%s exited at boot on %s; its log: %s'
+                               % (unit, name, rec.get('log')))
+            if time.monotonic() > deadline:
+                raise LabError('%s did not come up within %d s of boot on %s; its log: '
+                               '/var/log/lab/%s.log' % (unit, timeout, name, unit))
+            time.sleep(0.2)
+    return units
+
+
+def restart(lab, name):
+    """Boot host `name` again, as after a reboot: what still runs there is killed first
+    (a power cycle: a frozen host, or one with a daemon killed), its /run emptied as a boot
+    finds it, its link set up, its base daemons started as `up` starts them, then the units
+    enabled in its service manager. Return one line."""
+    h = lab.host(name)
+    killed = crash(lab, name) if host_processes(h) else 0
+    removed = clean_run(lab, name)
+    _link(lab, name, True)
+    lab.load()
+    lab.start_host_daemons(name, with_hostd='hostd' in (h.get('daemons') or {}))
+    units = start_enabled_units(lab, name)
+    return '%s: restarted (%s%d leftovers removed from /run; link up; daemons %s started%s)' % (
+        name, '%d processes killed first; ' % killed if killed else '', removed,
+        ', '.join(lab.state['hosts'][name]['daemons']),
+        '; units %s started' % ', '.join(units) if units else '')

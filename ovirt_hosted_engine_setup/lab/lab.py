@@ -515,7 +515,14 @@ class Lab:
                           'ip addr add %s/%d dev eth0; ip link set eth0 up; '
                           'ip route add default via %s' % (mac, addr, PREFIX, GATEWAY)])
         say('%s: namespaces ready, eth0 %s/%d' % (name, addr, PREFIX))
+        self.start_host_daemons(name, with_hostd)
 
+    def start_host_daemons(self, name, with_hostd):
+        """Start the host's base daemons in order, each waited for: at `up`, and when
+        `hosted-engine-lab restart` boots a crashed host again (lab/faults.py)."""
+        h = self.state['hosts'][name]
+        pid = h['holder']['pid']
+        addr = h['address']
         self._start_daemon(name, h, 'sanlock',
                            ['sanlock', 'daemon', '-D', '-w', '0', '-U', 'root', '-G', 'root',
                             '-l', '0', '-e', name],
