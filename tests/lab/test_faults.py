@@ -1,0 +1,415 @@
+"""Real faults in lab hosts (`hosted-engine-lab fault`, `restart`; lab/faults.py), on one lab
+of 3 hosts prepared for the HA services with the lab guest as engine VM (`ha-prepare`, no
+deploy), the HA units enabled and started in every host as a deploy leaves them:
+
+- bad input: unknown host, kind, daemon; kill without a daemon; vm-kill where no engine VM
+  runs: one line, exit 1;
+- partition then heal: ping from another host (and to the gateway) fails, then works; the
+  host's own storage stays readable;
+- freeze then thaw: every process of the host stopped, then running; the host's sanlock
+  renewals (its delta lease's timestamp on the storage) stop, then resume;
+- kill DAEMON for each daemon: the process gone, `status` shows it DEAD; the HA units show
+  `failed` in the host's `systemctl status` and are not restarted by the service manager;
+- crash then restart, and restart of a frozen host: the leftovers of the killed daemons do
+  not stop the boot, the base daemons and the enabled HA units run again, --vm-status on
+  the host works and its agent rejoins (its host id live, its own data current);
+- vm-kill: the engine VM's qemu killed.
+
+And without a lab: the soak's draws (lab/soak.py) and its round and failure lines, the
+invariants' reading of --vm-status documents (lab/invariants.py).
+"""
+import io
+import json
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ovirt_hosted_engine_setup.lab import faults, invariants, soak
+from ovirt_hosted_engine_setup.lab.lab import Lab, LabError
+
+from .conftest import module_lab
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
+
+lab = module_lab(3, prefix='he-lab-faults-')
+HA_UNITS = ('ovirt-ha-broker', 'ovirt-ha-agent')
+
+
+@pytest.fixture(scope='module')
+def ha(lab):
+    lab.cli('ha-prepare', '--io-timeout', '2', timeout=900)
+    for h in ('host1', 'host2', 'host3'):
+        lab.exec(h, 'systemctl', 'enable', *HA_UNITS, timeout=60)   # as a deploy does
+    lab.cli('ha', 'start', timeout=180)
+    yield lab
+    lab.cli('ha', 'stop', check=False, timeout=180)
+
+
+def wait_for(what, predicate, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out after %d s waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+def labobj(lab):
+    return Lab(lab.dir)
+
+
+def host_pids(lab, host):
+    lo = labobj(lab)
+    return faults.host_processes(lo.host(host))
+
+
+def status_row(lab, host):
+    out = lab.cli('status', check=False).stdout.splitlines()
+    head = out[1].split()
+    row = next(line.split() for line in out if line.startswith(host + ' '))
+    return dict(zip(head, row))
+
+
+def ping(lab, src, dst):
+    return lab.exec(src, 'ping', '-c', '1', '-W', '1', dst, check=False, timeout=30).returncode
+
+
+def heconf(lab):
+    conf = {}
+    with open(os.path.join(lab.dir, 'hosts', 'host1', 'etc-ovirt-hosted-engine',
+                           'hosted-engine.conf')) as f:
+        for line in f:
+            k, _, v = line.strip().partition('=')
+            conf[k] = v
+    return conf
+
+
+def lease_timestamp(lab, host_id):
+    """Host id's delta lease timestamp in the hosted-engine lockspace, read on the storage."""
+    c = heconf(lab)
+    path = os.path.join(c['storage'], c['sdUUID'], 'images', c['lockspace_image_UUID'],
+                        c['lockspace_volume_UUID'])
+    out = subprocess.run(['sanlock', 'direct', 'dump', path], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 5 and int(f[4]) == host_id:
+            return int(f[3])
+    raise AssertionError('host id %d not in the lockspace:\n%s' % (host_id, out))
+
+
+def fail_line(r):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and 'Traceback' not in r.stderr, (
+        r.returncode, r.stdout, r.stderr)
+    return lines[0]
+
+
+# ------------------------------------------------------------------ with a lab
+
+@root_only
+def test_bad_input(ha):
+    for args, words in ((('host9', 'crash'), "no lab host 'host9'"),
+                        (('host1', 'explode'), "unknown fault 'explode'"),
+                        (('host1', 'kill', 'nginx'), "unknown daemon 'nginx'"),
+                        (('host1', 'kill'), 'fault kill needs a daemon'),
+                        (('host1', 'freeze', 'sanlock'), 'takes no daemon')):
+        line = fail_line(ha.cli('fault', *args, check=False))
+        assert words in line, line
+    assert "no lab host 'host7'" in fail_line(ha.cli('restart', 'host7', check=False))
+    assert '--rounds must be 1 or more' in fail_line(ha.cli('soak', '--seed', '1', '--rounds',
+                                                          '0', check=False))
+
+
+@root_only
+def test_partition_then_heal(ha):
+    assert ping(ha, 'host1', 'host2') == 0
+    r = ha.cli('fault', 'host2', 'partition')
+    assert r.stdout.strip().startswith('host2: partitioned'), r.stdout
+    assert not faults.link_up(labobj(ha), 'host2')
+    assert ping(ha, 'host1', 'host2') != 0
+    assert ping(ha, 'host2', '192.168.222.1') != 0
+    assert ping(ha, 'host3', 'host1') == 0          # the others are not affected
+    c = heconf(ha)
+    r = ha.exec('host2', 'ls', os.path.join(c['storage'], c['sdUUID'], 'images',
+                                            c['lockspace_image_UUID']), timeout=30)
+    assert c['lockspace_volume_UUID'] in r.stdout
+    r = ha.cli('fault', 'host2', 'heal')
+    assert r.stdout.strip().startswith('host2: healed'), r.stdout
+    assert faults.link_up(labobj(ha), 'host2')
+    wait_for('host2 reachable again', lambda: ping(ha, 'host1', 'host2') == 0, 15)
+    assert ping(ha, 'host2', '192.168.222.1') == 0
+
+
+@root_only
+def test_freeze_then_thaw(ha):
+    lease = lambda: lease_timestamp(ha, 2)   # noqa: E731
+    wait_for('host2 renewing its host id', lambda: lease() > 0, 60)
+    t = lease()
+    wait_for('a sanlock renewal of host2', lambda: lease() > t, 15)
+    r = ha.cli('fault', 'host2', 'freeze')
+    assert re.match(r'host2: frozen \(\d+ processes stopped', r.stdout), r.stdout
+    pids = host_pids(ha, 'host2')
+    lo = labobj(ha)
+    sanlock = lo.host('host2')['daemons']['sanlock']['pid']
+    assert sanlock in pids and all(faults.stopped(p) for p in pids), \
+        [(p, faults.proc_state(p)) for p in pids]
+    frozen_at = lease()
+    time.sleep(6)      # more than one renewal interval (2 x io_timeout), less than the
+    assert lease() == frozen_at   # 8 x io_timeout after which sanlock gives the host id up
+    r = ha.cli('fault', 'host2', 'thaw')
+    assert re.match(r'host2: thawed \(\d+ stopped processes continued', r.stdout), r.stdout
+    assert not any(faults.stopped(p) for p in host_pids(ha, 'host2'))
+    wait_for('host2 renewing again', lambda: lease() > frozen_at, 15)
+    assert status_row(ha, 'host2')['sanlock'] == 'up'
+
+
+def systemctl_status(lab, host, unit):
+    return lab.exec(host, 'systemctl', 'status', unit, check=False, timeout=60)
+
+
+@root_only
+@pytest.mark.parametrize('daemon,unit', [('ha-agent', 'ovirt-ha-agent'),
+                                         ('ha-broker', 'ovirt-ha-broker')])
+def test_kill_ha_unit(ha, daemon, unit):
+    lo = labobj(ha)
+    before = lo.service('host3', unit)
+    r = ha.cli('fault', 'host3', 'kill', daemon)
+    assert r.stdout.startswith('host3: %s killed (SIGKILL to %d' % (unit, before['pid'])), \
+        r.stdout
+    st = systemctl_status(ha, 'host3', unit)
+    assert st.returncode == 3 and 'Active: failed (main process %d exited)' % before['pid'] \
+        in st.stdout, st.stdout
+    assert 'Restart: on-failure (not applied in a lab host)' in st.stdout
+    assert status_row(ha, 'host3')[daemon] == 'DEAD'
+    assert ha.cli('status', check=False).returncode == 1
+    time.sleep(12)     # longer than the units' RestartSec=: nothing starts it again
+    assert systemctl_status(ha, 'host3', unit).returncode == 3
+    ha.cli('ha', 'start', 'host3', timeout=120)
+    assert systemctl_status(ha, 'host3', unit).returncode == 0
+    assert lo.service('host3', unit)['pid'] != before['pid']
+    for u in HA_UNITS:     # killing the broker leaves the agent without it: both run now
+        assert systemctl_status(ha, 'host3', u).returncode == 0
+
+
+@root_only
+@pytest.mark.parametrize('daemon', ['sanlock', 'libvirtd', 'hostd'])
+def test_kill_base_daemon_then_restart(ha, daemon):
+    lo = labobj(ha)
+    rec = lo.host('host3')['daemons'][daemon]
+    children = faults._children(rec['pid'], host_pids(ha, 'host3'))
+    r = ha.cli('fault', 'host3', 'kill', daemon)
+    assert r.stdout.startswith('host3: %s killed (SIGKILL to %d' % (daemon, rec['pid'])), \
+        r.stdout
+    assert not os.path.exists('/proc/%d' % rec['pid']) or \
+        faults.proc_state(rec['pid']) in (None, 'Z')
+    if daemon == 'sanlock':
+        assert children and all(faults.proc_state(p) in (None, 'Z') for p in children)
+    row = status_row(ha, 'host3')
+    assert row[daemon] == 'DEAD' and row['sshd'] == 'up', row
+    # not a unit of the host's service manager: `systemctl` does not know it
+    assert systemctl_status(ha, 'host3', daemon).returncode == 4
+    r = ha.cli('restart', 'host3', timeout=300)
+    assert re.search(r'host3: restarted \(\d+ processes killed first', r.stdout), r.stdout
+    row = status_row(ha, 'host3')
+    assert all(v == 'up' for k, v in row.items() if k not in ('HOST', 'ADDRESS')), row
+    assert Lab(ha.dir).host('host3')['daemons'][daemon]['pid'] != rec['pid']
+
+
+def agent_rejoined(lab, host, host_id):
+    """--vm-status on host works and shows host's own data current (its agent publishes,
+    its host id live in the lockspace)."""
+    def ok():
+        r = lab.exec(host, 'hosted-engine', '--vm-status', '--json', check=False, timeout=60)
+        if r.returncode != 0:
+            return False
+        st = json.loads(r.stdout)
+        own = st.get(str(host_id))
+        return own is not None and own['live-data'] is True and not own['stopped']
+    return ok
+
+
+@root_only
+def test_crash_then_restart(ha):
+    lo = labobj(ha)
+    old = {d: r['pid'] for d, r in lo.host('host3')['daemons'].items()}
+    old_agent = lo.service('host3', 'ovirt-ha-agent')['pid']
+    r = ha.cli('fault', 'host3', 'crash')
+    assert r.stdout.startswith('host3: crashed'), r.stdout
+    assert host_pids(ha, 'host3') == []
+    root = '/proc/%d/root' % lo.host('host3')['holder']['pid']
+    # the leftovers of the killed daemons a boot must not trip over
+    for stale in ('/run/sanlock/sanlock.pid', '/run/ovirt-hosted-engine-ha/broker.socket',
+                  '/run/libvirt/virtlogd-sock', '/run/lab/systemd/ovirt-ha-agent.service.json'):
+        assert os.path.exists(root + stale), stale
+    row = status_row(ha, 'host3')
+    assert all(row[d] == 'DEAD' for d in ('sanlock', 'libvirtd', 'hostd', 'ha-broker',
+                                          'ha-agent')), row
+    r = ha.cli('restart', 'host3', timeout=300)
+    line = r.stdout.strip().splitlines()[-1]
+    assert re.match(r'host3: restarted \(\d+ leftovers removed from /run; link up; daemons .* '
+                    r'started; units ovirt-ha-agent, ovirt-ha-broker started\)$', line), line
+    lo = labobj(ha)
+    new = {d: r['pid'] for d, r in lo.host('host3')['daemons'].items()}
+    assert set(new) == set(old) and not set(new.values()) & set(old.values())
+    assert lo.service('host3', 'ovirt-ha-agent')['pid'] != old_agent
+    assert all(systemctl_status(ha, 'host3', u).returncode == 0 for u in HA_UNITS)
+    assert ha.cli('status').returncode == 0
+    wait_for('the agent of host3 rejoining', agent_rejoined(ha, 'host3', 3), 120, 3)
+
+
+@root_only
+def test_restart_frozen_host(ha):
+    ha.cli('fault', 'host2', 'freeze')
+    r = ha.cli('restart', 'host2', timeout=300)
+    assert re.search(r'host2: restarted \(\d+ processes killed first', r.stdout), r.stdout
+    assert not any(faults.stopped(p) for p in host_pids(ha, 'host2'))
+    assert ha.cli('status').returncode == 0
+    wait_for('the agent of host2 rejoining', agent_rejoined(ha, 'host2', 2), 120, 3)
+
+
+@root_only
+def test_vm_kill(ha):
+    lo = labobj(ha)
+    hosts = ['host1', 'host2', 'host3']
+    where = wait_for('the engine VM running', lambda: [
+        h for h, n in invariants.engine_vm_hosts(lo, hosts).items() if n], 300, 3)
+    assert len(where) == 1, where
+    other = next(h for h in hosts if h != where[0])
+    line = fail_line(ha.cli('fault', other, 'vm-kill', check=False))
+    assert line.startswith('hosted-engine-lab: no engine VM runs on %s' % other), line
+    pids = faults.engine_qemu_pids(lo, where[0])
+    r = ha.cli('fault', where[0], 'vm-kill')
+    assert r.stdout.strip() == '%s: engine VM %s killed (qemu %s, SIGKILL)' % (
+        where[0], heconf(ha)['vmid'], ', '.join(map(str, pids))), r.stdout
+    assert invariants.engine_vm_hosts(lo, [where[0]]) == {where[0]: 0}
+    assert all(faults.proc_state(p) in (None, 'Z') for p in pids)
+
+
+# ------------------------------------------------------------------ without a lab
+
+def test_soak_draws_follow_the_seed():
+    hosts = ['host1', 'host2', 'host3']
+    a = [soak.plan(random.Random(7), hosts, 'host2') for _ in range(1)]
+    rng1, rng2 = random.Random(7), random.Random(7)
+    p1 = [soak.plan(rng1, hosts, 'host2') for _ in range(40)]
+    p2 = [soak.plan(rng2, hosts, 'host2') for _ in range(40)]
+    assert p1 == p2 and p1[0] == a[0]
+    assert p1 != [soak.plan(random.Random(8), hosts, 'host2') for _ in range(40)]
+    kinds = {p[0] for p in p1}
+    assert kinds == set(soak.ROUND_KINDS)
+    for kind, daemon, host, hold in p1:
+        assert (daemon in faults.KILL_DAEMONS) == (kind == 'kill')
+        if kind == 'vm-kill':
+            assert host == 'host2' and hold == 0
+        else:
+            assert host in hosts and soak.HOLD_RANGE[0] <= hold <= soak.HOLD_RANGE[1]
+    assert {p[2] for p in p1} == set(hosts)
+
+
+class FakeLab:
+    dir = '/nonexistent'
+
+    def __init__(self, _dir=None):
+        pass
+
+    def host_names(self):
+        return ['host1', 'host2', 'host3']
+
+
+def fake_soak(monkeypatch, counts_seq, problems_after):
+    """A soak whose faults are recorded and whose engine VM counts and invariants are
+    scripted."""
+    done = []
+    monkeypatch.setattr(faults, 'engine_vm_id', lambda lab, h: 'vm-id')
+    monkeypatch.setattr(faults, 'inject', lambda lab, h, k, d=None: done.append((h, k, d))
+                        or '%s: %s' % (h, k))
+    monkeypatch.setattr(faults, 'restart', lambda lab, h: done.append((h, 'restart', None))
+                        or '%s: restarted' % h)
+    seq = iter(counts_seq)
+    last = [None]
+    sampled = threading.Event()    # every scripted count was taken
+
+    def counts(lab, hosts):
+        try:
+            last[0] = next(seq)
+        except StopIteration:
+            sampled.set()
+        return dict(last[0])
+
+    def wait_invariants(lab, hosts, limit, progress=None):
+        if last[0] is not None:      # in a round: let the sampler see the script first
+            sampled.wait(10)
+        return 3.0, problems_after.pop(0) if problems_after else []
+    monkeypatch.setattr(invariants, 'engine_vm_hosts', counts)
+    monkeypatch.setattr(invariants, 'wait_invariants', wait_invariants)
+    monkeypatch.setattr(soak.time, 'sleep', lambda s: None)
+    FakeLab.ha_start = lambda self, hosts: done.append((hosts[0], 'ha-start', None))
+    out = io.StringIO()
+    return soak.Soak(FakeLab(), 7, 3, out=out, interval=0.01), out, done
+
+
+def test_soak_round_lines(monkeypatch):
+    one = {'host1': 1, 'host2': 0, 'host3': 0}
+    s, out, done = fake_soak(monkeypatch, [one], [[], [], [], []])
+    assert s.run() == 0
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith('round')]
+    assert len(lines) == 3, out.getvalue()
+    for n, ln in enumerate(lines, 1):
+        assert re.match(r'round %d/3 seed 7: \S+( \S+)? host\d( hold \d+ s)? -> engine on '
+                        r'host1, healthy after 3 s, max engine VMs 1$' % n, ln), ln
+    assert done   # the faults were injected (and undone)
+
+
+def test_soak_two_engine_vms_fail_the_round(monkeypatch):
+    one = {'host1': 1, 'host2': 0, 'host3': 0}
+    two = {'host1': 1, 'host2': 1, 'host3': 0}
+    s, out, _done = fake_soak(monkeypatch, [one, one, two, one], [[], [], []])
+    assert s.run() == 1
+    text = out.getvalue()
+    assert re.search(r'round 1/3 seed 7: .* -> FAILED: 2 engine VMs ran at once '
+                     r'\(host1: 1, host2: 1\), max engine VMs 2', text), text
+    assert text.strip().splitlines()[-1] == 'replay: hosted-engine-lab soak --seed 7 --rounds 1'
+
+
+def test_soak_invariant_not_restored_fails_the_round(monkeypatch):
+    one = {'host1': 1, 'host2': 0, 'host3': 0}
+    s, out, _done = fake_soak(monkeypatch, [one], [[], [], ['no host shows the engine '
+                                                            'healthy in --vm-status']])
+    assert s.run() == 1
+    text = out.getvalue()
+    assert re.search(r'round 2/3 seed 7: .* -> FAILED: invariants still broken 3 s after the '
+                     r'fault was undone: no host shows the engine healthy', text), text
+    assert text.strip().splitlines()[-1] == 'replay: hosted-engine-lab soak --seed 7 --rounds 2'
+
+
+def test_soak_needs_three_hosted_engine_hosts(monkeypatch):
+    class Two(FakeLab):
+        def host_names(self):
+            return ['host1', 'host2']
+    with pytest.raises(LabError, match='at least 3 hosts'):
+        soak.Soak(Two(), 1, 1, out=io.StringIO()).run()
+    monkeypatch.setattr(faults, 'engine_vm_id', lambda lab, h: None if h == 'host3' else 'v')
+    with pytest.raises(LabError, match='host3 not hosted-engine host'):
+        soak.Soak(FakeLab(), 1, 1, out=io.StringIO()).run()
+
+
+def test_vm_status_documents():
+    st = {'global_maintenance': False,
+          '1': {'hostname': 'host1', 'live-data': True,
+                'engine-status': {'vm': 'up', 'health': 'good'}},
+          '2': {'hostname': 'host2', 'live-data': True,
+                'engine-status': {'vm': 'down', 'health': 'bad'}},
+          '3': {'hostname': 'host3', 'live-data': False,
+                'engine-status': {'vm': 'up', 'health': 'good'}}}
+    assert invariants.engine_up_in(st) == ['host1']
+    assert invariants.healthy_in(st) == ['host1']
+    st['1']['engine-status']['health'] = 'bad'
+    assert invariants.engine_up_in(st) == ['host1'] and invariants.healthy_in(st) == []
