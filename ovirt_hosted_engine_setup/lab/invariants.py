@@ -165,10 +165,15 @@ def check(lab, hosts):
     if not any(healthy_in(st) for st in statuses.values()):
         problems.append('no host shows the engine healthy in --vm-status')
     where = {tuple(v) for v in seen.values()}
-    if len(where) != 1 or len(next(iter(where))) != 1:
+    if len(where) > 1:
         problems.append('the hosts disagree on where the engine VM is: %s' % ', '.join(
             '%s sees %s' % (h, '+'.join(v) or 'none') for h, v in sorted(seen.items())))
-    elif running and next(iter(where))[0] not in running:
+    elif where == {()}:
+        problems.append("no host's --vm-status shows the engine VM up")
+    elif where and len(next(iter(where))) > 1:
+        problems.append('--vm-status shows the engine VM up on %s at once'
+                        % ' and '.join(next(iter(where))))
+    elif where and running and next(iter(where))[0] not in running:
         problems.append('--vm-status shows the engine VM on %s, it runs on %s'
                         % (next(iter(where))[0], ', '.join(sorted(running))))
     missing = sorted(set(live) - set(seen))

@@ -413,3 +413,45 @@ def test_vm_status_documents():
     assert invariants.healthy_in(st) == ['host1']
     st['1']['engine-status']['health'] = 'bad'
     assert invariants.engine_up_in(st) == ['host1'] and invariants.healthy_in(st) == []
+
+
+def doc(engine_host, health='good'):
+    st = {'global_maintenance': False}
+    for i, h in enumerate(('host1', 'host2', 'host3'), 1):
+        up = h == engine_host
+        st[str(i)] = {'hostname': h, 'live-data': True,
+                      'engine-status': {'vm': 'up' if up else 'down',
+                                        'health': health if up else 'bad'}}
+    return st
+
+
+def test_check_invariants(monkeypatch):
+    hosts = ['host1', 'host2', 'host3']
+    counts = {'host1': 1, 'host2': 0, 'host3': 0}
+    docs = {h: doc('host1') for h in hosts}
+    monkeypatch.setattr(invariants, 'engine_vm_hosts', lambda lab, hs: dict(counts))
+    monkeypatch.setattr(invariants, 'live_hosts', lambda lab, hs: list(hs))
+    monkeypatch.setattr(invariants, '_statuses', lambda lab, hs: {
+        h: docs[h] for h in hs if docs.get(h) is not None})
+    assert invariants.check(None, hosts) == []
+    counts['host2'] = 1
+    assert invariants.check(None, hosts) == ['2 engine VMs running (host1: 1, host2: 1)']
+    counts.update(host1=0, host2=0)
+    assert invariants.check(None, hosts)[0] == '0 engine VMs running (none)'
+    counts['host1'] = 1
+    docs['host3'] = doc('host2')
+    assert invariants.check(None, hosts) == [
+        'the hosts disagree on where the engine VM is: host1 sees host1, host2 sees host1, '
+        'host3 sees host2']
+    docs.update({h: doc(None) for h in hosts})
+    assert invariants.check(None, hosts) == [
+        'no host shows the engine healthy in --vm-status',
+        "no host's --vm-status shows the engine VM up"]
+    docs.update({h: doc('host2') for h in hosts})
+    assert invariants.check(None, hosts) == [
+        '--vm-status shows the engine VM on host2, it runs on host1']
+    docs.update({h: doc('host1', health='bad') for h in hosts})
+    assert invariants.check(None, hosts) == ['no host shows the engine healthy in --vm-status']
+    docs.update({h: doc('host1') for h in hosts})
+    docs['host3'] = None
+    assert invariants.check(None, hosts) == ['--vm-status fails on host3']
