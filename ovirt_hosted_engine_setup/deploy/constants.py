@@ -151,7 +151,8 @@ class StorageEnv:
     CONF_IMAGE_UUID = K('OVEHOSTED_STORAGE/confImageUUID', answer_file=True, validator=v.uuid)
     CONF_VOLUME_UUID = K('OVEHOSTED_STORAGE/confVolUUID', answer_file=True, validator=v.uuid)
     IO_TIMEOUT = K('OVEHOSTED_STORAGE/sanlockIoTimeout', answer_file=True,
-                   validator=v.positive_int)
+                   preview='sanlock I/O timeout', validator=v.io_timeout,
+                   preview_text=v.io_timeout_text)
     # the hosted-engine.conf storage values domain.prepare_domain returned (misc)
     DOMAIN_CONF = K('OVEHOSTED_STORAGE/domainConf')
     # an additional host: the files of the configuration volume of the deployed domain

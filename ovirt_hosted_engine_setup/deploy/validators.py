@@ -2,6 +2,7 @@
 import ipaddress
 import re
 
+from ..he_storage import layout
 from ..he_storage.layout import MAX_HOSTS
 
 _NAME = re.compile(r'^[a-zA-Z0-9_-]+$')
@@ -59,6 +60,23 @@ def positive_int(value):
     if number <= 0:
         raise ValueError('%d is not a positive number' % number)
     return number
+
+
+def io_timeout(value):
+    """The sanlock I/O timeout of the hosted-engine storage domain's lockspaces, seconds."""
+    number = positive_int(value)
+    if not layout.MIN_IO_TIMEOUT <= number <= layout.MAX_IO_TIMEOUT:
+        raise ValueError('%d s is not a sanlock I/O timeout: use %d to %d seconds (VDSM\'s '
+                         'default is %d)' % (number, layout.MIN_IO_TIMEOUT,
+                                              layout.MAX_IO_TIMEOUT, layout.DEFAULT_IO_TIMEOUT))
+    return number
+
+
+def io_timeout_text(value):
+    """The preview's line: the timeout and the worst-case failover it implies."""
+    number = int(value)
+    return '%d s (worst-case failover after a host crash: %d s = 8 x %d + %d)' % (
+        number, layout.failover_floor(number), number, layout.WATCHDOG_FIRE_TIMEOUT)
 
 
 def host_id(value):

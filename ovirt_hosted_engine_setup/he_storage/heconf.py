@@ -37,7 +37,7 @@ HE_KEYS = (
     'network_test', 'tcp_t_address', 'tcp_t_port', 'sanlock_io_timeout')
 DOMAIN_TYPES = tuple(layout.DOMAIN_TYPES)     # the storage layout's names, in its order
 NETWORK_TESTS = ('dns', 'ping', 'tcp', 'none')
-DEFAULT_SANLOCK_IO_TIMEOUT = 10
+DEFAULT_SANLOCK_IO_TIMEOUT = layout.DEFAULT_IO_TIMEOUT
 
 
 class ConfError(Exception):

@@ -32,7 +32,33 @@ DOMAIN_VERSION = 5
 MAX_HOSTS = 250
 
 LOCKSPACE_NAME = 'hosted-engine'
+
+# sanlock's timing, from the I/O timeout a lockspace was written with (VDSM's default 10 s).
+# A host renews its delta lease every 2 x io_timeout; one that could not renew for
+# 8 x io_timeout kills the holders of its leases; the others may take its leases once its
+# watchdog has also had time to reset it: 8 x io_timeout + 60 s after its last renewal.
+# That is the floor of any failover after a host crash or hang.
 DEFAULT_IO_TIMEOUT = 10
+MIN_IO_TIMEOUT, MAX_IO_TIMEOUT = 1, 60
+# below this, a remote storage's ordinary latency spikes can make a host lose its id
+REMOTE_IO_TIMEOUT_WARNING = 5
+WATCHDOG_FIRE_TIMEOUT = 60
+
+
+def renewal_interval(io_timeout):
+    return 2 * io_timeout
+
+
+def renewal_fail(io_timeout):
+    """Seconds without a renewal after which a host kills the holders of its leases."""
+    return 8 * io_timeout
+
+
+def failover_floor(io_timeout):
+    """Seconds after a host's last renewal before another host may take its leases: the
+    worst-case wait before a crashed host's engine VM can start elsewhere."""
+    return renewal_fail(io_timeout) + WATCHDOG_FIRE_TIMEOUT
+
 # The HA metadata area: 4096-byte slots, slot 0 the global block, slot N host id N.
 METADATA_SLOT_SIZE = 4096
 # The metadata volume holds MAX_HOSTS host slots plus the global block:

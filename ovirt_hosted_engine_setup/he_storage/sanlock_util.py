@@ -14,7 +14,7 @@ import time
 
 import sanlock
 
-from . import delta_leases
+from . import delta_leases, layout
 
 SanlockException = sanlock.SanlockException
 
@@ -25,7 +25,7 @@ SANLK_ACQUIRE_OTHER = -245
 
 ALIGNMENT = 1048576
 SECTOR = 512
-DEFAULT_IO_TIMEOUT = 10   # sanlock's default I/O timeout (seconds)
+DEFAULT_IO_TIMEOUT = layout.DEFAULT_IO_TIMEOUT
 
 _lock = threading.Lock()
 _run_dir = None

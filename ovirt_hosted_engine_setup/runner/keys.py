@@ -12,16 +12,18 @@ class EnvKey(str):
     kind: the type its value must have when given in an answer file or on the command line
         ('bool', 'int', 'str' or 'multi-str'; None: any), so that ``KEY=str:No`` for a bool
         key is an error rather than a true value.
+    preview_text: callable(value) -> the text the preview shows (None: the value itself).
     """
 
     def __new__(cls, name, answer_file=False, preview=None, secret=False, validator=None,
-                kind=None):
+                kind=None, preview_text=None):
         self = str.__new__(cls, name)
         self.answer_file = answer_file and not secret
         self.preview = preview
         self.secret = secret
         self.validator = validator
         self.kind = kind
+        self.preview_text = preview_text
         return self
 
 

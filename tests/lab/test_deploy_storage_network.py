@@ -224,7 +224,10 @@ def test_good_answers_reach_the_preview(deploy):
     for label, value in (('Storage Domain type', 'localfs'), ('Storage connection', storage),
                          ('Storage domain name', 'hosted_storage'),
                          ('Storage data center name', 'hosted_datacenter'),
-                         ('Image size GB', '1'), ('Bridge name', 'ovirtmgmt'),
+                         ('Image size GB', '1'),
+                         ('sanlock I/O timeout',
+                          '2 s (worst-case failover after a host crash: 76 s = 8 x 2 + 60)'),
+                         ('Bridge name', 'ovirtmgmt'),
                          ('Bridge interface', 'eth0'), ('Gateway address', GATEWAY),
                          ('Network connectivity check', 'ping'),
                          ('Host address', 'host1.lab.test')):
@@ -239,6 +242,7 @@ def test_typed_answers_with_their_defaults(deploy):
     answers = deploy.answers(
         OVEHOSTED_STORAGE__domainType=None, OVEHOSTED_STORAGE__storageDomainConnection=None,
         OVEHOSTED_STORAGE__imgSizeGB=None, OVEHOSTED_CORE__acceptedWarnings=['low-memory'],
+        OVEHOSTED_STORAGE__sanlockIoTimeout=None,
         OVEHOSTED_STORAGE__storageDomainName=None, OVEHOSTED_STORAGE__storageDatacenterName=None,
         OVEHOSTED_NETWORK__bridgeIf=None, OVEHOSTED_NETWORK__gateway=None,
         OVEHOSTED_NETWORK__network_test=None, OVEHOSTED_NETWORK__host_name=None)
@@ -250,6 +254,7 @@ def test_typed_answers_with_their_defaults(deploy):
         '', '',               # domain and data center names: defaults
         '2', 'No',            # a small disk, not accepted: asked again
         '3', 'Yes',           # accepted
+        '0', '',              # sanlock I/O timeout: refused, then the default (10)
         'eth9', '',           # unknown NIC, then the default (eth0)
         '192.168.222.254',    # does not answer ping
         '',                   # the default gateway
@@ -268,6 +273,10 @@ def test_typed_answers_with_their_defaults(deploy):
     assert 'Local storage datacenter name [hosted_datacenter]: ' in out
     assert out.count('Please specify the disk size of the VM in GB [25]: ') == 2
     assert 'Continue with a 2 GB disk? (Yes, No)[No]: ' in out
+    assert 'Please specify the sanlock I/O timeout of the hosted-engine storage in seconds ' \
+           '(after a host crash, its engine VM can start elsewhere only 8 x timeout + 60 s ' \
+           'later) [10]: ' in out
+    assert 'Invalid value: 0 is not a positive number' in out
     assert 'Please indicate a nic to set ovirtmgmt bridge on (eth0)[eth0]: ' in out
     assert "Invalid value: 'eth9' is not one of eth0" in out
     assert 'Please indicate a pingable gateway IP address [%s]: ' % GATEWAY in out
@@ -278,6 +287,8 @@ def test_typed_answers_with_their_defaults(deploy):
     assert 'Invalid value: localhost is not an address other hosts can reach' in out
     preview = out[out.index('--== CONFIGURATION PREVIEW ==--'):]
     assert '%-35s: %s\n' % ('Image size GB', '3') in preview
+    assert '%-35s: %s\n' % ('sanlock I/O timeout', '10 s (worst-case failover after a host '
+                                                  'crash: 140 s = 8 x 10 + 60)') in preview
     assert '%-35s: %s\n' % ('Network connectivity check', 'tcp') in preview
     assert '%-35s: %s\n' % ('Gateway address', GATEWAY) in preview
     assert r.returncode == 1, out
@@ -286,6 +297,7 @@ def test_typed_answers_with_their_defaults(deploy):
     for line in ('OVEHOSTED_STORAGE/domainType=str:localfs',
                  'OVEHOSTED_STORAGE/storageDomainConnection=str:%s' % storage,
                  'OVEHOSTED_STORAGE/imgSizeGB=int:3',
+                 'OVEHOSTED_STORAGE/sanlockIoTimeout=int:10',
                  'OVEHOSTED_NETWORK/network_test=str:tcp',
                  'OVEHOSTED_NETWORK/network_test_tcp_port=int:22', '    small-disk'):
         assert line in text, text
@@ -308,6 +320,9 @@ def test_typed_answers_with_their_defaults(deploy):
     (dict(OVEHOSTED_STORAGE__imgSizeGB=10, OVEHOSTED_CORE__acceptedWarnings=['low-memory']),
      'The VM disk size 10 GB is below the recommended minimum of 25 GB and was not accepted: '
      'give OVEHOSTED_STORAGE/imgSizeGB of at least 25, or accept the warning small-disk'),
+    (dict(OVEHOSTED_STORAGE__sanlockIoTimeout=61),
+     "OVEHOSTED_STORAGE/sanlockIoTimeout: invalid value 61: 61 s is not a sanlock I/O "
+     "timeout: use 1 to 60 seconds (VDSM's default is 10)"),
     (dict(OVEHOSTED_NETWORK__bridgeIf='eth9'),
      "OVEHOSTED_NETWORK/bridgeIf='eth9': 'eth9' is not a NIC of this host: choose one of eth0"),
     (dict(OVEHOSTED_NETWORK__gateway='192.168.222.254'),
@@ -317,6 +332,7 @@ def test_typed_answers_with_their_defaults(deploy):
     (dict(OVEHOSTED_NETWORK__host_name='192.168.222.12'),
      '192.168.222.12 resolves to 192.168.222.12, which is not an address of this host'),
 ], ids=['host-root', 'malformed', 'gluster-local-path', 'iscsi', 'small-disk-not-accepted',
+        'io-timeout-out-of-range',
         'unknown-nic', 'gateway-silent', 'localhost', 'not-this-host'])
 def test_bad_answer_file_value(deploy, changes, words):
     # answers a No to the small-disk question when it is asked

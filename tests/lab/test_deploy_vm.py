@@ -40,6 +40,7 @@ OVEHOSTED_STORAGE/storageDomainConnection=str:%(storage)s
 OVEHOSTED_STORAGE/storageDomainName=str:hosted_storage
 OVEHOSTED_STORAGE/storageDatacenterName=str:hosted_datacenter
 OVEHOSTED_STORAGE/imgSizeGB=int:25
+OVEHOSTED_STORAGE/sanlockIoTimeout=int:10
 OVEHOSTED_NETWORK/firewallManager=str:none
 OVEHOSTED_NETWORK/bridgeIf=str:eth0
 OVEHOSTED_NETWORK/bridgeName=str:ovirtmgmt

@@ -29,17 +29,16 @@ import math
 
 from .. import core, metadata
 from ...api.errors import ConnectionFailed, ServerError
-from ...he_storage import heconf
+from ...he_storage import heconf, layout
 from ..agent_loop import Agent
 from ..agent_vm import NO_SUCH_VM
 from ..broker import engine_health
 from ..broker_client import BrokerError
 
-IO_TIMEOUT = 10                      # N
-WATCHDOG = 60                        # W
-RENEWAL = 2 * IO_TIMEOUT
-KILL_AFTER = 8 * IO_TIMEOUT          # a host that cannot renew kills its lease holders
-DEAD_AFTER = 8 * IO_TIMEOUT + WATCHDOG   # others may take its leases
+IO_TIMEOUT = layout.DEFAULT_IO_TIMEOUT
+RENEWAL = layout.renewal_interval(IO_TIMEOUT)
+KILL_AFTER = layout.renewal_fail(IO_TIMEOUT)   # a host that cannot renew kills its lease holders
+DEAD_AFTER = layout.failover_floor(IO_TIMEOUT)  # others may take its leases
 BOOT_TIME = 60                       # VM start -> engine health page up
 SHUTDOWN_TIME = 30                   # guest shutdown
 HOST_BOOT = 20                       # power on -> agent and broker running

@@ -21,7 +21,8 @@ class Plugin(PluginBase):
         lines = ['', '--== CONFIGURATION PREVIEW ==--', '']
         for key in c.ALL_KEYS:
             if key.preview and env.get(key) is not None:
-                lines.append('%-35s: %s' % (key.preview, show(env[key])))
+                text = (key.preview_text or show)(env[key])
+                lines.append('%-35s: %s' % (key.preview, text))
         self.dialog.note('\n'.join(lines) + '\n')
         if env[c.CoreEnv.CONFIRM_SETTINGS] is None:
             env[c.CoreEnv.CONFIRM_SETTINGS] = self.dialog.query_yes_no(

@@ -24,8 +24,10 @@ CONNECTION = 'ohosted.storage.connection'
 CHECK = 'ohosted.storage.check'
 NAMES = 'ohosted.storage.names'
 IMAGE_SIZE = 'ohosted.storage.imagesize'
+IO_TIMEOUT = 'ohosted.storage.iotimeout'
 
 SMALL_DISK_WARNING = 'small-disk'
+SHORT_IO_TIMEOUT_WARNING = 'short-io-timeout'
 
 TYPE_NOTE = 'Please specify the storage you would like to use (%s)' % ', '.join(
     storage_checks.SUPPORTED_TYPES)
@@ -38,6 +40,9 @@ NFS_NOTE = 'Please specify the nfs version you would like to use'
 ADDITIONAL_NOTE = ('The specified storage location already contains a data domain. Is this an '
                    'additional host setup?')
 SIZE_NOTE = 'Please specify the disk size of the VM in GB'
+IO_TIMEOUT_NOTE = ('Please specify the sanlock I/O timeout of the hosted-engine storage in '
+                   'seconds (after a host crash, its engine VM can start elsewhere only '
+                   '8 x timeout + %d s later)' % layout.WATCHDOG_FIRE_TIMEOUT)
 
 
 def one_line(text):
@@ -64,7 +69,7 @@ class Plugin(PluginBase):
                     c.StorageEnv.STORAGE_DOMAIN_NAME, c.StorageEnv.STORAGE_DATACENTER_NAME,
                     c.StorageEnv.IMAGE_SIZE_GB):
             env.setdefault(key, None)
-        env.setdefault(c.StorageEnv.IO_TIMEOUT, layout.DEFAULT_IO_TIMEOUT)
+        env.setdefault(c.StorageEnv.IO_TIMEOUT, None)
         env.setdefault(c.StorageEnv.HOST_ID, None)
         env.setdefault(c.CoreEnv.ACCEPTED_WARNINGS, [])
 
@@ -262,7 +267,8 @@ class Plugin(PluginBase):
             self.logger.warning('%s (accepted: %s)', message, warning_id)
             return True
         self.logger.warning('%s', message)
-        if self.dialog.query_yes_no('STORAGE_ACCEPT_SMALL_DISK', question, default=False):
+        name = 'STORAGE_ACCEPT_%s' % warning_id.upper().replace('-', '_')
+        if self.dialog.query_yes_no(name, question, default=False):
             env[c.CoreEnv.ACCEPTED_WARNINGS] = accepted + [warning_id]
             return True
         return False
@@ -292,6 +298,40 @@ class Plugin(PluginBase):
                     % (size, storage_checks.RECOMMENDED_DISK_GB, key,
                        storage_checks.RECOMMENDED_DISK_GB, SMALL_DISK_WARNING,
                        c.CoreEnv.ACCEPTED_WARNINGS))
+            env[key] = None
+
+    # -- the sanlock I/O timeout -----------------------------------------------------
+    @event(stage=Stages.CUSTOMIZATION, name=IO_TIMEOUT, after=(SECTION_START, IMAGE_SIZE),
+           before=(SECTION_END,), condition=first_host)
+    def _io_timeout(self):
+        """The I/O timeout the domain's lockspaces are written with: it sets how soon the
+        other hosts may take a crashed host's leases (additional hosts read it from
+        hosted-engine.conf)."""
+        env = self.environment
+        key = c.StorageEnv.IO_TIMEOUT
+        dtype = env[c.StorageEnv.DOMAIN_TYPE]
+        while True:
+            typed = env[key] is None
+            self._ask_or_check(key, validators.io_timeout, lambda: self.dialog.query_string(
+                'STORAGE_SANLOCK_IO_TIMEOUT', IO_TIMEOUT_NOTE, default=layout.DEFAULT_IO_TIMEOUT,
+                validator=validators.io_timeout))
+            typed = typed and self.dialog.last_answer_typed
+            timeout = env[key]
+            if (timeout >= layout.REMOTE_IO_TIMEOUT_WARNING
+                    or not storage_checks.is_remote(dtype)
+                    or self._accept_warning(
+                        SHORT_IO_TIMEOUT_WARNING,
+                        'A sanlock I/O timeout of %d s is short for %s storage: a latency spike '
+                        'over %d s makes a host lose its lockspace id and its engine VM'
+                        % (timeout, dtype, layout.renewal_fail(timeout)),
+                        'Continue with a %d s sanlock I/O timeout?' % timeout)):
+                return
+            if not typed:
+                raise StorageCheckError(
+                    'A sanlock I/O timeout of %d s on %s storage was not accepted: give %s of at '
+                    'least %d, or accept the warning %s in %s'
+                    % (timeout, dtype, key, layout.REMOTE_IO_TIMEOUT_WARNING,
+                       SHORT_IO_TIMEOUT_WARNING, c.CoreEnv.ACCEPTED_WARNINGS))
             env[key] = None
 
     @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,), condition=first_host)

@@ -1,0 +1,129 @@
+"""The sanlock I/O timeout question of the storage section (first host): its range, the
+preview line with the worst-case failover, and the warning below 5 s on remote storage
+(asked when typed; refused from an answer file unless accepted)."""
+import importlib.util
+import logging
+import os
+import sys
+
+import pytest
+
+from ovirt_hosted_engine_setup.deploy import constants as c
+from ovirt_hosted_engine_setup.deploy import validators
+from ovirt_hosted_engine_setup.he_storage import layout
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLUGIN_DIR = os.path.join(TOP, 'plugins', 'gr-he-setup', 'storage')
+
+
+def _load():
+    name = 'storage_plugins_under_test'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(PLUGIN_DIR, '__init__.py'), submodule_search_locations=[PLUGIN_DIR])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+storage = _load().storage
+
+
+class Dialog:
+    """Typed answers, in order; records the questions."""
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.asked = []
+        self.last_answer_typed = False
+
+    def query_string(self, name, note, default=None, validator=None, **_kw):
+        self.asked.append((name, note, default))
+        self.last_answer_typed = True
+        while True:
+            value = self.answers.pop(0)
+            value = str(default) if value == '' else value
+            try:
+                return validator(value)
+            except ValueError as e:
+                self.asked.append(('invalid', str(e), None))
+
+    def query_yes_no(self, name, note, default=None):
+        self.asked.append((name, note, default))
+        return self.answers.pop(0)
+
+
+class Context:
+    def __init__(self, env, answers=()):
+        self.environment = env
+        self.dialog = Dialog(answers)
+
+
+def plugin(dtype, timeout=None, accepted=(), answers=()):
+    env = {c.StorageEnv.DOMAIN_TYPE: dtype, c.StorageEnv.IO_TIMEOUT: timeout,
+           c.CoreEnv.ACCEPTED_WARNINGS: list(accepted)}
+    p = storage.Plugin(Context(env, answers))
+    p.logger = logging.getLogger('test')
+    return p
+
+
+def test_the_range_and_the_preview_text():
+    assert validators.io_timeout('10') == 10
+    for bad in ('0', '61', 'x'):
+        with pytest.raises(ValueError):
+            validators.io_timeout(bad)
+    with pytest.raises(ValueError) as e:
+        validators.io_timeout(61)
+    assert str(e.value) == ("61 s is not a sanlock I/O timeout: use 1 to 60 seconds "
+                            "(VDSM's default is 10)")
+    assert validators.io_timeout_text(10) == \
+        '10 s (worst-case failover after a host crash: 140 s = 8 x 10 + 60)'
+    assert c.StorageEnv.IO_TIMEOUT.preview == 'sanlock I/O timeout'
+    assert c.StorageEnv.IO_TIMEOUT.preview_text(3) == \
+        '3 s (worst-case failover after a host crash: 84 s = 8 x 3 + 60)'
+    assert layout.failover_floor(layout.DEFAULT_IO_TIMEOUT) == 140
+
+
+def test_typed_default_and_a_refused_value():
+    p = plugin('nfs', answers=['0', ''])
+    p._io_timeout()
+    assert p.environment[c.StorageEnv.IO_TIMEOUT] == 10
+    (name, note, default), (kind, why, _) = p.dialog.asked
+    assert name == 'STORAGE_SANLOCK_IO_TIMEOUT' and default == 10
+    assert '8 x timeout + 60 s later' in note
+    assert kind == 'invalid' and why == '0 is not a positive number'
+
+
+def test_short_timeout_on_remote_storage_is_asked_again_unless_accepted():
+    p = plugin('glusterfs', answers=['3', False, '4', True])
+    p._io_timeout()
+    env = p.environment
+    assert env[c.StorageEnv.IO_TIMEOUT] == 4
+    assert [a[0] for a in p.dialog.asked] == [
+        'STORAGE_SANLOCK_IO_TIMEOUT', 'STORAGE_ACCEPT_SHORT_IO_TIMEOUT',
+        'STORAGE_SANLOCK_IO_TIMEOUT', 'STORAGE_ACCEPT_SHORT_IO_TIMEOUT']
+    assert env[c.CoreEnv.ACCEPTED_WARNINGS] == ['short-io-timeout']
+
+
+def test_short_timeout_from_an_answer_file():
+    # local storage: no warning
+    p = plugin('localfs', timeout=2)
+    p._io_timeout()
+    assert p.dialog.asked == [] and p.environment[c.StorageEnv.IO_TIMEOUT] == 2
+    # remote, accepted in the answer file: no question
+    p = plugin('nfs', timeout='2', accepted=['short-io-timeout'])
+    p._io_timeout()
+    assert p.dialog.asked == [] and p.environment[c.StorageEnv.IO_TIMEOUT] == 2
+    # remote, not accepted: asked once; No ends the deploy with the fix in one line
+    p = plugin('nfs', timeout=2, answers=[False])
+    with pytest.raises(storage.StorageCheckError) as e:
+        p._io_timeout()
+    assert str(e.value) == (
+        'A sanlock I/O timeout of 2 s on nfs storage was not accepted: give '
+        'OVEHOSTED_STORAGE/sanlockIoTimeout of at least 5, or accept the warning '
+        'short-io-timeout in OVEHOSTED_CORE/acceptedWarnings')
+    # out of range from an answer file
+    p = plugin('nfs', timeout=0)
+    with pytest.raises(storage.StorageCheckError) as e:
+        p._io_timeout()
+    assert str(e.value) == 'OVEHOSTED_STORAGE/sanlockIoTimeout=0: 0 is not a positive number'
