@@ -51,6 +51,7 @@ HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
 # the empty directories `up` makes.
 RUN_KEEP = ('lab', 'systemd', 'sshd', 'lock', 'user')
 BOOT_UNITS_TIMEOUT = 60
+BOOT_ORDER = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd')   # as `up` starts them
 
 
 # ---------------------------------------------------------------- processes
@@ -398,13 +399,18 @@ def restart(lab, name):
     finds it, its link set up, its base daemons started as `up` starts them, then the units
     enabled in its service manager. Return one line."""
     h = lab.host(name)
+    t0 = time.monotonic()
     killed = crash(lab, name) if host_processes(h) else 0
     removed = clean_run(lab, name)
     _link(lab, name, True)
     lab.load()
-    lab.start_host_daemons(name, with_hostd='hostd' in (h.get('daemons') or {}))
+    started = []
+    lab.start_host_daemons(name, with_hostd='hostd' in (h.get('daemons') or {}),
+                           report=started.append)
     units = start_enabled_units(lab, name)
-    return '%s: restarted (%s%d leftovers removed from /run; link up; daemons %s started%s)' % (
-        name, '%d processes killed first; ' % killed if killed else '', removed,
-        ', '.join(lab.state['hosts'][name]['daemons']),
-        '; units %s started' % ', '.join(units) if units else '')
+    daemons = [d for d in BOOT_ORDER if d in lab.state['hosts'][name]['daemons']]
+    return '%s: restarted in %.0f s (%s%d leftovers removed from /run; link up; daemons %s ' \
+        'started%s)' % (name, time.monotonic() - t0,
+                        '%d processes killed first; ' % killed if killed else '', removed,
+                        ', '.join(daemons),
+                        '; units %s started' % ', '.join(units) if units else '')

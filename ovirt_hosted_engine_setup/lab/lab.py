@@ -517,9 +517,11 @@ class Lab:
         say('%s: namespaces ready, eth0 %s/%d' % (name, addr, PREFIX))
         self.start_host_daemons(name, with_hostd)
 
-    def start_host_daemons(self, name, with_hostd):
+    def start_host_daemons(self, name, with_hostd, report=None):
         """Start the host's base daemons in order, each waited for: at `up`, and when
-        `hosted-engine-lab restart` boots a crashed host again (lab/faults.py)."""
+        `hosted-engine-lab restart` boots a crashed host again (lab/faults.py).
+        report(line) is told each daemon that came up (default: the lab's [lab] lines)."""
+        report = report or say
         h = self.state['hosts'][name]
         pid = h['holder']['pid']
         addr = h['address']
@@ -528,14 +530,15 @@ class Lab:
                             '-l', '0', '-e', name],
                            extra_env={'LD_PRELOAD': preload.preload_path()})
         self._wait(name, 'sanlock', lambda: self.run_in(
-            pid, ['sanlock', 'client', 'status'], check=False, timeout=10).returncode == 0, 30)
+            pid, ['sanlock', 'client', 'status'], check=False, timeout=10).returncode == 0, 30,
+            report)
         self._start_daemon(name, h, 'virtlogd', ['virtlogd'])
         self._wait(name, 'virtlogd', lambda: os.path.exists(
-            '/proc/%d/root/run/libvirt/virtlogd-sock' % pid), 30)
+            '/proc/%d/root/run/libvirt/virtlogd-sock' % pid), 30, report)
         self._start_daemon(name, h, 'libvirtd', ['libvirtd'])
         self._wait(name, 'libvirtd', lambda: self.run_in(
             pid, ['virsh', '-c', 'qemu:///system', 'version'], check=False,
-            timeout=30).returncode == 0, 60)
+            timeout=30).returncode == 0, 60, report)
         if with_hostd:
             self._start_daemon(name, h, 'hostd', [
                 os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
@@ -544,10 +547,11 @@ class Lab:
                 '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'])
             self._wait(name, 'hostd', lambda: self.run_in(
                 pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host',
-                      'ping2'], check=False, timeout=30).returncode == 0, 90)
+                      'ping2'], check=False, timeout=30).returncode == 0, 90,
+                report)
         # sshd last (lab/sshd.py): a host answers SSH once it is otherwise complete
         self._start_daemon(name, h, 'sshd', sshd.command())
-        self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30)
+        self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30, report)
 
     def _start_dns(self, net_pid):
         """The lab DNS server (lab/dns.py): dnsmasq in the lab network namespace, on the
@@ -610,7 +614,7 @@ class Lab:
         self.save()
         return p
 
-    def _wait(self, name, daemon, ready, timeout):
+    def _wait(self, name, daemon, ready, timeout, report=None):
         h = self.state['hosts'][name]
         rec = h['daemons'][daemon]
         deadline = time.monotonic() + timeout
@@ -621,7 +625,7 @@ class Lab:
                 raise LabError('%s exited at start; its log: %s%s'
                                % (daemon, rec['log'], _tail(rec['log'])))
             if ready():
-                say('%s: %s up (%.1f s)' % (name, daemon, time.monotonic() - t0))
+                (report or say)('%s: %s up (%.1f s)' % (name, daemon, time.monotonic() - t0))
                 return
             if time.monotonic() > deadline:
                 raise LabError('%s did not answer within %d s; its log: %s%s'

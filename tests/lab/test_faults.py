@@ -217,7 +217,8 @@ def test_kill_base_daemon_then_restart(ha, daemon):
     # not a unit of the host's service manager: `systemctl` does not know it
     assert systemctl_status(ha, 'host3', daemon).returncode == 4
     r = ha.cli('restart', 'host3', timeout=300)
-    assert re.search(r'host3: restarted \(\d+ processes killed first', r.stdout), r.stdout
+    assert re.search(r'host3: restarted in \d+ s \(\d+ processes killed first', r.stdout), r.stdout
+    assert len(r.stdout.splitlines()) == 1, r.stdout
     row = status_row(ha, 'host3')
     assert all(v == 'up' for k, v in row.items() if k not in ('HOST', 'ADDRESS')), row
     assert Lab(ha.dir).host('host3')['daemons'][daemon]['pid'] != rec['pid']
@@ -253,9 +254,9 @@ def test_crash_then_restart(ha):
     assert all(row[d] == 'DEAD' for d in ('sanlock', 'libvirtd', 'hostd', 'ha-broker',
                                           'ha-agent')), row
     r = ha.cli('restart', 'host3', timeout=300)
-    line = r.stdout.strip().splitlines()[-1]
-    assert re.match(r'host3: restarted \(\d+ leftovers removed from /run; link up; daemons .* '
-                    r'started; units ovirt-ha-agent, ovirt-ha-broker started\)$', line), line
+    assert re.fullmatch(r'host3: restarted in \d+ s \(\d+ leftovers removed from /run; link up; '
+                        r'daemons sanlock, virtlogd, libvirtd, hostd, sshd started; units '
+                        r'ovirt-ha-agent, ovirt-ha-broker started\)\n', r.stdout), r.stdout
     lo = labobj(ha)
     new = {d: r['pid'] for d, r in lo.host('host3')['daemons'].items()}
     assert set(new) == set(old) and not set(new.values()) & set(old.values())
@@ -269,7 +270,8 @@ def test_crash_then_restart(ha):
 def test_restart_frozen_host(ha):
     ha.cli('fault', 'host2', 'freeze')
     r = ha.cli('restart', 'host2', timeout=300)
-    assert re.search(r'host2: restarted \(\d+ processes killed first', r.stdout), r.stdout
+    assert re.search(r'host2: restarted in \d+ s \(\d+ processes killed first', r.stdout), r.stdout
+    assert len(r.stdout.splitlines()) == 1, r.stdout
     assert not any(faults.stopped(p) for p in host_pids(ha, 'host2'))
     assert ha.cli('status').returncode == 0
     wait_for('the agent of host2 rejoining', agent_rejoined(ha, 'host2', 2), 120, 3)
