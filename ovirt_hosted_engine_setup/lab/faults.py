@@ -33,11 +33,12 @@ Kinds (docs/lab.md, "Faults"):
 """
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
 
-from .lab import HA_DAEMONS, HA_SOCKET, LAB_BRIDGE, LabError, alive, pids_in_ns, record
+from .lab import HA_DAEMONS, HA_SOCKET, LabError, alive, pids_in_ns, record
 from . import systemctl
 
 KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill')
@@ -347,7 +348,6 @@ def clean_run(lab, name):
 
 
 def _remove(path):
-    import shutil
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     else:

@@ -132,8 +132,13 @@ class Soak:
         sampler = invariants.Sampler(self.lab, hosts, self.interval).start()
         try:
             self.say('  ' + faults.inject(self.lab, host, kind, daemon))
-            if hold:
-                time.sleep(hold)
+            try:
+                if hold:
+                    time.sleep(hold)
+            except KeyboardInterrupt:   # interrupted while held: the lab is left healed
+                self.say('  interrupted: undoing the fault')
+                undo(self.lab, kind, daemon, host)
+                raise
             done = undo(self.lab, kind, daemon, host)
             if done:
                 self.say('  ' + done)

@@ -457,3 +457,17 @@ def test_check_invariants(monkeypatch):
     docs.update({h: doc('host1') for h in hosts})
     docs['host3'] = None
     assert invariants.check(None, hosts) == ['--vm-status fails on host3']
+
+
+def test_soak_interrupted_while_held_undoes_the_fault(monkeypatch):
+    one = {'host1': 1, 'host2': 0, 'host3': 0}
+    s, out, done = fake_soak(monkeypatch, [one], [[]])
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(soak.time, 'sleep', interrupted)
+    monkeypatch.setattr(soak, 'plan', lambda rng, hosts, engine: ('partition', None, 'host2', 30))
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    assert done == [('host2', 'partition', None), ('host2', 'heal', None)]
+    assert 'interrupted: undoing the fault' in out.getvalue()
