@@ -4,7 +4,8 @@ engine VM under the HA services on at least 3 hosts, with the invariants checked
 
 Each round draws from random.Random(seed), in this order: the fault (crash, freeze,
 partition, vm-kill or kill DAEMON), the daemon for kill, whether the engine's host is hit
-(else one of the others), the other host, and the hold time. It injects the fault
+(else one of the others), the other host, and the hold time (hold_range: up to 1.5 x sanlock's time to take a silent host for
+dead, from the lockspace's io_timeout). It injects the fault
 (lab/faults.py), waits the hold time, undoes it (crash: restart; freeze: thaw; partition:
 heal; kill of an HA unit: `systemctl start` of the HA units, as Restart=on-failure would on
 a real host; kill of a base daemon: restart of the host; vm-kill: nothing, the agents
@@ -13,6 +14,7 @@ every 2 s from the injection on: two running at any sample fails the round. The 
 and round count give the same draws (the engine's host at each round start decides which
 host "the engine's host" is).
 """
+import os
 import random
 import sys
 import time
@@ -21,7 +23,8 @@ from . import faults, invariants
 from .lab import LabError
 
 ROUND_KINDS = ('crash', 'freeze', 'partition', 'vm-kill', 'kill')
-HOLD_RANGE = (10, 60)        # seconds a fault is held before it is undone
+HOLD_MIN = 10                # seconds a fault is held before it is undone, at least
+DEFAULT_IO_TIMEOUT = 10      # sanlock's, when hosted-engine.conf names none
 SETTLE_LIMIT = 600           # seconds the invariants may take to hold again after a round
 START_LIMIT = 300            # seconds they may take to hold before the first round
 MIN_HOSTS = 3
@@ -31,14 +34,22 @@ class RoundFailed(Exception):
     pass
 
 
-def plan(rng, hosts, engine_host):
-    """(kind, daemon or None, host, hold seconds) of one round, drawn from rng."""
+def hold_range(io_timeout):
+    """Hold times: from HOLD_MIN to 1.5 x the time after which sanlock takes a silent host
+    for dead (8 x io_timeout + 60 s), so that some holds end before the other hosts may take
+    the engine VM's lease and some after."""
+    return HOLD_MIN, int(1.5 * (8 * io_timeout + 60))
+
+
+def plan(rng, hosts, engine_host, holds=None):
+    """(kind, daemon or None, host, hold seconds) of one round, drawn from rng; holds: the
+    (least, most) hold time (default: hold_range of sanlock's default io_timeout)."""
     kind = rng.choice(ROUND_KINDS)
     daemon = rng.choice(faults.KILL_DAEMONS) if kind == 'kill' else None
     on_engine = rng.random() < 0.5
     others = [h for h in hosts if h != engine_host]
     other = rng.choice(others)
-    hold = rng.randint(*HOLD_RANGE)
+    hold = rng.randint(*(holds or hold_range(DEFAULT_IO_TIMEOUT)))
     if kind == 'vm-kill':   # the engine VM runs on one host only
         return kind, None, engine_host, 0
     return kind, daemon, engine_host if on_engine else other, hold
@@ -95,6 +106,20 @@ class Soak:
                                                                 faults.HE_CONF))
         return hosts
 
+    def io_timeout(self, host):
+        """sanlock's io_timeout of the hosted-engine lockspace (hosted-engine.conf)."""
+        path = os.path.join(self.lab.host_dir(host), 'etc-ovirt-hosted-engine',
+                            os.path.basename(faults.HE_CONF))
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, sep, value = line.strip().partition('=')
+                    if sep and key.strip() == 'sanlock_io_timeout' and value.strip():
+                        return int(value)
+        except (OSError, ValueError):
+            pass
+        return DEFAULT_IO_TIMEOUT
+
     def settle(self, hosts, limit):
         waited, problems = invariants.wait_invariants(
             self.lab, hosts, limit, progress=lambda what, e, lim: self.progress(
@@ -108,6 +133,7 @@ class Soak:
     def run(self):
         """Run the rounds; return 0, or 1 after the first failing round."""
         hosts = self.hosts()
+        holds = hold_range(self.io_timeout(hosts[0]))
         rng = random.Random(self.seed)
         waited, problems = self.settle(hosts, START_LIMIT)
         if problems:
@@ -115,7 +141,7 @@ class Soak:
                            'must run under HA, healthy, on one host' % (waited,
                                                                        '; '.join(problems)))
         for n in range(1, self.rounds + 1):
-            kind, daemon, host, hold = plan(rng, hosts, self.engine_host(hosts))
+            kind, daemon, host, hold = plan(rng, hosts, self.engine_host(hosts), holds)
             head = 'round %d/%d seed %d: %s' % (n, self.rounds, self.seed,
                                                 describe(kind, daemon, host, hold))
             try:

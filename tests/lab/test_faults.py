@@ -312,8 +312,13 @@ def test_soak_draws_follow_the_seed():
         if kind == 'vm-kill':
             assert host == 'host2' and hold == 0
         else:
-            assert host in hosts and soak.HOLD_RANGE[0] <= hold <= soak.HOLD_RANGE[1]
+            assert host in hosts and 10 <= hold <= 210   # 1.5 x (8 x 10 + 60)
     assert {p[2] for p in p1} == set(hosts)
+    assert max(p[3] for p in p1) > 140    # some holds outlast sanlock's 140 s
+    assert soak.hold_range(2) == (10, 114)
+    rng = random.Random(7)
+    short = [soak.plan(rng, hosts, 'host2', soak.hold_range(2))[3] for _ in range(40)]
+    assert all(h == 0 or 10 <= h <= 114 for h in short)
 
 
 class FakeLab:
@@ -354,6 +359,7 @@ def fake_soak(monkeypatch, counts_seq, problems_after):
     monkeypatch.setattr(invariants, 'wait_invariants', wait_invariants)
     monkeypatch.setattr(soak.time, 'sleep', lambda s: None)
     FakeLab.ha_start = lambda self, hosts: done.append((hosts[0], 'ha-start', None))
+    FakeLab.host_dir = lambda self, name: '/nonexistent/hosts/' + name
     out = io.StringIO()
     return soak.Soak(FakeLab(), 7, 3, out=out, interval=0.01), out, done
 
@@ -466,7 +472,7 @@ def test_soak_interrupted_while_held_undoes_the_fault(monkeypatch):
     def interrupted(seconds):
         raise KeyboardInterrupt
     monkeypatch.setattr(soak.time, 'sleep', interrupted)
-    monkeypatch.setattr(soak, 'plan', lambda rng, hosts, engine: ('partition', None, 'host2', 30))
+    monkeypatch.setattr(soak, 'plan', lambda rng, hosts, engine, holds: ('partition', None, 'host2', 30))
     with pytest.raises(KeyboardInterrupt):
         s.run()
     assert done == [('host2', 'partition', None), ('host2', 'heal', None)]
