@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -257,6 +258,10 @@ def test_crash_then_restart(ha):
     assert re.fullmatch(r'host3: restarted in \d+ s \(\d+ leftovers removed from /run; link up; '
                         r'daemons sanlock, virtlogd, libvirtd, hostd, sshd started; units '
                         r'ovirt-ha-agent, ovirt-ha-broker started\)\n', r.stdout), r.stdout
+    # restart returns once the broker answers on its own new socket (not on the one the
+    # killed broker left behind)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(root + '/run/ovirt-hosted-engine-ha/broker.socket')
     lo = labobj(ha)
     new = {d: r['pid'] for d, r in lo.host('host3')['daemons'].items()}
     assert set(new) == set(old) and not set(new.values()) & set(old.values())
