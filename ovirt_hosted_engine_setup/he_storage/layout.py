@@ -132,6 +132,13 @@ def volume_paths(conf, data_center_dir=DATA_CENTER_DIR):
             'conf': vol('conf_image_UUID', 'conf_volume_UUID')}
 
 
+def domain_ids_path(volume_path):
+    """The domain's lockspace (dom_md/ids, the lockspace named after the domain, where its
+    volume leases live) from the path of one of its volumes or volume leases (pure)."""
+    dom = os.path.dirname(os.path.dirname(os.path.dirname(volume_path)))
+    return os.path.join(dom, 'dom_md', 'ids')
+
+
 IMAGES = (  # (name, image key, volume key) of the four images
     ('vm', 'vm_disk_id', 'vm_disk_vol_id'),
     ('metadata', 'metadata_image_UUID', 'metadata_volume_UUID'),

@@ -16,7 +16,8 @@ import threading
 
 import sanlock
 
-from ...he_storage.layout import LOCKSPACE_NAME
+from ...he_storage import delta_leases
+from ...he_storage.layout import LOCKSPACE_NAME, domain_ids_path
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,33 @@ class Lockspace:
 
 
 def read_lease_owner(lockspace, resource, path, offset=0):
-    """Host id owning a resource lease on disk, or None when free."""
+    """Host id owning a volume lease of the domain on disk, or None when free.
+
+    The lease names its owner by host id and generation. A host id that was acquired again
+    since (a host that crashed, or hung past its renewal timeout, and rejoined: its delta
+    lease in the domain's lockspace, dom_md/ids, has a newer generation) no longer owns it:
+    sanlock gives the lease to the next host that asks, so it counts as free."""
     owners = sanlock.read_resource_owners(_b(lockspace), _b(resource), [(_b(path), offset)])
-    for o in owners or ():
-        hid = o.get('host_id')
-        if hid:
-            return int(hid)
+    owners = [o for o in owners or () if o.get('host_id')]
+    if not owners:
+        return None
+    try:
+        delta = delta_leases.read_delta_leases(domain_ids_path(path), name=lockspace)
+    except delta_leases.LockspaceError as e:
+        log.debug('cannot read the lockspace of %s to check the owner\'s generation: %s',
+                  path, e)
+        delta = None
+    return lease_owner(owners, delta)
+
+
+def lease_owner(owners, delta):
+    """The owning host id from read_resource_owners' records and the lockspace's delta
+    leases ({host id: DeltaLease}, None when unknown: the owner is then believed)."""
+    for o in owners:
+        hid = int(o['host_id'])
+        gen = o.get('generation')
+        now = (delta or {}).get(hid)
+        if delta is not None and gen is not None and now is not None and now.generation > gen:
+            continue          # its host id was acquired again since: the lease is free
+        return hid
     return None
