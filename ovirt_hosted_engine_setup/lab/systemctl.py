@@ -16,8 +16,8 @@ Units are the ones the project ships (templates/*.service). Verbs:
 
 UNIT is a name with or without ``.service``. A started unit's main process is recorded,
 with its start time, in /run/lab/systemd/<unit>.json (so a reused pid is never taken for
-it); `enable` marks the unit in /run/lab/systemd/enabled/ (a lab host lives from
-`hosted-engine-lab up` to `down` and is never rebooted, so /run is its whole life).
+it); `enable` marks the unit in /run/lab/systemd/enabled/ (kept by `hosted-engine-lab
+restart HOST`, which empties the rest of /run as a boot does and starts the enabled units).
 
 What is applied from a unit file: Description; Requires= (started first, and a stop of the
 required unit stops its dependents first); After= (start order, stop in reverse);
