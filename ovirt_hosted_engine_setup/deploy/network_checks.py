@@ -11,6 +11,8 @@ import subprocess
 NETWORK_TESTS = ('ping', 'dns', 'tcp', 'none')
 DEFAULT_NETWORK_TEST = 'dns'
 PING_COMMAND = ('ping', '-c', '1', '-W', '2')
+# one lost echo (a busy host, an ARP entry being refreshed) must not fail a deploy
+PING_ATTEMPTS = 3
 
 
 def _section(caps, name):
@@ -111,16 +113,19 @@ def gateway_address(value):
                          '192.0.2.1)' % (str(value),))
 
 
-def ping(address, run=subprocess.run):
-    """(True, '') if one ping of address is answered within 2 s, else (False, reason)."""
-    try:
-        p = run(list(PING_COMMAND) + [address], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        return False, 'ping could not run: %s' % e
-    if p.returncode == 0:
-        return True, ''
-    lines = [line for line in (p.stderr or p.stdout or '').strip().splitlines() if line]
-    return False, lines[-1] if lines else 'no reply'
+def ping(address, run=subprocess.run, attempts=PING_ATTEMPTS):
+    """(True, '') if a ping of address is answered within 2 s, in up to ``attempts``
+    tries, else (False, the last try's reason)."""
+    for _ in range(attempts):
+        try:
+            p = run(list(PING_COMMAND) + [address], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            return False, 'ping could not run: %s' % e
+        if p.returncode == 0:
+            return True, ''
+        lines = [line for line in (p.stderr or p.stdout or '').strip().splitlines() if line]
+        reason = lines[-1] if lines else 'no reply'
+    return False, reason
 
 
 def check_gateway(value, run=subprocess.run):

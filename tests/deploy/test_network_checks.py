@@ -111,8 +111,20 @@ def test_gateway_that_answers():
     assert calls == [['ping', '-c', '1', '-W', '2', '192.0.2.1']]
 
 
-def test_gateway_that_does_not_answer():
+def test_gateway_that_answers_the_second_echo():
+    answers = [1, 0]
+
     def run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, answers.pop(0), '', '')
+    assert nc.check_gateway('192.0.2.1', run) == '192.0.2.1'
+    assert answers == []
+
+
+def test_gateway_that_does_not_answer():
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
         return subprocess.CompletedProcess(
             cmd, 1, '1 packets transmitted, 0 received, 100% packet loss, time 0ms\n', '')
     with pytest.raises(ValueError) as e:
@@ -121,6 +133,7 @@ def test_gateway_that_does_not_answer():
     assert text.startswith('The gateway 192.0.2.254 does not answer ping (1 packets transmitted')
     assert 'give a gateway that answers' in text
     assert '\n' not in text
+    assert len(calls) == nc.PING_ATTEMPTS == 3
 
 
 def test_ping_of_loopback_really_runs():
