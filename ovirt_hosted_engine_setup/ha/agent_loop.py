@@ -436,7 +436,11 @@ class Agent:
         self.decision = decision
         self.last_result = self.execute(decision, stats, now)
         self.state = decision.next_state
-        return DEGRADED_INTERVAL if degraded else self.interval
+        if degraded:
+            return DEGRADED_INTERVAL
+        if (old, new) in core.FOLLOW_AT_ONCE:
+            return min(core.FOLLOW_INTERVAL, self.interval)
+        return self.interval
 
     def step(self):
         """One turn of the daemon: reach the services (back-off) or run one loop.

@@ -56,6 +56,12 @@ AGENT_STOPPED = 'AgentStopped'
 STATES = (START, REINIT, GLOBAL_MAINT, LOCAL_MAINT, UNKNOWN_VM, DOWN, START_VM, STARTING, UP,
           UP_BAD, STOP, FORCE_STOP, MAYBE_AWAY, UNEXPECTEDLY_DOWN, AGENT_STOPPED)
 
+# The agent's start-up transitions only classify the local VM: the next loop follows at
+# once (FOLLOW_INTERVAL) instead of a whole loop interval later, so that a starting agent
+# reaches EngineDown (and may start the VM) in seconds rather than two loop intervals.
+FOLLOW_AT_ONCE = frozenset({(START, REINIT), (REINIT, DOWN), (REINIT, STARTING)})
+FOLLOW_INTERVAL = 1.0
+
 # why a VM is down when libvirt/sanlock refused it because another host holds the VM lease
 REASON_LEASE = 'lease held elsewhere'
 

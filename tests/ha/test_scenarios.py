@@ -285,10 +285,11 @@ def test_hand_single_host_restarts_after_the_back_off():
 
 
 def test_hand_single_host_cold_start_does_not_wait_for_history():
-    # the end of a deploy: one host, alone in the lockspace, no VM anywhere
+    # the end of a deploy: one host, alone in the lockspace, no VM anywhere; the start-up
+    # transitions (StartState, ReinitializeFSM) are followed at once, not a loop later
     r = Run('single-host-cold-start-1')
     (t, who), = r.starts()
-    assert who == 'host1' and t < 60
+    assert who == 'host1' and t <= 3 + 2 * 1
     assert r.owner() == 'host1'
 
 
@@ -316,7 +317,7 @@ def test_hand_corrupted_slot_does_not_stop_failover():
 def test_hand_the_new_active_host_crashes_too():
     r = Run('crash-new-active-8')
     starts = r.starts()
-    assert len(starts) == 2 and starts[0][1] != 'host1' and starts[1][1] not in ('host1', 'host8')
+    assert len(starts) == 2 and starts[0][1] != 'host1' and starts[1][1] not in ('host1', 'host4')
     assert r.owner() == starts[1][1]
 
 
