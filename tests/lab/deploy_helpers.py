@@ -3,7 +3,9 @@ deploy typed on a pseudo-terminal."""
 import json
 import os
 import re
+import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -99,3 +101,84 @@ def wait_for(what, check, limit, interval=3):
         if time.monotonic() - start > limit:
             raise AssertionError('%s: not within %d s (last: %s)' % (what, limit, last))
         time.sleep(interval)
+
+
+ADDITIONAL_EXAMPLE = os.path.join(TOP, 'examples', 'lab-additional-host-answers.conf')
+
+
+def write_additional_answers(lab, path, host, host_id):
+    """examples/lab-additional-host-answers.conf for lab host `host` (hostK) of this lab:
+    its storage path, host id `host_id`, its own address and name in the engine."""
+    text = open(ADDITIONAL_EXAMPLE).read().replace(DEFAULT_STORAGE, lab_storage(lab))
+    text = re.sub(r'(?m)^OVEHOSTED_STORAGE/hostID=.*$',
+                  'OVEHOSTED_STORAGE/hostID=int:%d' % host_id, text)
+    text = re.sub(r'(?m)^OVEHOSTED_NETWORK/host_name=.*$',
+                  'OVEHOSTED_NETWORK/host_name=str:%s.lab.test' % host, text)
+    text = re.sub(r'(?m)^OVEHOSTED_ENGINE/appHostName=.*$',
+                  'OVEHOSTED_ENGINE/appHostName=str:%s' % host, text)
+    with open(path, 'w') as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def deploy_ha_hosts(lab, workdir, count, io_timeout, say=print):
+    """The engine deployed unattended on host1 (examples/lab-answers.conf, the sanlock I/O
+    timeout `io_timeout`), then host2..host<count> joined at once as additional HA hosts
+    (examples/lab-additional-host-answers.conf, host id K for hostK). Returns {host: seconds
+    its deploy took}; AssertionError with the end of the output of a deploy that failed."""
+    times = {}
+    answers = write_answers(lab, os.path.join(workdir, 'host1-answers.conf'))
+    t0 = time.monotonic()
+    r = deploy(lab, answers, '--otopi-environment=OVEHOSTED_STORAGE/sanlockIoTimeout=int:%d'
+               % io_timeout, stdin=subprocess.DEVNULL)
+    times['host1'] = time.monotonic() - t0
+    if r.returncode != 0:
+        raise AssertionError('the deploy of host1 failed (exit %d):\n%s'
+                             % (r.returncode, (r.stdout + r.stderr)[-4000:]))
+    say('host1 deployed in %.0f s' % times['host1'])
+    results = {}
+
+    def join(host, host_id):
+        path = write_additional_answers(lab, os.path.join(workdir, '%s-answers.conf' % host),
+                                        host, host_id)
+        start = time.monotonic()
+        results[host] = lab.exec(host, 'hosted-engine', '--deploy',
+                                 '--config-append=%s' % path, check=False, timeout=900,
+                                 stdin=subprocess.DEVNULL)
+        times[host] = time.monotonic() - start
+    threads = [threading.Thread(target=join, args=('host%d' % k, k))
+               for k in range(2, count + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for host in sorted(results):
+        r = results[host]
+        if r.returncode != 0:
+            raise AssertionError('the additional-host deploy of %s failed (exit %d):\n%s'
+                                 % (host, r.returncode, (r.stdout + r.stderr)[-4000:]))
+        say('%s joined in %.0f s' % (host, times[host]))
+    return times
+
+
+
+def vm_lease_io_timeout(lab):
+    """(io_timeout, path) of the lockspace holding the engine VM's lease, read from the
+    storage: the storage domain's own lockspace (dom_md/ids of the sdUUID in host1's
+    hosted-engine.conf), the io_timeout its live hosts' delta leases carry."""
+    from ovirt_hosted_engine_setup.he_storage import delta_leases
+    sd = None
+    with open(os.path.join(lab.dir, 'hosts', 'host1', 'etc-ovirt-hosted-engine',
+                           'hosted-engine.conf')) as f:
+        for line in f:
+            key, sep, value = line.strip().partition('=')
+            if sep and key.strip() == 'sdUUID':
+                sd = value.strip()
+    path = os.path.join(lab_storage(lab), sd, 'dom_md', 'ids')
+    timeouts = {lease.io_timeout for lease in delta_leases.read_delta_leases(path, sd).values()
+                if lease.held}
+    if len(timeouts) != 1:
+        raise AssertionError('the held leases of %s carry io_timeouts %s, expected one'
+                             % (path, sorted(timeouts)))
+    return timeouts.pop(), path
