@@ -27,9 +27,10 @@ Kinds (docs/lab.md, "Faults"):
 - kill DAEMON: SIGKILL to one daemon of the host: sanlock (with its helper process),
   libvirtd, hostd (the lab's base daemons that `up` starts), ha-broker or ha-agent (units
   of the host's service manager, lab/systemctl.py: SIGKILL to the unit's main process and
-  its process group; the unit then shows `failed`, and the service manager does not
-  restart it, as it does not apply Restart=). Undo: `hosted-engine-lab ha start HOST` for
-  the HA units, restart for a base daemon.
+  its process group, not to the unit's supervisor; the unit is then `activating
+  (auto-restart)` and the service manager starts it again after its RestartSec=, as its
+  Restart=on-failure says). Undo: none needed for the HA units (`hosted-engine-lab ha start
+  HOST` starts them at once), restart for a base daemon.
 """
 import contextlib
 import os

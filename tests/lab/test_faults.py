@@ -9,7 +9,9 @@ deploy), the HA units enabled and started in every host as a deploy leaves them:
 - freeze then thaw: every process of the host stopped, then running; the host's sanlock
   renewals (its delta lease's timestamp on the storage) stop, then resume;
 - kill DAEMON for each daemon: the process gone, `status` shows it DEAD; the HA units show
-  `failed` in the host's `systemctl status` and are not restarted by the service manager;
+  `activating (auto-restart)` in the host's `systemctl status` and the service manager
+  starts them again after their RestartSec= (Restart=on-failure), the broker answering
+  again, the agent writing its log again;
 - crash then restart, and restart of a frozen host: the leftovers of the killed daemons do
   not stop the boot, the base daemons and the enabled HA units run again, --vm-status on
   the host works and its agent rejoins (its host id live, its own data current);
@@ -30,8 +32,10 @@ import time
 
 import pytest
 
+from ovirt_hosted_engine_setup.ha.broker_client import (BrokerClient, BrokerError,
+                                                        BrokerUnavailable)
 from ovirt_hosted_engine_setup.lab import faults, invariants, soak
-from ovirt_hosted_engine_setup.lab.lab import Lab, LabError
+from ovirt_hosted_engine_setup.lab.lab import HA_SOCKET, Lab, LabError, alive
 
 from .conftest import module_lab
 
@@ -176,28 +180,62 @@ def systemctl_status(lab, host, unit):
     return lab.exec(host, 'systemctl', 'status', unit, check=False, timeout=60)
 
 
+def broker_answers(lo, host):
+    """The host's broker answers a ping on its socket."""
+    path = '/proc/%d/root%s' % (lo.host(host)['holder']['pid'], HA_SOCKET)
+    try:
+        with BrokerClient(socket_path=path, timeout=5) as c:
+            c.call('ping')
+        return True
+    except (BrokerUnavailable, BrokerError, OSError):
+        return False
+
+
+def restarted(lo, host, unit, old_pid):
+    """The unit's record once a new main process of it runs, else None."""
+    def new_record():
+        rec = lo.service(host, unit)
+        return rec if rec and rec['pid'] != old_pid and alive(rec) else None
+    return new_record
+
+
 @root_only
-@pytest.mark.parametrize('daemon,unit', [('ha-agent', 'ovirt-ha-agent'),
-                                         ('ha-broker', 'ovirt-ha-broker')])
-def test_kill_ha_unit(ha, daemon, unit):
+@pytest.mark.parametrize('daemon,unit,restart_sec', [('ha-agent', 'ovirt-ha-agent', 10),
+                                                     ('ha-broker', 'ovirt-ha-broker', 5)])
+def test_kill_ha_unit(ha, daemon, unit, restart_sec):
+    """The units say Restart=on-failure: the host's service manager starts a killed one
+    again after its RestartSec=, as systemd does, and restarts what requires it with it
+    (the broker's restart restarts the agent)."""
     lo = labobj(ha)
-    before = lo.service('host3', unit)
+    before = {u: lo.service('host3', u)['pid'] for u in HA_UNITS}
+    agent_log = lo._host_path('host3', '/var/log/ovirt-hosted-engine-ha/agent.log')
     r = ha.cli('fault', 'host3', 'kill', daemon)
-    assert r.stdout.startswith('host3: %s killed (SIGKILL to %d' % (unit, before['pid'])), \
+    assert r.stdout.startswith('host3: %s killed (SIGKILL to %d' % (unit, before[unit])), \
         r.stdout
+    died = lo.service('host3', unit)['since']
     st = systemctl_status(ha, 'host3', unit)
-    assert st.returncode == 3 and 'Active: failed (main process %d exited)' % before['pid'] \
+    assert st.returncode == 3 and 'Active: activating (auto-restart) (Result: signal)' \
         in st.stdout, st.stdout
-    assert 'Restart: on-failure (not applied in a lab host)' in st.stdout
+    assert 'Main PID: %d (code=killed, signal=KILL)' % before[unit] in st.stdout, st.stdout
     assert status_row(ha, 'host3')[daemon] == 'DEAD'
     assert ha.cli('status', check=False).returncode == 1
-    time.sleep(12)     # longer than the units' RestartSec=: nothing starts it again
-    assert systemctl_status(ha, 'host3', unit).returncode == 3
-    ha.cli('ha', 'start', 'host3', timeout=120)
-    assert systemctl_status(ha, 'host3', unit).returncode == 0
-    assert lo.service('host3', unit)['pid'] != before['pid']
-    for u in HA_UNITS:     # killing the broker leaves the agent without it: both run now
+    rec = wait_for('%s started again' % unit, restarted(lo, 'host3', unit, before[unit]),
+                   restart_sec + 30, 0.2)
+    assert rec['since'] - died >= restart_sec - 0.5, (rec['since'], died)
+    assert rec['restarts'] == 1 and rec['last']['pid'] == before[unit]
+    st = systemctl_status(ha, 'host3', unit)
+    assert st.returncode == 0 and 'Restarts: 1 (' in st.stdout, st.stdout
+    assert 'Scheduled restart job, restart counter is at 1.' in st.stdout, st.stdout
+    if daemon == 'ha-broker':
+        wait_for('the broker answering', lambda: broker_answers(lo, 'host3'), 30)
+        # the agent requires the broker: restarted with it
+        wait_for('the agent restarted with the broker',
+                 restarted(lo, 'host3', 'ovirt-ha-agent', before['ovirt-ha-agent']), 30, 0.2)
+    size = os.path.getsize(agent_log)
+    wait_for('the new agent writing its log', lambda: os.path.getsize(agent_log) > size, 60)
+    for u in HA_UNITS:
         assert systemctl_status(ha, 'host3', u).returncode == 0
+    assert status_row(ha, 'host3')[daemon] == 'up'
 
 
 @root_only
