@@ -35,7 +35,9 @@ once it has exited or the timeout is over, and when the main process ends by its
 WantedBy= (what `enable` says); Restart=no,
 on-failure or always and RestartSec= (default 100ms), as systemd defines them: on-failure
 starts the unit again when its main process exited non-zero or was killed by a signal
-other than SIGHUP, SIGINT, SIGTERM and SIGPIPE, always also after a clean exit; the unit is
+other than SIGHUP, SIGINT, SIGTERM and SIGPIPE (its third case, a timeout, cannot arise
+here: Type=simple has no start timeout, no unit has WatchdogSec=, and a stop that times out
+never restarts), always also after a clean exit; the unit is
 `activating (auto-restart)` for RestartSec=, then started again, and what requires it and
 runs is restarted with it (systemd propagates the restart along Requires=); a unit that
 does not restart is `failed` (or `inactive` after a clean exit). A `systemctl stop` tells
