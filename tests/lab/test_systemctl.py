@@ -453,6 +453,9 @@ def test_the_shipped_units_load_and_order_as_systemd_orders_them(tmp_path):
     assert [u.name for u in m._dependents([broker])] == ['ovirt-ha-agent.service',
                                                          'ovirt-ha-broker.service']
     assert agent.stop_timeout() == 120
+    # what the service manager applies of their Restart=
+    assert (agent.restart_policy(), agent.restart_sec()) == ('on-failure', 10)
+    assert (broker.restart_policy(), broker.restart_sec()) == ('on-failure', 5)
 
 
 def test_the_wrapper_runs_the_manager(tmp_path):
