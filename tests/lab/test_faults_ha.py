@@ -1,0 +1,531 @@
+"""Faults on a deployed engine with three HA hosts: one three-host lab for the module, the
+engine deployed unattended on host1 (examples/lab-answers.conf), host2 and host3 joined
+unattended as additional HA hosts, then real faults on the engine's host.
+
+Every test watches the engine VMs on the three hosts every 2 s (lab/invariants.py: from
+/proc and the hosts' /run, so a hung host is watched too) and fails if two ever run at
+once; after the fault the engine
+is back, healthy, its inventory intact (the engine's API lists the three hosts and the
+HostedEngine VM), and every live host's `--vm-status` agrees where it runs. The tests run in
+order, each waiting first until the lab is settled: one engine VM, healthy, the three hosts
+live in every host's `--vm-status`.
+
+The deploy is given a sanlock I/O timeout of 2 s (OVEHOSTED_STORAGE/sanlockIoTimeout): the
+smallest value that stays safe on a loaded two-core machine (a host is in trouble only when
+its renewals fail for 8 x io_timeout = 16 s in a row, and a renewal is a 512-byte direct
+write to a local file; 1 s would leave 8 s). sanlock's floor for the engine VM's lease is
+read from the storage, from the io_timeout of the lockspace holding that lease (the storage
+domain's dom_md/ids), and printed with the failover times.
+
+Daemons killed on the engine's host: ha-agent, ha-broker, hostd and libvirtd. An HA unit
+comes back by its service manager's Restart= when the lab's applies it, else with
+`systemctl start` in the host (the test says which); hostd and libvirtd, which a
+real host's service manager restarts and the lab runs as base daemons without a unit, are
+started again the way `hosted-engine-lab up` starts them. sanlock is not killed here: on a
+real host the death of sanlock while it holds leases stops the watchdog's petting and the
+host is reset within 60 s (fenced), which is the crash of the last test; a lab host has no
+watchdog (`sanlock daemon -w 0`), so its VM would outlive its lease, a lab artefact and not
+the behaviour to test.
+
+Times measured in the run are printed (pytest -s shows them); no assertion is on speed,
+the deadlines only mean "it did not happen".
+"""
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from ovirt_hosted_engine_setup.he_storage import layout
+from ovirt_hosted_engine_setup.lab import faults, invariants
+from ovirt_hosted_engine_setup.lab.lab import HOSTD_PORT, HOSTD_ROOT, Lab, LabError, alive, paths
+
+from .conftest import module_lab
+from .deploy_helpers import deploy_ha_hosts, vm_lease_io_timeout, wait_for
+
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root'),
+              pytest.mark.timeout(1500)]
+
+IO_TIMEOUT = 2
+HOSTS = ('host1', 'host2', 'host3')
+ADMIN_PW = 'lab-admin-Pa55'       # examples/lab-answers.conf
+CA = '/var/lib/ovirt-hosted-engine-hostd/pki/trusted-cas/engine-engine.lab.test.pem'
+HEALTH_URL = 'http://engine.lab.test/ovirt-engine/services/health'
+AGENT_LOOP = 10                   # seconds between two decisions of an HA agent
+
+lab = module_lab(3, 'he-faults-test-')
+
+
+def note(msg):
+    print('[faults %s] %s' % (time.strftime('%H:%M:%S'), msg), flush=True)
+
+
+def failover_floor(lab):
+    """Seconds until another host may take a dead host's engine VM lease (sanlock's floor),
+    from the io_timeout of the lease's lockspace on the storage."""
+    return layout.failover_floor(vm_lease_io_timeout(lab)[0])
+
+
+# -- observations (lab/invariants.py: from /proc and the hosts' /run, --vm-status) -------
+
+def engine_vms(lab):
+    """{host: engine VMs running there}."""
+    return invariants.engine_vm_hosts(Lab(lab.dir), HOSTS)
+
+
+def where_engine(lab):
+    """(host, its engine VM's qemu pids) of the one engine VM running; (None, None) when
+    none or several run."""
+    state = Lab(lab.dir)
+    running = [h for h, n in invariants.engine_vm_hosts(state, HOSTS).items()
+               for _ in range(n)]
+    if len(running) != 1:
+        return None, None
+    return running[0], tuple(sorted(faults.engine_qemu_pids(state, running[0])))
+
+
+def vm_status(lab, host):
+    """A host's `hosted-engine --vm-status --json` ({} when it does not answer)."""
+    try:
+        return invariants.vm_status(Lab(lab.dir), host)
+    except LabError:
+        return {}
+
+
+def lab_name(record):
+    return (record.get('hostname') or '').split('.')[0]
+
+
+def view(status):
+    """(set of live hosts, [hosts whose engine is up with good health], {host: score},
+    {host: agent state}) of one host's --vm-status."""
+    live, engine, scores, states = set(), [], {}, {}
+    for k, rec in status.items():
+        if not k.isdigit():
+            continue
+        name = lab_name(rec)
+        scores[name] = rec.get('score')
+        states[name] = (rec.get('extra') or '')
+        if isinstance(states[name], str):
+            line = [x for x in states[name].splitlines() if x.startswith('state=')]
+            states[name] = line[0][6:] if line else ''
+        if rec.get('live-data'):
+            live.add(name)
+            es = rec.get('engine-status') or {}
+            if es.get('vm') == 'up' and es.get('health') == 'good':
+                engine.append(name)
+    return live, engine, scores, states
+
+
+def healthy(lab, via):
+    """The engine's health page answers 'DB Up' when fetched from lab host `via`."""
+    r = lab.exec(via, 'curl', '-s', '-m', '5', HEALTH_URL, check=False, timeout=30)
+    return r.returncode == 0 and 'DB Up' in r.stdout
+
+
+def healthy_elsewhere(lab, lost, watchers):
+    """wait_for check: the engine VM runs on another host than `lost`, the watchers' view
+    (their --vm-status) shows it up with good health there."""
+    def check():
+        host, _pid = where_engine(lab)
+        if host is None or host == lost:
+            return False, 'engine VMs %s' % engine_vms(lab)
+        seen = {w: view(vm_status(lab, w))[1] for w in watchers}
+        return all(v == [host] for v in seen.values()), (host, seen)
+    return check
+
+
+SDK = r'''
+import json, sys
+import ovirtsdk4 as sdk
+c = sdk.Connection(url="https://engine.lab.test/ovirt-engine/api", username="admin@internal",
+                   password=sys.stdin.readline().strip(), ca_file=%r, timeout=120)
+s = c.system_service()
+print(json.dumps({"hosts": sorted(h.name for h in s.hosts_service().list()),
+                  "vms": sorted(v.name for v in s.vms_service().list()),
+                  "domains": sorted(d.name for d in s.storage_domains_service().list())}))
+c.close()
+''' % CA
+
+
+def inventory(lab, via):
+    """The engine's hosts, VMs and storage domains, through ovirt-engine-sdk-python run in
+    lab host `via`."""
+    r = lab.exec(via, 'python3', '-c', SDK, check=False, timeout=180, input=ADMIN_PW + '\n')
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def check_inventory(lab, via):
+    inv = inventory(lab, via)
+    assert inv['hosts'] == list(HOSTS), inv
+    assert 'HostedEngine' in inv['vms'] and 'hosted_storage' in inv['domains'], inv
+
+
+class Watch:
+    """A thread sampling every 2 s how many engine VMs run (and, with `health_via`, whether
+    the engine's health page answers from that host) until the block ends."""
+
+    def __init__(self, lab, health_via=None):
+        self.lab = lab
+        self.health_via = health_via
+        self.samples = []          # (seconds since start, {host: count})
+        self.health = []           # (seconds since start, bool)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic() - self.t0
+            self.samples.append((t, engine_vms(self.lab)))
+            if self.health_via:
+                self.health.append((t, healthy(self.lab, self.health_via)))
+            self._stop.wait(2)
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(60)
+
+    @property
+    def max_count(self):
+        return max(sum(c.values()) for _t, c in self.samples)
+
+    def split_brain(self):
+        return [(round(t), c) for t, c in self.samples if sum(c.values()) > 1]
+
+    def check(self):
+        assert self.samples, 'the watcher took no sample'
+        assert self.max_count <= 1, 'two engine VMs ran at once: %s' % self.split_brain()
+
+    def outages(self):
+        return [round(t) for t, ok in self.health if not ok]
+
+
+def settle(lab, limit=600):
+    """Wait until the lab is settled: one engine VM, up with good health in every host's
+    --vm-status, all of them agreeing where and seeing the three hosts live. Prints
+    progress; returns the engine's host."""
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def check():
+        host, _pid = where_engine(lab)
+        views = {h: view(vm_status(lab, h)) for h in HOSTS}
+        detail = {h: (sorted(v[0]), v[1], v[3]) for h, v in views.items()}
+        ok = host is not None and all(v[0] == set(HOSTS) and v[1] == [host]
+                                      for v in views.values())
+        if not ok and time.monotonic() - last[0] > 30:
+            last[0] = time.monotonic()
+            note('settling (%.0f s): engine VMs %s; views %s'
+                 % (time.monotonic() - t0, engine_vms(lab), detail))
+        return ok, (host, detail)
+    host, _ = wait_for('one engine VM, healthy, the three hosts live in every --vm-status',
+                       check, limit, 5)
+    note('settled in %.0f s: the engine on %s' % (time.monotonic() - t0, host))
+    return host
+
+
+def fault(lab, host, kind, *daemon):
+    r = lab.cli('fault', host, kind, *daemon, timeout=180)
+    note(r.stdout.strip())
+    return r
+
+
+def others(host):
+    return [h for h in HOSTS if h != host]
+
+
+# -- the lab -------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def cluster(lab, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp('faults-answers'))
+    t0 = time.monotonic()
+    deploy_ha_hosts(lab, work, len(HOSTS), IO_TIMEOUT, say=note)
+    settle(lab)
+    note('deployed and settled in %.0f s' % (time.monotonic() - t0))
+    return lab
+
+
+@pytest.fixture
+def engine_host(cluster):
+    """The lab settled, the engine's host."""
+    return settle(cluster)
+
+
+# -- the tests, in the order they run ------------------------------------------------------
+
+def test_two_hosts_ha_services_restarted_at_once(cluster, engine_host):
+    """systemctl restart of both HA services in the engine's host and another host at the
+    same time: the engine VM is neither stopped nor started twice."""
+    lab = cluster
+    _host, pid = where_engine(lab)
+    pair = [engine_host, others(engine_host)[0]]
+    results = {}
+
+    def restart(h):
+        results[h] = lab.exec(h, 'systemctl', 'restart', 'ovirt-ha-broker', 'ovirt-ha-agent',
+                              check=False, timeout=300)
+    with Watch(lab, health_via=others(engine_host)[1]) as w:
+        threads = [threading.Thread(target=restart, args=(h,)) for h in pair]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for h, r in results.items():
+            assert r.returncode == 0, (h, r.stdout + r.stderr)
+        assert settle(lab) == engine_host
+    w.check()
+    assert where_engine(lab) == (engine_host, pid)
+    assert not w.outages(), 'the engine\'s health page failed at %s s' % w.outages()
+    note('HA services of %s restarted at once: the engine VM (qemu %s) untouched'
+         % (' and '.join(pair), pid))
+
+
+DAEMONS = ('ha-agent', 'ha-broker', 'hostd', 'libvirtd')
+
+
+@pytest.mark.parametrize('daemon', DAEMONS)
+def test_daemon_killed_on_the_engine_host(cluster, engine_host, daemon):
+    """A daemon of the engine's host killed (SIGKILL) then started again: the engine VM stays
+    up on the same host the whole time, its health page answering throughout."""
+    lab = cluster
+    _host, pid = where_engine(lab)
+    watcher = others(engine_host)[0]
+    with Watch(lab, health_via=watcher) as w:
+        unit = lab.service(engine_host, 'ovirt-%s' % daemon) if daemon.startswith('ha-') \
+            else None
+        fault(lab, engine_host, 'kill', daemon)
+        how = restart_daemon(lab, engine_host, daemon, unit and unit['pid'])
+        t_back = time.monotonic() - w.t0
+
+        def agent_up():
+            v = view(vm_status(lab, engine_host))
+            return v[3].get(engine_host) == 'EngineUp' and v[1] == [engine_host], v
+        wait_for('the agent of %s in EngineUp again' % engine_host, agent_up, 300, 5)
+        # an agent loop more: nothing decides to stop or move the engine
+        time.sleep(AGENT_LOOP)
+        assert settle(lab) == engine_host
+    w.check()
+    assert where_engine(lab) == (engine_host, pid), engine_vms(lab)
+    assert not w.outages(), 'the engine\'s health page failed at %s s' % w.outages()
+    note('%s killed on %s: back after %.0f s (%s); the engine VM (qemu %s) stayed up, its '
+         'health page answered in all %d samples' % (daemon, engine_host, t_back, how, pid,
+                                                      len(w.health)))
+
+
+# The lab's base daemons as `hosted-engine-lab up` starts them (Lab.start_host_daemons),
+# and when each answers. A real host's service manager restarts vdsmd and libvirtd when
+# they die (Restart= in their units); the lab has no unit for them and no command that
+# starts one of them alone (`hosted-engine-lab restart` boots the whole host, the engine
+# VM with it), so the test starts the killed daemon the way `up` does.
+BASE_DAEMONS = {
+    'libvirtd': (['libvirtd'], ['virsh', '-c', 'qemu:///system', 'version']),
+    'hostd': ([os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
+               '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
+               '--data-center-dir', '/rhev/data-center',
+               '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'],
+              ['ovirt-hosted-engine-rpc', '--timeout', '5', 'Host', 'ping2']),
+}
+
+
+def restart_daemon(lab, host, daemon, killed):
+    """Bring a killed daemon back as the host would; say how. An HA unit: restarted by the
+    service manager when it applies the unit's Restart= (within 30 s), else started with
+    `systemctl start`; `killed`: the unit's main pid that was killed."""
+    if daemon in ('ha-agent', 'ha-broker'):
+        unit = 'ovirt-%s' % daemon
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rec = lab.service(host, unit)
+            if rec and rec.get('pid') != killed and alive(rec):
+                return 'restarted by the service manager (pid %d)' % rec['pid']
+            time.sleep(1)
+        r = lab.exec(host, 'systemctl', 'is-active', unit, check=False)
+        assert r.stdout.strip() == 'failed', r.stdout
+        lab.exec(host, 'systemctl', 'start', 'ovirt-ha-broker', 'ovirt-ha-agent', timeout=300)
+        for u in ('ovirt-ha-broker', 'ovirt-ha-agent'):
+            assert lab.exec(host, 'systemctl', 'is-active', u).stdout.strip() == 'active', u
+        return 'the unit stayed failed; systemctl start ovirt-ha-broker ovirt-ha-agent'
+    # down for an agent loop, as long as a service manager takes to restart it
+    time.sleep(AGENT_LOOP)
+    cmd, ready = BASE_DAEMONS[daemon]
+    state = Lab(lab.dir)
+    with state.locked():
+        state.load()
+        h = state.state['hosts'][host]
+        assert not alive(h['daemons'][daemon]), h['daemons'][daemon]
+        state._start_daemon(host, h, daemon, cmd)
+        state._wait(host, daemon, lambda: lab.exec(
+            host, *ready, check=False, timeout=30).returncode == 0, 90)
+    return 'started again as hosted-engine-lab up starts it'
+def test_engine_host_partitioned(cluster, engine_host):
+    """The engine's host cut from the network: its network test fails, its score drops by
+    the gateway penalty, the engine moves to a host that scores better; after the heal
+    nothing moves back.
+
+    Runs while the engine VM is still the one the deploy started: an agent moves a VM it
+    started itself only move_dwell (600 s) after that start (ha/core.py), a VM it found
+    running once the better score held for move_hold (60 s)."""
+    lab = cluster
+    watchers = others(engine_host)
+    with Watch(lab) as w:
+        t0 = time.monotonic()
+        fault(lab, engine_host, 'partition')
+        try:
+            host, seen = wait_for('the engine healthy on another host than %s' % engine_host,
+                                  healthy_elsewhere(lab, engine_host, watchers), 900, 5)
+            took = time.monotonic() - t0
+            scores = view(vm_status(lab, watchers[0]))[2]
+            assert scores[engine_host] <= 3400 - 1600, scores
+        finally:
+            fault(lab, engine_host, 'heal')
+        _h, pid = where_engine(lab)
+        # after the heal the old host's score comes back: nothing flaps
+        time.sleep(3 * AGENT_LOOP)
+        assert where_engine(lab) == (host, pid), engine_vms(lab)
+        assert settle(lab) == host
+    w.check()
+    check_inventory(lab, host)
+    note('%s partitioned: the engine healthy on %s after %.0f s (scores then %s); no move '
+         'back after the heal' % (engine_host, host, took, scores))
+
+
+def test_every_host_partitioned(cluster, engine_host):
+    """Every host cut from the network: every score drops alike, nobody restarts or moves
+    the engine VM, no second one starts; then heal them all."""
+    lab = cluster
+    _h, pid = where_engine(lab)
+    with Watch(lab) as w:
+        try:
+            for h in HOSTS:
+                fault(lab, h, 'partition')
+
+            def dropped():
+                scores = view(vm_status(lab, engine_host))[2]
+                return all((scores.get(h) or 0) <= 3400 - 1600 for h in HOSTS), scores
+            scores = wait_for('every host\'s score dropped by the network penalty', dropped,
+                              300, 5)
+            time.sleep(3 * AGENT_LOOP)
+            assert where_engine(lab) == (engine_host, pid), engine_vms(lab)
+        finally:
+            for h in HOSTS:
+                fault(lab, h, 'heal')
+        assert settle(lab) == engine_host
+    w.check()
+    assert where_engine(lab) == (engine_host, pid)
+    note('every host partitioned (scores %s): the engine VM stayed on %s' % (scores,
+                                                                              engine_host))
+
+
+def test_engine_vm_killed(cluster, engine_host):
+    """The engine VM's qemu killed: the HA agents start it again (here or elsewhere)."""
+    lab = cluster
+    with Watch(lab) as w:
+        t0 = time.monotonic()
+        fault(lab, engine_host, 'vm-kill')
+        host = settle(lab)
+        took = time.monotonic() - t0
+    w.check()
+    check_inventory(lab, host)
+    note('vm-kill on %s: the engine healthy again on %s after %.0f s'
+         % (engine_host, host, took))
+
+
+def test_global_maintenance_during_a_fault(cluster, engine_host):
+    """In global maintenance nothing restarts a killed engine VM; once it ends the engine
+    comes back."""
+    lab = cluster
+    lab.exec(others(engine_host)[0], 'hosted-engine', '--set-maintenance', '--mode=global')
+    with Watch(lab) as w:
+        fault(lab, engine_host, 'vm-kill')
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4 * AGENT_LOOP:
+            assert sum(engine_vms(lab).values()) == 0, engine_vms(lab)
+            time.sleep(2)
+        st = vm_status(lab, engine_host)
+        assert st.get('global_maintenance') is True, st
+        lab.exec(others(engine_host)[1], 'hosted-engine', '--set-maintenance', '--mode=none')
+        t1 = time.monotonic()
+        host = settle(lab)
+        took = time.monotonic() - t1
+    w.check()
+    # nothing ran while in maintenance: the samples of the first 40 s are all empty
+    assert all(sum(c.values()) == 0 for t, c in w.samples if 2 < t < 4 * AGENT_LOOP), \
+        w.samples
+    check_inventory(lab, host)
+    note('global maintenance: the killed engine VM stayed down %d s; after --mode=none '
+         'healthy on %s in %.0f s' % (4 * AGENT_LOOP, host, took))
+
+
+def test_hung_engine_host(cluster, engine_host):
+    """The engine's host hangs (every process frozen) for sanlock's floor and three agent
+    loops more: never a second engine VM. Thawed, its sanlock finds its lease renewals
+    failed and kills its VM at once; the engine then starts on another host.
+
+    While the host is frozen no other host can start the VM in the lab: the frozen qemu
+    keeps QEMU's lock on the disk image, and the lab's storage is one directory of the
+    machine, where every host sees that lock (the others' starts fail). A real hung host
+    is reset by its watchdog at the floor, which frees it; a lab host has no watchdog."""
+    lab = cluster
+    floor = failover_floor(lab)
+    _h, old_pid = where_engine(lab)
+    with Watch(lab) as w:
+        t0 = time.monotonic()
+        fault(lab, engine_host, 'freeze')
+        try:
+            while time.monotonic() - t0 < floor + 3 * AGENT_LOOP:
+                running = {h: n for h, n in engine_vms(lab).items() if n}
+                assert not running, 'an engine VM runs while %s is frozen: %s' % (
+                    engine_host, running)
+                time.sleep(5)
+        finally:
+            fault(lab, engine_host, 'thaw')
+        t_thaw = time.monotonic()
+
+        def old_vm_gone():
+            return not any(os.path.exists('/proc/%d' % p) for p in old_pid), engine_vms(lab)
+        wait_for('the thawed host\'s engine VM killed', old_vm_gone, 60, 1)
+        killed = time.monotonic() - t_thaw
+        host, _seen = wait_for('the engine healthy on another host than %s' % engine_host,
+                               healthy_elsewhere(lab, engine_host, others(engine_host)),
+                               900, 5)
+        took = time.monotonic() - t_thaw
+        assert settle(lab) == host
+    w.check()
+    check_inventory(lab, host)
+    note('%s frozen %.0f s (sanlock floor %d s): no engine VM ran meanwhile; thawed, its VM '
+         'was killed after %.1f s and the engine healthy on %s %.0f s after the thaw'
+         % (engine_host, t_thaw - t0, floor, killed, host, took))
+
+
+def test_engine_host_crashed_and_restarted(cluster, engine_host):
+    """The engine's host powered off: the engine back elsewhere after sanlock's floor; the
+    host restarted (as after a reboot) joins again, live in --vm-status, and leaves the
+    engine where it is."""
+    lab = cluster
+    watchers = others(engine_host)
+    with Watch(lab) as w:
+        t0 = time.monotonic()
+        fault(lab, engine_host, 'crash')
+        host, _seen = wait_for('the engine healthy on another host than %s' % engine_host,
+                               healthy_elsewhere(lab, engine_host, watchers), 900, 5)
+        took = time.monotonic() - t0
+        _h, pid = where_engine(lab)
+        r = lab.cli('restart', engine_host, timeout=600)
+        note(r.stdout.strip())
+        assert settle(lab) == host
+        time.sleep(2 * AGENT_LOOP)
+        assert where_engine(lab) == (host, pid), engine_vms(lab)
+    w.check()
+    check_inventory(lab, host)
+    floor = failover_floor(lab)
+    note('%s crashed: the engine healthy on %s after %.0f s (sanlock floor %d s, ratio '
+         '%.2f); restarted, it rejoined without taking the engine'
+         % (engine_host, host, took, floor, took / floor))
