@@ -63,7 +63,7 @@ def positive_int(value):
 
 
 def io_timeout(value):
-    """The sanlock I/O timeout of the hosted-engine storage domain's lockspaces, seconds."""
+    """The sanlock I/O timeout of the hosted-engine lockspace, seconds."""
     number = positive_int(value)
     if not layout.MIN_IO_TIMEOUT <= number <= layout.MAX_IO_TIMEOUT:
         raise ValueError('%d s is not a sanlock I/O timeout: use %d to %d seconds (VDSM\'s '
@@ -73,10 +73,10 @@ def io_timeout(value):
 
 
 def io_timeout_text(value):
-    """The preview's line: the timeout and the worst-case failover it implies."""
+    """The preview's line: the timeout and the failover floor it implies."""
     number = int(value)
-    return '%d s (worst-case failover after a host crash: %d s = 8 x %d + %d)' % (
-        number, layout.failover_floor(number), number, layout.WATCHDOG_FIRE_TIMEOUT)
+    return '%d s (a crashed host is known dead after %d s)' % (
+        number, layout.failover_floor(number))
 
 
 def host_id(value):

@@ -1,5 +1,5 @@
 """The sanlock I/O timeout question of the storage section (first host): its range, the
-preview line with the worst-case failover, and the warning below 5 s on remote storage
+preview line with the failover floor it implies, and the warning below 5 s on remote storage
 (asked when typed; refused from an answer file unless accepted)."""
 import importlib.util
 import logging
@@ -77,10 +77,9 @@ def test_the_range_and_the_preview_text():
     assert str(e.value) == ("61 s is not a sanlock I/O timeout: use 1 to 60 seconds "
                             "(VDSM's default is 10)")
     assert validators.io_timeout_text(10) == \
-        '10 s (worst-case failover after a host crash: 140 s = 8 x 10 + 60)'
+        '10 s (a crashed host is known dead after 140 s)'
     assert c.StorageEnv.IO_TIMEOUT.preview == 'sanlock I/O timeout'
-    assert c.StorageEnv.IO_TIMEOUT.preview_text(3) == \
-        '3 s (worst-case failover after a host crash: 84 s = 8 x 3 + 60)'
+    assert c.StorageEnv.IO_TIMEOUT.preview_text(3) == '3 s (a crashed host is known dead after 84 s)'
     assert layout.failover_floor(layout.DEFAULT_IO_TIMEOUT) == 140
 
 
@@ -90,7 +89,7 @@ def test_typed_default_and_a_refused_value():
     assert p.environment[c.StorageEnv.IO_TIMEOUT] == 10
     (name, note, default), (kind, why, _) = p.dialog.asked
     assert name == 'STORAGE_SANLOCK_IO_TIMEOUT' and default == 10
-    assert '8 x timeout + 60 s later' in note
+    assert 'dead 8 x timeout + 60 s after its last renewal' in note
     assert kind == 'invalid' and why == '0 is not a positive number'
 
 

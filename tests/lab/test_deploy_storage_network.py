@@ -226,7 +226,7 @@ def test_good_answers_reach_the_preview(deploy):
                          ('Storage data center name', 'hosted_datacenter'),
                          ('Image size GB', '1'),
                          ('sanlock I/O timeout',
-                          '2 s (worst-case failover after a host crash: 76 s = 8 x 2 + 60)'),
+                          '2 s (a crashed host is known dead after 76 s)'),
                          ('Bridge name', 'ovirtmgmt'),
                          ('Bridge interface', 'eth0'), ('Gateway address', GATEWAY),
                          ('Network connectivity check', 'ping'),
@@ -273,9 +273,9 @@ def test_typed_answers_with_their_defaults(deploy):
     assert 'Local storage datacenter name [hosted_datacenter]: ' in out
     assert out.count('Please specify the disk size of the VM in GB [25]: ') == 2
     assert 'Continue with a 2 GB disk? (Yes, No)[No]: ' in out
-    assert 'Please specify the sanlock I/O timeout of the hosted-engine storage in seconds ' \
-           '(after a host crash, its engine VM can start elsewhere only 8 x timeout + 60 s ' \
-           'later) [10]: ' in out
+    assert 'Please specify the sanlock I/O timeout of the hosted-engine lockspace in seconds ' \
+           '(the other hosts know a crashed host dead 8 x timeout + 60 s after its last ' \
+           'renewal) [10]: ' in out
     assert 'Invalid value: 0 is not a positive number' in out
     assert 'Please indicate a nic to set ovirtmgmt bridge on (eth0)[eth0]: ' in out
     assert "Invalid value: 'eth9' is not one of eth0" in out
@@ -287,8 +287,8 @@ def test_typed_answers_with_their_defaults(deploy):
     assert 'Invalid value: localhost is not an address other hosts can reach' in out
     preview = out[out.index('--== CONFIGURATION PREVIEW ==--'):]
     assert '%-35s: %s\n' % ('Image size GB', '3') in preview
-    assert '%-35s: %s\n' % ('sanlock I/O timeout', '10 s (worst-case failover after a host '
-                                                  'crash: 140 s = 8 x 10 + 60)') in preview
+    assert '%-35s: %s\n' % ('sanlock I/O timeout', '10 s (a crashed host is known dead after '
+                                                  '140 s)') in preview
     assert '%-35s: %s\n' % ('Network connectivity check', 'tcp') in preview
     assert '%-35s: %s\n' % ('Gateway address', GATEWAY) in preview
     assert r.returncode == 1, out

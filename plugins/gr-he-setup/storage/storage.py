@@ -40,9 +40,9 @@ NFS_NOTE = 'Please specify the nfs version you would like to use'
 ADDITIONAL_NOTE = ('The specified storage location already contains a data domain. Is this an '
                    'additional host setup?')
 SIZE_NOTE = 'Please specify the disk size of the VM in GB'
-IO_TIMEOUT_NOTE = ('Please specify the sanlock I/O timeout of the hosted-engine storage in '
-                   'seconds (after a host crash, its engine VM can start elsewhere only '
-                   '8 x timeout + %d s later)' % layout.WATCHDOG_FIRE_TIMEOUT)
+IO_TIMEOUT_NOTE = ('Please specify the sanlock I/O timeout of the hosted-engine lockspace in '
+                   'seconds (the other hosts know a crashed host dead 8 x timeout + %d s '
+                   'after its last renewal)' % layout.WATCHDOG_FIRE_TIMEOUT)
 
 
 def one_line(text):
@@ -304,9 +304,11 @@ class Plugin(PluginBase):
     @event(stage=Stages.CUSTOMIZATION, name=IO_TIMEOUT, after=(SECTION_START, IMAGE_SIZE),
            before=(SECTION_END,), condition=first_host)
     def _io_timeout(self):
-        """The I/O timeout the domain's lockspaces are written with: it sets how soon the
-        other hosts may take a crashed host's leases (additional hosts read it from
-        hosted-engine.conf)."""
+        """The I/O timeout the hosted-engine lockspace is written with: it sets how soon the
+        other hosts know a crashed host dead (additional hosts read it from
+        hosted-engine.conf). The engine VM's lease lives in the storage domain's own
+        lockspace, which the host agent writes with its own configured timeout (VDSM's
+        [sanlock] io_timeout): the failover floor is the larger of the two."""
         env = self.environment
         key = c.StorageEnv.IO_TIMEOUT
         dtype = env[c.StorageEnv.DOMAIN_TYPE]
@@ -322,7 +324,8 @@ class Plugin(PluginBase):
                     or self._accept_warning(
                         SHORT_IO_TIMEOUT_WARNING,
                         'A sanlock I/O timeout of %d s is short for %s storage: a latency spike '
-                        'over %d s makes a host lose its lockspace id and its engine VM'
+                        'over %d s makes a host lose its id in the hosted-engine lockspace (its '
+                        'HA agent can neither publish nor start the engine until it joins again)'
                         % (timeout, dtype, layout.renewal_fail(timeout)),
                         'Continue with a %d s sanlock I/O timeout?' % timeout)):
                 return
