@@ -39,7 +39,7 @@ import signal
 import subprocess
 import time
 
-from .lab import HA_DAEMONS, HA_SOCKET, LabError, alive, pids_in_ns, record
+from .lab import BASE_DAEMONS, HA_DAEMONS, HA_SOCKET, LabError, alive, pids_in_ns, record
 from . import systemctl
 
 KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill')
@@ -53,7 +53,6 @@ HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
 # the empty directories `up` makes.
 RUN_KEEP = ('lab', 'systemd', 'sshd', 'lock', 'user')
 BOOT_UNITS_TIMEOUT = 60
-BOOT_ORDER = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd')   # as `up` starts them
 
 
 # ---------------------------------------------------------------- processes
@@ -409,7 +408,7 @@ def restart(lab, name):
     lab.start_host_daemons(name, with_hostd='hostd' in (h.get('daemons') or {}),
                            report=started.append)
     units = start_enabled_units(lab, name)
-    daemons = [d for d in BOOT_ORDER if d in lab.state['hosts'][name]['daemons']]
+    daemons = [d for d in BASE_DAEMONS if d in lab.state['hosts'][name]['daemons']]
     return '%s: restarted in %.0f s (%s%d leftovers removed from /run; link up; daemons %s ' \
         'started%s)' % (name, time.monotonic() - t0,
                         '%d processes killed first; ' % killed if killed else '', removed,

@@ -70,7 +70,9 @@ HOST_DIRS = [
     ('/rhev', 'rhev'),
 ]
 
-DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd', 'ha-broker', 'ha-agent')
+# a lab host's base daemons, in the order `up` (and a restart, as a boot) starts them
+BASE_DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd')
+DAEMONS = BASE_DAEMONS + ('ha-broker', 'ha-agent')
 # The HA services: status column -> unit of the host's service manager (lab/systemctl.py).
 HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
 HA_SOCKET = '/run/ovirt-hosted-engine-ha/broker.socket'
@@ -521,25 +523,35 @@ class Lab:
         """Start the host's base daemons in order, each waited for: at `up`, and when
         `hosted-engine-lab restart` boots a crashed host again (lab/faults.py).
         report(line) is told each daemon that came up (default: the lab's [lab] lines)."""
+        for daemon in BASE_DAEMONS:
+            if daemon != 'hostd' or with_hostd:
+                self.start_base_daemon(name, daemon, report)
+
+    def start_base_daemon(self, name, daemon, report=None):
+        """Start one base daemon of host `name` (one of BASE_DAEMONS; sshd last at boot: a
+        host answers SSH once it is otherwise complete) and wait until it answers."""
         report = report or say
         h = self.state['hosts'][name]
         pid = h['holder']['pid']
         addr = h['address']
-        self._start_daemon(name, h, 'sanlock',
-                           ['sanlock', 'daemon', '-D', '-w', '0', '-U', 'root', '-G', 'root',
-                            '-l', '0', '-e', name],
-                           extra_env={'LD_PRELOAD': preload.preload_path()})
-        self._wait(name, 'sanlock', lambda: self.run_in(
-            pid, ['sanlock', 'client', 'status'], check=False, timeout=10).returncode == 0, 30,
-            report)
-        self._start_daemon(name, h, 'virtlogd', ['virtlogd'])
-        self._wait(name, 'virtlogd', lambda: os.path.exists(
-            '/proc/%d/root/run/libvirt/virtlogd-sock' % pid), 30, report)
-        self._start_daemon(name, h, 'libvirtd', ['libvirtd'])
-        self._wait(name, 'libvirtd', lambda: self.run_in(
-            pid, ['virsh', '-c', 'qemu:///system', 'version'], check=False,
-            timeout=30).returncode == 0, 60, report)
-        if with_hostd:
+        if daemon == 'sanlock':
+            self._start_daemon(name, h, 'sanlock',
+                               ['sanlock', 'daemon', '-D', '-w', '0', '-U', 'root', '-G', 'root',
+                                '-l', '0', '-e', name],
+                               extra_env={'LD_PRELOAD': preload.preload_path()})
+            self._wait(name, 'sanlock', lambda: self.run_in(
+                pid, ['sanlock', 'client', 'status'], check=False, timeout=10).returncode == 0,
+                30, report)
+        elif daemon == 'virtlogd':
+            self._start_daemon(name, h, 'virtlogd', ['virtlogd'])
+            self._wait(name, 'virtlogd', lambda: os.path.exists(
+                '/proc/%d/root/run/libvirt/virtlogd-sock' % pid), 30, report)
+        elif daemon == 'libvirtd':
+            self._start_daemon(name, h, 'libvirtd', ['libvirtd'])
+            self._wait(name, 'libvirtd', lambda: self.run_in(
+                pid, ['virsh', '-c', 'qemu:///system', 'version'], check=False,
+                timeout=30).returncode == 0, 60, report)
+        elif daemon == 'hostd':
             self._start_daemon(name, h, 'hostd', [
                 os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
                 '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
@@ -549,9 +561,12 @@ class Lab:
                 pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host',
                       'ping2'], check=False, timeout=30).returncode == 0, 90,
                 report)
-        # sshd last (lab/sshd.py): a host answers SSH once it is otherwise complete
-        self._start_daemon(name, h, 'sshd', sshd.command())
-        self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30, report)
+        elif daemon == 'sshd':
+            self._start_daemon(name, h, 'sshd', sshd.command())
+            self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30, report)
+        else:
+            raise LabError('%s is not a base daemon of a lab host: use one of %s'
+                           % (daemon, ', '.join(BASE_DAEMONS)))
 
     def _start_dns(self, net_pid):
         """The lab DNS server (lab/dns.py): dnsmasq in the lab network namespace, on the
