@@ -393,6 +393,20 @@ def start_enabled_units(lab, name, timeout=BOOT_UNITS_TIMEOUT):
     return units
 
 
+def start_daemon(lab, name, daemon):
+    """Start a killed base daemon of host `name` again, as a real host's service manager
+    restarts vdsmd or libvirtd (the lab runs them without a unit). Return one line."""
+    lab.load()
+    h = lab.host(name)
+    rec = (h.get('daemons') or {}).get(daemon)
+    if rec is not None and alive(rec):
+        raise LabError('%s: %s is running (pid %d): nothing to start' % (name, daemon,
+                                                                         rec['pid']))
+    t0 = time.monotonic()
+    lab.start_base_daemon(name, daemon, report=lambda line: None)
+    return '%s: %s started again in %.1f s' % (name, daemon, time.monotonic() - t0)
+
+
 def restart(lab, name):
     """Boot host `name` again, as after a reboot: what still runs there is killed first
     (a power cycle: a frozen host, or one with a daemon killed), its /run emptied as a boot

@@ -7,9 +7,10 @@ partition, vm-kill or kill DAEMON), the daemon for kill, whether the engine's ho
 (else one of the others), the other host, and the hold time (hold_range: up to 1.5 x sanlock's time to take a silent host for
 dead, from the lockspace's io_timeout). It injects the fault
 (lab/faults.py), waits the hold time, undoes it (crash: restart; freeze: thaw; partition:
-heal; kill of an HA unit: `systemctl start` of the HA units, as Restart=on-failure would on
-a real host; kill of a base daemon: restart of the host; vm-kill: nothing, the agents
-start the VM again), then waits until the invariants hold. A thread samples the engine VMs
+heal; kill of an HA unit: nothing, the service manager applies the unit's Restart=; kill of
+sanlock: restart of the host, as a real host's watchdog resets it; kill of libvirtd or
+hostd: the daemon started again, as systemd restarts libvirtd and vdsmd; vm-kill: nothing,
+the agents start the VM again), then waits until the invariants hold. A thread samples the engine VMs
 every 2 s from the injection on: two running at any sample fails the round. The same seed
 and round count give the same draws (the engine's host at each round start decides which
 host "the engine's host" is).
@@ -69,10 +70,12 @@ def undo(lab, kind, daemon, host):
     if kind == 'partition':
         return faults.inject(lab, host, 'heal')
     if kind == 'kill' and daemon in faults.HA_UNITS:
-        lab.ha_start([host])
-        return '%s: HA services started again' % host
-    if kind == 'kill':
+        return '%s: %s comes back by its unit\'s Restart=' % (host, faults.HA_UNITS[daemon])
+    if kind == 'kill' and daemon == 'sanlock':
+        # sanlock dead with leases held: a real host's watchdog resets it
         return faults.restart(lab, host)
+    if kind == 'kill':
+        return faults.start_daemon(lab, host, daemon)
     return ''
 
 

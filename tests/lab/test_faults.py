@@ -263,6 +263,23 @@ def test_kill_base_daemon_then_restart(ha, daemon):
     assert Lab(ha.dir).host('host3')['daemons'][daemon]['pid'] != rec['pid']
 
 
+@root_only
+@pytest.mark.parametrize('daemon', ['libvirtd', 'hostd'])
+def test_kill_base_daemon_then_start_it_again(ha, daemon):
+    lo = labobj(ha)
+    old = lo.host('host2')['daemons'][daemon]['pid']
+    ha.cli('fault', 'host2', 'kill', daemon)
+    assert status_row(ha, 'host2')[daemon] == 'DEAD'
+    line = faults.start_daemon(Lab(ha.dir), 'host2', daemon)
+    assert re.match(r'host2: %s started again in [\d.]+ s$' % daemon, line), line
+    row = status_row(ha, 'host2')
+    assert all(v == 'up' for k, v in row.items() if k not in ('HOST', 'ADDRESS')), row
+    assert Lab(ha.dir).host('host2')['daemons'][daemon]['pid'] != old
+    with pytest.raises(LabError, match=r'host2: %s is running \(pid \d+\): nothing to start'
+                       % daemon):
+        faults.start_daemon(Lab(ha.dir), 'host2', daemon)
+
+
 def agent_rejoined(lab, host, host_id):
     """--vm-status on host works and shows host's own data current (its agent publishes,
     its host id live in the lockspace)."""
@@ -383,6 +400,8 @@ def fake_soak(monkeypatch, counts_seq, problems_after):
                         or '%s: %s' % (h, k))
     monkeypatch.setattr(faults, 'restart', lambda lab, h: done.append((h, 'restart', None))
                         or '%s: restarted' % h)
+    monkeypatch.setattr(faults, 'start_daemon', lambda lab, h, d: done.append((h, 'start', d))
+                        or '%s: %s started again' % (h, d))
     seq = iter(counts_seq)
     last = [None]
     sampled = threading.Event()    # every scripted count was taken
@@ -401,7 +420,6 @@ def fake_soak(monkeypatch, counts_seq, problems_after):
     monkeypatch.setattr(invariants, 'engine_vm_hosts', counts)
     monkeypatch.setattr(invariants, 'wait_invariants', wait_invariants)
     monkeypatch.setattr(soak.time, 'sleep', lambda s: None)
-    FakeLab.ha_start = lambda self, hosts: done.append((hosts[0], 'ha-start', None))
     FakeLab.host_dir = lambda self, name: '/nonexistent/hosts/' + name
     out = io.StringIO()
     return soak.Soak(FakeLab(), 7, 3, out=out, interval=0.01), out, done
@@ -520,3 +538,19 @@ def test_soak_interrupted_while_held_undoes_the_fault(monkeypatch):
         s.run()
     assert done == [('host2', 'partition', None), ('host2', 'heal', None)]
     assert 'interrupted: undoing the fault' in out.getvalue()
+
+
+def test_soak_undo_of_a_killed_daemon(monkeypatch):
+    """A killed HA unit comes back by Restart= (nothing done); a killed sanlock means a
+    watchdog reset (the host restarted); libvirtd and hostd are started again."""
+    done = []
+    monkeypatch.setattr(faults, 'restart', lambda lab, h: done.append(('restart', h)) or 'r')
+    monkeypatch.setattr(faults, 'start_daemon',
+                        lambda lab, h, d: done.append(('start', h, d)) or 's')
+    assert 'Restart=' in soak.undo(None, 'kill', 'ha-agent', 'host2')
+    assert done == []
+    soak.undo(None, 'kill', 'sanlock', 'host2')
+    soak.undo(None, 'kill', 'hostd', 'host3')
+    soak.undo(None, 'kill', 'libvirtd', 'host1')
+    assert done == [('restart', 'host2'), ('start', 'host3', 'hostd'),
+                    ('start', 'host1', 'libvirtd')]

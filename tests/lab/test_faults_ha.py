@@ -340,11 +340,7 @@ def restart_daemon(lab, host, daemon, killed):
         return 'restarted by the service manager (pid %d)' % rec['pid']
     # down for an agent loop, as long as a service manager takes to restart it
     time.sleep(AGENT_LOOP)
-    state = Lab(lab.dir)
-    with state.locked():
-        state.load()
-        assert not alive(state.state['hosts'][host]['daemons'][daemon]), daemon
-        state.start_base_daemon(host, daemon, report=note)
+    note(faults.start_daemon(Lab(lab.dir), host, daemon))
     return 'started again as hosted-engine-lab up starts it'
 def test_engine_host_partitioned(cluster, engine_host):
     """The engine's host cut from the network: its network test fails, its score drops by
