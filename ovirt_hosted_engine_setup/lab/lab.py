@@ -51,6 +51,11 @@ DOMAIN = 'lab.test'
 ENGINE_ADDRESS = SUBNET + '.200'
 ENGINE_FQDN = 'engine.' + DOMAIN
 LAB_BRIDGE = 'labbr0'
+# The lab bridge's own MAC address, set once: a Linux bridge without one takes the lowest
+# MAC of its ports, so a port added or removed (the standalone engine's) would change the
+# gateway's MAC under the hosts' ARP caches and the gateway would stop answering them for
+# tens of seconds.
+LAB_BRIDGE_MAC = '02:4c:41:42:00:01'
 HOSTD_PORT = 54321
 HOSTD_ROOT = '/var/lib/ovirt-hosted-engine-hostd'
 MAX_HOSTS = 20
@@ -443,8 +448,8 @@ class Lab:
         self.state['net'] = dict(record(pid), ns=ids)
         self.save()
         for cmd in (['ip', 'link', 'set', 'lo', 'up'],
-                    ['ip', 'link', 'add', LAB_BRIDGE, 'type', 'bridge', 'forward_delay', '0',
-                     'stp_state', '0'],
+                    ['ip', 'link', 'add', LAB_BRIDGE, 'address', LAB_BRIDGE_MAC, 'type',
+                     'bridge', 'forward_delay', '0', 'stp_state', '0'],
                     ['ip', 'addr', 'add', '%s/%d' % (GATEWAY, PREFIX), 'dev', LAB_BRIDGE],
                     ['ip', 'link', 'set', LAB_BRIDGE, 'up']):
             subprocess.run(['nsenter', '-t', str(pid), '-n', '--'] + cmd, check=True,

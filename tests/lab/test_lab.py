@@ -1,6 +1,7 @@
 """hosted-engine-lab: two namespaced hosts with their own daemons, one network, one storage."""
 import json
 import os
+import subprocess
 import uuid
 
 from ovirt_hosted_engine_setup.lab import images
@@ -31,6 +32,30 @@ def test_ping_between_hosts(lab):
     r = lab.exec('host1', 'ping', '-c', '2', '-W', '3', '192.168.222.12')
     assert ' 0% packet loss' in r.stdout
     r = lab.exec('host2', 'ping', '-c', '1', '-W', '3', 'host1')
+    assert ' 0% packet loss' in r.stdout
+
+
+def test_the_gateway_keeps_its_mac_when_ports_come_and_go(lab):
+    # a port with a lower MAC than every other (as the standalone engine's may have) added
+    # to the lab bridge and removed: the gateway's MAC, cached by the hosts, must not change
+    net = ['nsenter', '-t', str(state(lab)['net']['pid']), '-n', '--']
+
+    def bridge_mac():
+        out = subprocess.run(net + ['ip', '-o', 'link', 'show', 'labbr0'], check=True,
+                             capture_output=True, text=True).stdout
+        return out.split('link/ether ', 1)[1].split()[0]
+    lab.exec('host1', 'ping', '-c', '1', '-W', '3', '192.168.222.1')
+    before = bridge_mac()
+    subprocess.run(net + ['ip', 'link', 'add', 'probe0', 'address', '00:00:00:00:00:01',
+                          'type', 'veth', 'peer', 'name', 'probe1'], check=True)
+    try:
+        subprocess.run(net + ['ip', 'link', 'set', 'probe0', 'master', 'labbr0', 'up'],
+                       check=True)
+        assert bridge_mac() == before
+    finally:
+        subprocess.run(net + ['ip', 'link', 'del', 'probe0'], check=True)
+    assert bridge_mac() == before
+    r = lab.exec('host1', 'ping', '-c', '1', '-W', '1', '192.168.222.1')
     assert ' 0% packet loss' in r.stdout
 
 
