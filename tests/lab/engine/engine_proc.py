@@ -30,6 +30,9 @@ class EngineProc(DaemonProc):
         self.https_port = free_port()
         self.monitor_interval = monitor_interval
         self.pid_file = os.path.join(os.path.dirname(state_dir), 'engine.pid')
+        # the engine's temporary files (its SSH askpass directories) in a directory of its
+        # own, so that tests see only this engine's
+        self.tmp_dir = os.path.join(os.path.dirname(state_dir), 'engine-tmp')
         self.proc = None
 
     @property
@@ -53,7 +56,9 @@ class EngineProc(DaemonProc):
                self.state_dir, '--address', '127.0.0.1', '--http-port', str(self.http_port),
                '--https-port', str(self.https_port), '--pid-file', self.pid_file,
                '--monitor-interval', str(self.monitor_interval), '--debug']
-        self.spawn(cmd, os.path.join(os.path.dirname(self.state_dir), 'engine.stderr'))
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        self.spawn(cmd, os.path.join(os.path.dirname(self.state_dir), 'engine.stderr'),
+                   env=dict(os.environ, TMPDIR=self.tmp_dir))
         return self.wait_ready(lambda: os.path.exists(self.pid_file), timeout)
 
     def fetch_ca(self, dest):
