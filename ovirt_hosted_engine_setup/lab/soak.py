@@ -20,12 +20,12 @@ import random
 import sys
 import time
 
+from ..he_storage import heconf, layout
 from . import faults, invariants
 from .lab import LabError
 
 ROUND_KINDS = ('crash', 'freeze', 'partition', 'vm-kill', 'kill')
 HOLD_MIN = 10                # seconds a fault is held before it is undone, at least
-DEFAULT_IO_TIMEOUT = 10      # sanlock's, when hosted-engine.conf names none
 SETTLE_LIMIT = 600           # seconds the invariants may take to hold again after a round
 START_LIMIT = 300            # seconds they may take to hold before the first round
 MIN_HOSTS = 3
@@ -39,7 +39,7 @@ def hold_range(io_timeout):
     """Hold times: from HOLD_MIN to 1.5 x the time after which sanlock takes a silent host
     for dead (8 x io_timeout + 60 s), so that some holds end before the other hosts may take
     the engine VM's lease and some after."""
-    return HOLD_MIN, int(1.5 * (8 * io_timeout + 60))
+    return HOLD_MIN, int(1.5 * layout.failover_floor(io_timeout))
 
 
 def plan(rng, hosts, engine_host, holds=None):
@@ -50,7 +50,7 @@ def plan(rng, hosts, engine_host, holds=None):
     on_engine = rng.random() < 0.5
     others = [h for h in hosts if h != engine_host]
     other = rng.choice(others)
-    hold = rng.randint(*(holds or hold_range(DEFAULT_IO_TIMEOUT)))
+    hold = rng.randint(*(holds or hold_range(layout.DEFAULT_IO_TIMEOUT)))
     if kind == 'vm-kill':   # the engine VM runs on one host only
         return kind, None, engine_host, 0
     return kind, daemon, engine_host if on_engine else other, hold
@@ -114,14 +114,9 @@ class Soak:
         path = os.path.join(self.lab.host_dir(host), 'etc-ovirt-hosted-engine',
                             os.path.basename(faults.HE_CONF))
         try:
-            with open(path) as f:
-                for line in f:
-                    key, sep, value = line.strip().partition('=')
-                    if sep and key.strip() == 'sanlock_io_timeout' and value.strip():
-                        return int(value)
-        except (OSError, ValueError):
-            pass
-        return DEFAULT_IO_TIMEOUT
+            return heconf.io_timeout(heconf.load(path))
+        except (heconf.ConfError, ValueError):
+            return layout.DEFAULT_IO_TIMEOUT
 
     def settle(self, hosts, limit):
         waited, problems = invariants.wait_invariants(

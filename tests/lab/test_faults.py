@@ -554,3 +554,15 @@ def test_soak_undo_of_a_killed_daemon(monkeypatch):
     soak.undo(None, 'kill', 'libvirtd', 'host1')
     assert done == [('restart', 'host2'), ('start', 'host3', 'hostd'),
                     ('start', 'host1', 'libvirtd')]
+
+
+def test_soak_reads_the_io_timeout_of_hosted_engine_conf(tmp_path):
+    class Conf:
+        def host_dir(self, name):
+            return str(tmp_path / name)
+    d = tmp_path / 'host1' / 'etc-ovirt-hosted-engine'
+    d.mkdir(parents=True)
+    s = soak.Soak(Conf(), 1, 1, out=io.StringIO())
+    assert s.io_timeout('host1') == 10          # no hosted-engine.conf: sanlock's default
+    (d / 'hosted-engine.conf').write_text('sanlock_io_timeout=2\nhost_id=1\n')
+    assert s.io_timeout('host1') == 2
