@@ -2,6 +2,9 @@
 
     hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd,
                                         sshd)
+    hosted-engine-lab up --hosts 3 --storage gluster
+                                        the same, with glusterd on host1..host3 and a
+                                        replica 3 volume `engine` (lab/gluster.py)
     hosted-engine-lab status            each host, its address and its daemons; the lab
                                         DNS server
     hosted-engine-lab exec HOST -- CMD  run CMD inside HOST (project commands on PATH)
@@ -15,7 +18,9 @@
                                         systemctl is the lab's service manager
     hosted-engine-lab fault HOST KIND [DAEMON]
                                         a real fault in a host: crash, freeze, thaw,
-                                        partition, heal, vm-kill, kill DAEMON (lab/faults.py)
+                                        partition, heal, vm-kill, kill DAEMON; with
+                                        gluster: storage-loss, storage-back, brick-kill,
+                                        brick-back (lab/faults.py, lab/gluster.py)
     hosted-engine-lab restart HOST      boot a host again, as after a reboot
     hosted-engine-lab soak --seed N --rounds K
                                         random faults with the HA invariants checked
@@ -33,7 +38,7 @@ import os
 import sys
 
 from ovirt_hosted_engine_setup.lab import lab as labmod
-from ovirt_hosted_engine_setup.lab import faults, sshd
+from ovirt_hosted_engine_setup.lab import faults, gluster, sshd
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 
 log = logging.getLogger('ovirt_hosted_engine_setup.lab')
@@ -53,6 +58,10 @@ def build_parser():
     up.add_argument('--root-password-file', metavar='FILE', default=None,
                     help="the hosts' root password for SSH, on the first line of FILE "
                          '(default: %s)' % sshd.ROOT_PASSWORD)
+    up.add_argument('--storage', choices=labmod.STORAGE_KINDS, default='dir',
+                    help="the hosts' shared storage: dir, one local directory every host "
+                         'sees (default), or gluster, a replica 3 Gluster volume on host1, '
+                         'host2 and host3 (needs --hosts 3 or more)')
     sub.add_parser('status', help='show the hosts and their daemons')
     ex = sub.add_parser('exec', help='run a command inside a lab host')
     ex.add_argument('host')
@@ -73,8 +82,9 @@ def build_parser():
     ha.add_argument('action', choices=('start', 'stop'))
     ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
     fault = sub.add_parser('fault', help='inject a real fault into a lab host: crash, freeze, '
-                                         'thaw, partition, heal, vm-kill, kill DAEMON '
-                                         '(docs/lab.md, "Faults")')
+                                         'thaw, partition, heal, vm-kill, kill DAEMON; in a '
+                                         'gluster lab storage-loss, storage-back, brick-kill, '
+                                         'brick-back (docs/lab.md, "Faults")')
     fault.add_argument('host')
     fault.add_argument('kind', help='one of %s' % ', '.join(faults.KINDS))
     fault.add_argument('daemon', nargs='?', default=None,
@@ -122,17 +132,21 @@ def _status(lab):
     print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)   dns: %s'
           % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway'],
              '-' if dns is None else ('up' if dns else 'DEAD')))
+    g = st.get('gluster')
+    columns = labmod.DAEMONS + ((labmod.GLUSTERD, 'brick') if g else ())
     print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'NS', '  '.join(
-        '%-9s' % d for d in labmod.DAEMONS)))
+        '%-9s' % d for d in columns)))
     ok = dns is not False
     for name, addr, holder, daemons in rows:
         cells = []
-        for d in labmod.DAEMONS:
+        for d in columns:
             v = daemons[d]
             cells.append('%-9s' % ('-' if v is None else ('up' if v else 'DEAD')))
             ok = ok and v is not False
         ok = ok and holder
         print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
+    if g:   # the volume: what a deploy's answer file and the tests use (lab/gluster.py)
+        print(gluster.status_line(g))
     se = standalone.StandaloneEngine(lab).status()
     if se is not None:
         print('standalone engine: %s   %s %s   namespace: %s%s' % (
@@ -158,7 +172,8 @@ def main(argv=None):
             password = None
             if args.root_password_file:
                 password = sshd.read_password_file(args.root_password_file)
-            lab.up(args.hosts, with_hostd=not args.no_hostd, root_password=password)
+            lab.up(args.hosts, with_hostd=not args.no_hostd, root_password=password,
+                   storage=args.storage)
             return 0
         if args.command == 'ssh-fingerprint':
             print(lab.ssh_fingerprint(args.host, args.key_type))

@@ -31,6 +31,17 @@ Kinds (docs/lab.md, "Faults"):
   (auto-restart)` and the service manager starts it again after its RestartSec=, as its
   Restart=on-failure says). Undo: none needed for the HA units (`hosted-engine-lab ha start
   HOST` starts them at once), restart for a base daemon.
+
+In a gluster lab (`up --storage gluster`, lab/gluster.py):
+
+- storage-loss: the host's path to the volume cut (an nft table in the host's network
+  namespace drops what it sends to glusterd and to the bricks, its own included); the
+  management network works. Undo: storage-back.
+- brick-kill: the host's brick process of the volume killed (SIGKILL). Undo: brick-back
+  (`gluster volume start VOLUME force`).
+- partition cuts the volume too (it is reached over the lab network); restart detaches the
+  host's glusterfs mounts left by the crash (a boot finds none), starts glusterd after
+  sanlock and waits until glusterd has started the host's brick again.
 """
 import contextlib
 import os
@@ -39,10 +50,12 @@ import signal
 import subprocess
 import time
 
-from .lab import BASE_DAEMONS, HA_DAEMONS, HA_SOCKET, LabError, alive, pids_in_ns, record
-from . import systemctl
+from .lab import HA_DAEMONS, HA_SOCKET, LabError, alive, pids_in_ns, record
+from . import gluster, systemctl
 
-KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill')
+KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill',
+         # a gluster lab's storage (lab/gluster.py)
+         'storage-loss', 'storage-back', 'brick-kill', 'brick-back')
 KILL_DAEMONS = ('sanlock', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
 HA_UNITS = dict(HA_DAEMONS)   # ha-broker -> ovirt-ha-broker, ha-agent -> ovirt-ha-agent
 HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
@@ -302,7 +315,8 @@ def inject(lab, name, kind, daemon=None):
     if kind == 'partition':
         _link(lab, name, False)
         return ('%s: partitioned (its link %s on the lab bridge down: no host, gateway or '
-                'engine reachable; storage untouched)' % (name, _veth(name)))
+                'engine reachable; %s)' % (name, _veth(name), 'the gluster volume unreachable'
+                                           if lab.state.get('gluster') else 'storage untouched'))
     if kind == 'heal':
         _link(lab, name, True)
         return '%s: healed (its link %s on the lab bridge up again)' % (name, _veth(name))
@@ -310,6 +324,28 @@ def inject(lab, name, kind, daemon=None):
         vm_id, pids = vm_kill(lab, name)
         return '%s: engine VM %s killed (qemu %s, SIGKILL)' % (
             name, vm_id, ', '.join(map(str, pids)))
+    if kind == 'storage-loss':
+        lab.host(name)
+        ports = gluster.storage_ports(lab, name)
+        gluster.storage_loss(lab, name, ports)
+        return ('%s: storage lost (what it sends to glusterd and the bricks of volume %s '
+                'dropped: TCP ports %s; management network untouched)'
+                % (name, lab.state['gluster']['volume'], ', '.join(map(str, ports))))
+    if kind == 'storage-back':
+        lab.host(name)
+        undone = gluster.storage_back(lab, name)
+        return '%s: storage back (%s undone)' % (name, ', '.join(undone))
+    if kind == 'brick-kill':
+        lab.host(name)
+        pid = gluster.brick_kill(lab, name)
+        return '%s: brick of volume %s killed (glusterfsd %d, SIGKILL)' % (
+            name, lab.state['gluster']['volume'], pid)
+    if kind == 'brick-back':
+        lab.host(name)
+        pid = gluster.brick_back(lab, name)
+        return '%s: brick of volume %s running again (glusterfsd %d; gluster volume start ' \
+            '%s force)' % (name, lab.state['gluster']['volume'], pid,
+                           lab.state['gluster']['volume'])
     what, pids = kill_daemon(lab, name, daemon)
     return '%s: %s killed (SIGKILL to %s)' % (name, what, ', '.join(map(str, pids)))
 
@@ -416,15 +452,23 @@ def restart(lab, name):
     t0 = time.monotonic()
     killed = crash(lab, name) if host_processes(h) else 0
     removed = clean_run(lab, name)
-    _link(lab, name, True)
     lab.load()
+    mounts = gluster.unmount_stale(lab, name) if lab.state.get('gluster') else []
+    _link(lab, name, True)
     started = []
     lab.start_host_daemons(name, with_hostd='hostd' in (h.get('daemons') or {}),
                            report=started.append)
+    brick = ''
+    if gluster.serves(lab.state, name):
+        if gluster.loss_active(lab, name):
+            brick = '; its brick not awaited: storage-loss holds'
+        else:
+            brick = '; brick %d started by glusterd' % gluster.wait_brick(lab, name)
     units = start_enabled_units(lab, name)
-    daemons = [d for d in BASE_DAEMONS if d in lab.state['hosts'][name]['daemons']]
-    return '%s: restarted in %.0f s (%s%d leftovers removed from /run; link up; daemons %s ' \
-        'started%s)' % (name, time.monotonic() - t0,
-                        '%d processes killed first; ' % killed if killed else '', removed,
-                        ', '.join(daemons),
-                        '; units %s started' % ', '.join(units) if units else '')
+    daemons = [d for d in lab.boot_order(name) if d in lab.state['hosts'][name]['daemons']]
+    return '%s: restarted in %.0f s (%s%d leftovers removed from /run; %slink up; daemons ' \
+        '%s started%s%s)' % (name, time.monotonic() - t0,
+                             '%d processes killed first; ' % killed if killed else '', removed,
+                             '%d glusterfs mounts detached; ' % len(mounts) if mounts else '',
+                             ', '.join(daemons), brick,
+                             '; units %s started' % ', '.join(units) if units else '')

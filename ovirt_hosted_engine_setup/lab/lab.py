@@ -73,10 +73,15 @@ HOST_DIRS = [
     ('/var/lib/ovirt-hosted-engine-setup', 'var-lib-ovirt-hosted-engine-setup'),
     (HOSTD_ROOT, 'var-lib-ovirt-hosted-engine-hostd'),
     ('/rhev', 'rhev'),
+    ('/var/lib/glusterd', 'var-lib-glusterd'),   # glusterd's own, in a gluster lab (gluster.py)
 ]
 
 # a lab host's base daemons, in the order `up` (and a restart, as a boot) starts them
 BASE_DAEMONS = ('sanlock', 'virtlogd', 'libvirtd', 'hostd', 'sshd')
+# glusterd: a base daemon of the volume's servers in a gluster lab (lab/gluster.py), started
+# right after sanlock
+GLUSTERD = 'glusterd'
+STORAGE_KINDS = ('dir', 'gluster')
 DAEMONS = BASE_DAEMONS + ('ha-broker', 'ha-agent')
 # The HA services: status column -> unit of the host's service manager (lab/systemctl.py).
 HA_DAEMONS = (('ha-broker', 'ovirt-ha-broker'), ('ha-agent', 'ovirt-ha-agent'))
@@ -310,12 +315,21 @@ class Lab:
             os.path.isfile(os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'))
 
     # up -----------------------------------------------------------------
-    def up(self, count, with_hostd=True, root_password=None):
+    def up(self, count, with_hostd=True, root_password=None, storage='dir'):
         """Start count hosts; root_password: the hosts' root password for SSH (default
-        sshd.ROOT_PASSWORD)."""
+        sshd.ROOT_PASSWORD); storage: 'dir' (one local directory every host sees) or
+        'gluster' (a replica 3 volume on host1..host3, lab/gluster.py)."""
         if not 1 <= count <= MAX_HOSTS:
             raise LabError('--hosts must be between 1 and %d' % MAX_HOSTS)
+        if storage not in STORAGE_KINDS:
+            raise LabError('--storage must be one of %s, not %r' % (', '.join(STORAGE_KINDS),
+                                                                     storage))
+        if storage == 'gluster':
+            from ovirt_hosted_engine_setup.lab import gluster
+            gluster.plan(self.dir, ['host%d' % i for i in range(1, count + 1)])
         self.check_prerequisites()
+        if storage == 'gluster':
+            gluster.check_installed(self.env()['PATH'])
         with self.locked():
             if self.load():
                 if self.any_alive():
@@ -323,7 +337,8 @@ class Lab:
                                    % self.dir)
                 self._down_locked(quiet=True)
             try:
-                self._up_locked(count, with_hostd, root_password or sshd.ROOT_PASSWORD)
+                self._up_locked(count, with_hostd, root_password or sshd.ROOT_PASSWORD,
+                                storage)
             except BaseException as e:
                 say('bringing the lab up failed: %s' % e)
                 say('stopping what was started')
@@ -434,14 +449,22 @@ class Lab:
             time.sleep(0.02)
         raise LabError('the namespace holder did not start in 10 s')
 
-    def _up_locked(self, count, with_hostd, root_password):
+    def _up_locked(self, count, with_hostd, root_password, storage='dir'):
         names = ['host%d' % i for i in range(1, count + 1)]
         t0 = time.monotonic()
         os.makedirs(self.dir, exist_ok=True)
         self._prepare_dirs(names)
+        g = None
+        if storage == 'gluster':
+            from ovirt_hosted_engine_setup.lab import gluster
+            g = gluster.plan(self.dir, names)
+            for n in names:
+                gluster.prepare_host_dir(self.host_dir(n), g, n)
         self.state = {'version': 1, 'dir': self.dir, 'storage': self.storage, 'subnet': SUBNET,
                       'prefix': PREFIX, 'gateway': GATEWAY, 'bridge': LAB_BRIDGE,
                       'net': None, 'hosts': {}}
+        if g:
+            self.state['gluster'] = g
         self.save()
         # the lab network
         pid, ids = self._spawn_holder(['--net'])
@@ -477,6 +500,11 @@ class Lab:
             t.join()
         if errors:
             raise LabError('; '.join(errors))
+        if g:
+            gluster.create_volume(self, say)
+            say('lab up: %d host(s) in %.1f s; gluster volume %s (%s)'
+                % (count, time.monotonic() - t0, g['connection'], g['mount_options']))
+            return
         say('lab up: %d host(s) in %.1f s; shared storage %s' % (count, time.monotonic() - t0,
                                                                  self.storage))
 
@@ -528,9 +556,17 @@ class Lab:
         """Start the host's base daemons in order, each waited for: at `up`, and when
         `hosted-engine-lab restart` boots a crashed host again (lab/faults.py).
         report(line) is told each daemon that came up (default: the lab's [lab] lines)."""
-        for daemon in BASE_DAEMONS:
+        for daemon in self.boot_order(name):
             if daemon != 'hostd' or with_hostd:
                 self.start_base_daemon(name, daemon, report)
+
+    def boot_order(self, name):
+        """The base daemons of host `name` in boot order: BASE_DAEMONS, with glusterd right
+        after sanlock on the servers of a gluster lab."""
+        from ovirt_hosted_engine_setup.lab import gluster
+        if not gluster.serves(self.state, name):
+            return BASE_DAEMONS
+        return BASE_DAEMONS[:1] + (GLUSTERD,) + BASE_DAEMONS[1:]
 
     def start_base_daemon(self, name, daemon, report=None):
         """Start one base daemon of host `name` (one of BASE_DAEMONS; sshd last at boot: a
@@ -569,9 +605,13 @@ class Lab:
         elif daemon == 'sshd':
             self._start_daemon(name, h, 'sshd', sshd.command())
             self._wait(name, 'sshd', lambda: sshd.listening(pid, addr), 30, report)
+        elif daemon == GLUSTERD and daemon in self.boot_order(name):
+            from ovirt_hosted_engine_setup.lab import gluster
+            self._start_daemon(name, h, GLUSTERD, gluster.glusterd_command())
+            self._wait(name, GLUSTERD, lambda: gluster.glusterd_ready(self, name), 60, report)
         else:
-            raise LabError('%s is not a base daemon of a lab host: use one of %s'
-                           % (daemon, ', '.join(BASE_DAEMONS)))
+            raise LabError('%s is not a base daemon of %s: use one of %s'
+                           % (daemon, name, ', '.join(self.boot_order(name))))
 
     def _start_dns(self, net_pid):
         """The lab DNS server (lab/dns.py): dnsmasq in the lab network namespace, on the
@@ -844,6 +884,11 @@ class Lab:
             for daemon, unit in HA_DAEMONS:   # units of the host's service manager
                 rec = self.service(name, unit) if alive(h.get('holder')) else None
                 d[daemon] = None if rec is None else alive(rec)
+            if st.get('gluster'):   # glusterd and the host's brick of the volume
+                from ovirt_hosted_engine_setup.lab import gluster
+                serves = gluster.serves(st, name)
+                d[GLUSTERD] = alive(h['daemons'].get(GLUSTERD)) if serves else None
+                d['brick'] = (gluster.brick_pid(self, name) is not None) if serves else None
             out.append((name, h['address'], alive(h.get('holder')), d))
         return out
 

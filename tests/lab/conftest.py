@@ -37,16 +37,17 @@ class LabRunner:
         return Lab(self.dir).service(host, unit)
 
 
-def module_lab(hosts, prefix='he-lab-test-'):
+def module_lab(hosts, prefix='he-lab-test-', storage=None):
     """A `lab` fixture for the tests of a module: `hosts` lab hosts in a directory of its
-    own, started with the real command and stopped at the end."""
+    own, started with the real command (`--storage` when given) and stopped at the end."""
     @pytest.fixture(scope='module')
     def lab():
         lab_dir = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
         runner = LabRunner(lab_dir)
         runner.netns_before = netns_list()
         try:
-            runner.cli('up', '--hosts', str(hosts), timeout=600)
+            extra = [] if storage is None else ['--storage', storage]
+            runner.cli('up', '--hosts', str(hosts), *extra, timeout=600)
             yield runner
         finally:
             runner.cli('down', check=False, timeout=300)

@@ -1,0 +1,436 @@
+"""GlusterFS replica 3 in the lab (`hosted-engine-lab up --storage gluster`), and its faults.
+
+oVirt's hyperconverged layout runs the storage on the hypervisor hosts themselves: a
+Gluster volume of replica 3 with one brick on each of three hosts. In the lab:
+
+- glusterd is a base daemon of host1, host2 and host3 (the servers), started after sanlock
+  (by `up`, and by `restart HOST` as at a boot; `crash` kills it with the rest). Its
+  working directory /var/lib/glusterd is the host's own (a per-host bind mount, seeded
+  with the machine's option groups, `virt` among them); it listens on port 24007 in the
+  host's network namespace, which is the lab network only;
+- the volume VOLUME, replica 3, one brick per server in the host's own directory
+  (<lab dir>/hosts/hostK/gluster-bricks/VOLUME), with oVirt's options (VOLUME_OPTIONS, as
+  "Preparing Gluster Storage" gives them);
+- its connection string (`host1:/engine`), the backup volfile servers (`host2:host3`) and
+  the mount options are kept in the lab state (state['gluster']) and shown by `status`.
+
+Faults (lab/faults.py calls these):
+
+- storage-loss: the host's path to the volume cut: an nft table in the host's network
+  namespace drops what the host sends to glusterd (TCP 24007) and to the volume's bricks
+  (their ports, read from `gluster volume status VOLUME --xml`), its own included; the
+  management network (gateway, host agent, SSH) is untouched. I/O on the host's mount hangs
+  until gluster's ping-timeout, then fails.
+- storage-back: undoes it.
+- brick-kill: the host's brick process (glusterfsd) of the volume killed (SIGKILL).
+- brick-back: `gluster volume start VOLUME force`, which starts the bricks that are down.
+"""
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+from .lab import LabError, alive, pids_in_ns, proc_start
+
+VOLUME = 'engine'
+SERVERS = 3                      # replica 3: glusterd and one brick on each of 3 hosts
+GLUSTERD_DIR = '/var/lib/glusterd'
+HOST_DIR = 'var-lib-glusterd'    # the per-host directory bind-mounted over GLUSTERD_DIR
+BRICKS_DIR = 'gluster-bricks'    # under the host's own directory
+GLUSTERD_PORT = 24007
+MOUNT_ROOT = '/rhev/data-center/mnt/glusterSD'
+# oVirt's volume options for a storage domain ("Preparing Gluster Storage"), in this order:
+# the virt group first, the options that differ from it after
+VOLUME_OPTIONS = (
+    ('group', 'virt'),
+    ('performance.strict-o-direct', 'on'),
+    ('network.remote-dio', 'off'),
+    ('storage.owner-uid', '36'),
+    ('storage.owner-gid', '36'),
+    ('network.ping-timeout', '30'),
+)
+NFT_TABLE = 'lab_storage_loss'
+COMMANDS = ('glusterd', 'gluster', 'glusterfs', 'glusterfsd', 'mount.glusterfs', 'nft')
+CLI_TIMEOUT = 60
+
+
+# ---------------------------------------------------------------- the plan
+
+def plan(lab_dir, names):
+    """The gluster part of the lab state for hosts `names` (the first SERVERS serve)."""
+    if len(names) < SERVERS:
+        raise LabError('--storage gluster needs at least %d hosts (replica %d, one brick '
+                       'per host): use --hosts %d or more' % (SERVERS, SERVERS, SERVERS))
+    servers = list(names[:SERVERS])
+    bricks = {n: os.path.join(lab_dir, 'hosts', n, BRICKS_DIR, VOLUME) for n in servers}
+    backup = ':'.join(servers[1:])
+    return {
+        'volume': VOLUME,
+        'replica': SERVERS,
+        'servers': servers,
+        'bricks': bricks,
+        'connection': '%s:/%s' % (servers[0], VOLUME),
+        'backup_volfile_servers': backup,
+        'mount_options': 'backup-volfile-servers=%s' % backup,
+        'options': [list(o) for o in VOLUME_OPTIONS],
+    }
+
+
+def check_installed(path):
+    """Refuse, in one line, a machine without the Gluster server and client."""
+    missing = [c for c in COMMANDS if not shutil.which(c, path=path)]
+    if missing:
+        raise LabError('--storage gluster needs glusterfs-server and glusterfs-client (missing '
+                       '%s): run scripts/bootstrap' % ', '.join(missing))
+
+
+def serves(state, name):
+    """Whether host `name` runs glusterd and a brick of the lab's volume."""
+    g = (state or {}).get('gluster')
+    return bool(g) and name in g['servers']
+
+
+def mount_point(g):
+    """Where a host mounts the volume, as VDSM does: glusterSD/<server>:_<volume>."""
+    server, _, path = g['connection'].partition(':')
+    return os.path.join(MOUNT_ROOT, '%s:%s' % (server, path.replace('/', '_')))
+
+
+def mount_command(g, target=None):
+    """`mount -t glusterfs` of the volume at target (default mount_point(g))."""
+    return ['mount', '-t', 'glusterfs', '-o', g['mount_options'], g['connection'],
+            target or mount_point(g)]
+
+
+def prepare_host_dir(host_dir, g, name):
+    """Seed the host's own /var/lib/glusterd (the machine's option groups, which `volume set
+    group virt` reads; no hooks: they would act on the machine's /etc) and its brick
+    directory, for a server; glusterd's log directory for every host."""
+    os.makedirs(os.path.join(host_dir, 'var-log', 'glusterfs'), exist_ok=True)
+    if not serves({'gluster': g}, name):
+        return
+    groups = os.path.join(GLUSTERD_DIR, 'groups')
+    if not os.path.isfile(os.path.join(groups, 'virt')):
+        raise LabError('%s/virt is missing (glusterfs-server not installed): run '
+                       'scripts/bootstrap' % groups)
+    shutil.copytree(groups, os.path.join(host_dir, HOST_DIR, 'groups'))
+    os.makedirs(g['bricks'][name])
+
+
+# ---------------------------------------------------------------- glusterd
+
+def glusterd_command():
+    """glusterd in the foreground (its pid is the recorded one), logging into the host's
+    /var/log/glusterfs."""
+    return ['glusterd', '-N', '--log-file=/var/log/glusterfs/glusterd.log',
+            '--pid-file=/run/glusterd.pid']
+
+
+def cli(volume_args, xml=False):
+    """The gluster command line in script mode (no questions)."""
+    return ['gluster', '--mode=script'] + (['--xml'] if xml else []) + list(volume_args)
+
+
+def _run(lab, name, args, xml=False, timeout=CLI_TIMEOUT, check=True):
+    pid = lab.state['hosts'][name]['holder']['pid']
+    r = lab.run_in(pid, cli(args, xml), check=False, timeout=timeout)
+    if check and r.returncode != 0:
+        raise LabError('%s: gluster %s failed (exit %d): %s' % (
+            name, ' '.join(args), r.returncode,
+            ' '.join((r.stderr or r.stdout or '').split())))
+    return r
+
+
+def glusterd_ready(lab, name):
+    return _run(lab, name, ['pool', 'list'], timeout=20, check=False).returncode == 0
+
+
+def parse_pool(text):
+    """{hostname: connected?} from `gluster pool list` (localhost left out)."""
+    out = {}
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 3 and f[1] != 'localhost':
+            out[f[1]] = f[2] == 'Connected'
+    return out
+
+
+def create_volume(lab, say):
+    """Peer the servers, create the replica 3 volume with VOLUME_OPTIONS and start it;
+    wait until every brick is online."""
+    g = lab.state['gluster']
+    first, others = g['servers'][0], g['servers'][1:]
+    t0 = time.monotonic()
+    for peer in others:
+        _run(lab, first, ['peer', 'probe', peer])
+    _wait('the servers to be peers', lambda: all(
+        parse_pool(_run(lab, first, ['pool', 'list']).stdout).get(p) for p in others), 60)
+    _run(lab, first, ['volume', 'create', g['volume'], 'replica', str(g['replica'])] +
+         ['%s:%s' % (n, g['bricks'][n]) for n in g['servers']] + ['force'])
+    for key, value in g['options']:
+        _run(lab, first, ['volume', 'set', g['volume'], key, value])
+    _run(lab, first, ['volume', 'start', g['volume']])
+    _wait('the bricks of volume %s to be online' % g['volume'],
+          lambda: all(b['online'] for b in volume_status(lab, first).values()), 60)
+    say('gluster volume %s: replica %d on %s, started (%.1f s); connection %s, mount options %s'
+        % (g['volume'], g['replica'], ', '.join(g['servers']), time.monotonic() - t0,
+           g['connection'], g['mount_options']))
+
+
+def _wait(what, predicate, timeout, interval=0.3):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            if predicate():
+                return
+        except LabError as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise LabError('timed out after %d s waiting for %s%s'
+                           % (timeout, what, ' (%s)' % last if last else ''))
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- reading the volume
+
+def parse_volume_status(text, bricks):
+    """{host: {'path', 'online', 'port', 'pid'}} of the volume's bricks from
+    `gluster volume status VOLUME --xml` (the self-heal daemons left out)."""
+    root = ET.fromstring(text)
+    ret = root.findtext('opRet')
+    if ret is not None and ret.strip() != '0':
+        raise LabError('gluster volume status failed: %s'
+                       % (root.findtext('opErrstr') or 'no reason given'))
+    out = {}
+    for node in root.iter('node'):
+        host, path = node.findtext('hostname'), node.findtext('path')
+        if bricks.get(host) != path:
+            continue
+        port = node.findtext('ports/tcp') or node.findtext('port') or ''
+        pid = node.findtext('pid') or ''
+        out[host] = {'path': path, 'online': node.findtext('status') == '1',
+                     'port': int(port) if port.isdigit() and int(port) > 0 else None,
+                     'pid': int(pid) if pid.isdigit() and int(pid) > 0 else None}
+    return out
+
+
+def volume_status(lab, via):
+    g = lab.state['gluster']
+    r = _run(lab, via, ['volume', 'status', g['volume']], xml=True)
+    return parse_volume_status(r.stdout, g['bricks'])
+
+
+def parse_volume_info(text):
+    """{'name', 'type', 'replica', 'bricks': [...], 'options': {key: value}} from
+    `gluster volume info VOLUME --xml`."""
+    root = ET.fromstring(text)
+    vol = root.find('volInfo/volumes/volume')
+    if vol is None:
+        raise LabError('gluster volume info printed no volume')
+    return {'name': vol.findtext('name'), 'type': vol.findtext('typeStr'),
+            'status': vol.findtext('statusStr'),
+            'replica': int(vol.findtext('replicaCount') or 0),
+            'bricks': [b.findtext('name') for b in vol.findall('bricks/brick')],
+            'options': {o.findtext('name'): o.findtext('value')
+                        for o in vol.findall('options/option')}}
+
+
+def brick_pid(lab, name):
+    """The pid of host `name`'s brick process (glusterfsd) of the volume, read from /proc
+    (so a frozen or cut-off host never blocks it), or None."""
+    g = lab.state['gluster']
+    h = lab.state['hosts'][name]
+    want = g['bricks'].get(name)
+    if want is None:
+        return None
+    for pid in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt')):
+        argv = _cmdline(pid)
+        if argv and os.path.basename(argv[0]) == 'glusterfsd' and \
+                _arg(argv, '--brick-name') == want and proc_start(pid) is not None:
+            return pid
+    return None
+
+
+def gluster_pids(lab, name):
+    """Every gluster process of host `name` (glusterd, bricks, self-heal daemon, clients)."""
+    h = lab.state['hosts'][name]
+    return [p for p in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt'))
+            if _cmdline(p) and os.path.basename(_cmdline(p)[0]).startswith('gluster')]
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return [a.decode(errors='replace') for a in f.read().split(b'\0') if a]
+    except OSError:
+        return []
+
+
+def _arg(argv, opt):
+    for i, a in enumerate(argv):
+        if a == opt and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(opt + '='):
+            return a[len(opt) + 1:]
+    return None
+
+
+def wait_brick(lab, name, timeout=60):
+    """Wait until host `name`'s brick process runs; return its pid."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = brick_pid(lab, name)
+        if pid:
+            return pid
+        if time.monotonic() > deadline:
+            raise LabError('%s: its brick of volume %s did not start within %d s; '
+                           "glusterd's log: /var/log/glusterfs/glusterd.log in the host"
+                           % (name, lab.state['gluster']['volume'], timeout))
+        time.sleep(0.3)
+
+
+def _reachable_server(lab, prefer):
+    """A server whose glusterd runs, `prefer` first."""
+    g = lab.state['gluster']
+    for n in [prefer] + [s for s in g['servers'] if s != prefer]:
+        h = lab.state['hosts'].get(n) or {}
+        if n in g['servers'] and alive((h.get('daemons') or {}).get('glusterd')):
+            return n
+    raise LabError('no glusterd of volume %s runs (%s): restart a host'
+                   % (g['volume'], ', '.join(g['servers'])))
+
+
+def require(lab, what):
+    g = (lab.state or {}).get('gluster')
+    if not g:
+        raise LabError('%s needs a gluster lab: the storage of this lab is a local '
+                       'directory (hosted-engine-lab up --storage gluster)' % what)
+    return g
+
+
+# ---------------------------------------------------------------- storage-loss / back
+
+def nft_loss_script(ports):
+    """The nft table that drops what the host sends to glusterd and to the bricks."""
+    ports = sorted(set(int(p) for p in ports))
+    return ('table inet {t}\ndelete table inet {t}\n'
+            'table inet {t} {{\n'
+            '  chain output {{\n'
+            '    type filter hook output priority 0; policy accept;\n'
+            '    tcp dport {{ {ports} }} drop\n'
+            '  }}\n'
+            '}}\n').format(t=NFT_TABLE, ports=', '.join(map(str, ports)))
+
+
+def storage_ports(lab, name):
+    """glusterd's port and the ports of the volume's online bricks (read from a running
+    glusterd, the host's own first)."""
+    require(lab, 'storage-loss')
+    via = _reachable_server(lab, name)
+    bricks = volume_status(lab, via)
+    return [GLUSTERD_PORT] + sorted(b['port'] for b in bricks.values() if b['port'])
+
+
+def storage_loss(lab, name, ports):
+    """Cut the host's path to the volume: drop what it sends to TCP `ports` (see
+    storage_ports)."""
+    pid = lab.state['hosts'][name]['holder']['pid']
+    r = subprocess.run(lab.nsenter(pid) + ['nft', '-f', '-'], input=nft_loss_script(ports),
+                       capture_output=True, text=True, timeout=30, env=lab.env())
+    if r.returncode != 0:
+        raise LabError('%s: cannot install the nft table %s: %s'
+                       % (name, NFT_TABLE, ' '.join(r.stderr.split())))
+    return ports
+
+
+def loss_active(lab, name):
+    pid = lab.state['hosts'][name]['holder']['pid']
+    return lab.run_in(pid, ['nft', 'list', 'table', 'inet', NFT_TABLE], check=False,
+                      timeout=30).returncode == 0
+
+
+def storage_back(lab, name):
+    """Remove what storage-loss did on the host; return what was undone."""
+    require(lab, 'storage-back')
+    undone = []
+    pid = lab.state['hosts'][name]['holder']['pid']
+    if loss_active(lab, name):
+        lab.run_in(pid, ['nft', 'delete', 'table', 'inet', NFT_TABLE], timeout=30)
+        undone.append('storage-loss')
+    if not undone:
+        raise LabError('%s has no storage fault to undo (no storage-loss on it)' % name)
+    return undone
+
+
+# ---------------------------------------------------------------- bricks
+
+def brick_kill(lab, name):
+    """SIGKILL the host's brick process of the volume; return its pid."""
+    g = require(lab, 'brick-kill')
+    if name not in g['servers']:
+        raise LabError('%s has no brick of volume %s: its bricks are on %s'
+                       % (name, g['volume'], ', '.join(g['servers'])))
+    pid = brick_pid(lab, name)
+    if pid is None:
+        raise LabError('the brick of volume %s on %s is not running: hosted-engine-lab '
+                       'fault %s brick-back starts it' % (g['volume'], name, name))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    # until the process is reaped: glusterd takes a brick whose pid is still in /proc (a
+    # zombie) for running, and `volume start force` would then leave it down
+    deadline = time.monotonic() + 20
+    while os.path.exists('/proc/%d' % pid):
+        if time.monotonic() > deadline:
+            raise LabError('%s: brick process %d still in /proc 20 s after SIGKILL'
+                           % (name, pid))
+        time.sleep(0.05)
+    return pid
+
+
+def brick_back(lab, name):
+    """`gluster volume start VOLUME force` (starts the bricks that are down); wait for the
+    host's brick; return its pid."""
+    g = require(lab, 'brick-back')
+    if name not in g['servers']:
+        raise LabError('%s has no brick of volume %s: its bricks are on %s'
+                       % (name, g['volume'], ', '.join(g['servers'])))
+    if brick_pid(lab, name):
+        raise LabError('the brick of volume %s on %s is running: nothing to bring back'
+                       % (g['volume'], name))
+    if not alive(lab.state['hosts'][name]['daemons'].get('glusterd')):
+        raise LabError('glusterd is not running on %s: hosted-engine-lab restart %s '
+                       'starts it and its brick' % (name, name))
+    _run(lab, name, ['volume', 'start', g['volume'], 'force'])
+    return wait_brick(lab, name, timeout=30)
+
+
+# ---------------------------------------------------------------- boot
+
+def unmount_stale(lab, name):
+    """Detach the host's glusterfs mounts (a boot finds none; a crash leaves them with their
+    client process dead); return the mount points."""
+    pid = lab.state['hosts'][name]['holder']['pid']
+    gone = []
+    with open('/proc/%d/mountinfo' % pid) as f:
+        for line in f:
+            pre, _, post = line.partition(' - ')
+            if post.split()[:1] == ['fuse.glusterfs']:
+                gone.append(_unescape(pre.split()[4]))
+    for mp in reversed(gone):
+        lab.run_in(pid, ['umount', '-l', mp], timeout=30)
+    return gone
+
+
+def _unescape(path):
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), path)
+
+
+def status_line(g):
+    return ('gluster: volume %s replica %d on %s   connection %s   mount options %s'
+            % (g['volume'], g['replica'], ', '.join(g['servers']), g['connection'],
+               g['mount_options']))
