@@ -190,7 +190,7 @@ def connected(client, conf, logger):
     """The storage connected while the block runs (left connected when it already was)."""
     type_id = layout.DOMAIN_TYPES[conf['domainType']]
     params = layout.connection_params(conf, str(uuid.uuid4()))
-    mnt = layout.mount_point(conf['storage'], paths.DATA_CENTER_DIR)
+    mnt = layout.mount_point(conf['storage'], paths.DATA_CENTER_DIR, conf['domainType'])
     was = os.path.islink(mnt) or os.path.ismount(mnt)
     res = client.call('StoragePool.connectStorageServer', storagepoolID=layout.BLANK_UUID,
                       domainType=type_id, connectionParams=[params])

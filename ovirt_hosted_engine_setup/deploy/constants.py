@@ -122,6 +122,9 @@ class StorageEnv:
     STORAGE_DATACENTER_NAME = K('OVEHOSTED_STORAGE/storageDatacenterName', answer_file=True,
                                 preview='Storage data center name', validator=v.name)
     MNT_OPTIONS = K('OVEHOSTED_STORAGE/mntOptions', answer_file=True, preview='Mount options')
+    # glusterfs: the user confirmed a replica 1 volume (oVirt supports replica 3)
+    GLUSTER_REPLICA_1_CONFIRMED = K('OVEHOSTED_STORAGE/glusterReplica1Confirmed',
+                                    answer_file=True, kind='bool')
     CONNECTION_UUID = K('OVEHOSTED_STORAGE/connectionUUID')
     SD_UUID = K('OVEHOSTED_STORAGE/sdUUID', validator=v.uuid)
     SP_UUID = K('OVEHOSTED_STORAGE/spUUID', validator=v.uuid)

@@ -104,6 +104,21 @@ def mount_options(dtype, version, options):
     """The mount options handed to the host agent: the user's options plus the NFS
     version (auto: none; v3: nfsvers=3; v4: vers=4; v4_1: vers=4.1 ...)."""
     parts = [o for o in (options or '').split(',') if o.strip()]
+    if dtype == 'glusterfs':
+        for o in parts:
+            key, _, value = o.strip().partition('=')
+            if key not in ('backup-volfile-servers', 'backupvolfile-server'):
+                continue
+            servers = value.split(':')
+            if not value or not all(servers):
+                raise ValueError('the mount option %r names no server: give '
+                                 'backup-volfile-servers=server2:server3' % o.strip())
+            for server in servers:
+                try:
+                    validators.host_address(server)
+                except ValueError as e:
+                    raise ValueError('the mount option %r: %s; give '
+                                     'backup-volfile-servers=server2:server3' % (o.strip(), e))
     if dtype == 'nfs' and version and version != 'auto':
         if any(re.match(r'^(nfs)?vers=', o.strip()) for o in parts):
             raise ValueError('the mount options %r already set an NFS version: remove it or '
@@ -198,3 +213,59 @@ def preset_uuid(value):
     if not value or value == layout.BLANK_UUID:
         return None
     return str(uuidlib.UUID(str(value)))
+
+
+# -- glusterfs: the volume behind a "server:/volume" connection --------------------------
+# the replica count oVirt supports for the hosted-engine storage; replica 1 only when the
+# user confirms it (no copy survives the loss of its brick)
+GLUSTER_REPLICA = 3
+GLUSTER_REPLICA_CONFIRMED = 1
+
+
+def gluster_volume(result, server, volume):
+    """The info of volume in GlusterVolume.list's result ({volumes: {name: info}}): ValueError
+    (one line naming the server and the volume) when it is missing, not a replicate volume,
+    or not started."""
+    info = ((result or {}).get('volumes') or {}).get(volume)
+    if not info:
+        raise ValueError('The gluster volume %s was not found on %s: give an existing volume as '
+                         '%s:/volume (gluster volume list on %s shows them)'
+                         % (volume, server, server, server))
+    vtype = str(info.get('volumeType') or '')
+    if 'DISPERSE' in vtype.upper():
+        raise ValueError('The gluster volume %s on %s is a %s volume: the hosted-engine storage '
+                         'needs a replicate volume of replica %d; give another volume'
+                         % (volume, server, vtype.lower(), GLUSTER_REPLICA))
+    if str(info.get('volumeStatus') or '').upper() != 'ONLINE':
+        raise ValueError('The gluster volume %s on %s is not started: start it (gluster volume '
+                         'start %s) and give it again' % (volume, server, volume))
+    gluster_replica(info, server, volume)
+    return info
+
+
+def gluster_replica(info, server, volume):
+    """A volume's replica count (VDSM gives it as a string), as a number."""
+    try:
+        return int(str(info.get('replicaCount')).strip())
+    except ValueError:
+        raise ValueError('The gluster volume %s on %s has no readable replica count (%r): check '
+                         'the volume (gluster volume info %s)'
+                         % (volume, server, info.get('replicaCount'), volume))
+
+
+def gluster_replica_refusal(replica, server, volume):
+    """The one-line refusal of a replica count neither 3 nor (confirmed) 1."""
+    return ('The gluster volume %s on %s has replica %d: the hosted-engine storage needs a '
+            'replica %d volume (replica %d only when confirmed); give a replica %d volume '
+            '(gluster volume create NAME replica %d SERVER1:BRICK SERVER2:BRICK SERVER3:BRICK)'
+            % (volume, server, replica, GLUSTER_REPLICA, GLUSTER_REPLICA_CONFIRMED,
+               GLUSTER_REPLICA, GLUSTER_REPLICA))
+
+
+def gluster_distinct_hosts(info):
+    """How many gluster hosts hold the volume's bricks (their host UUIDs when the volume's
+    info gives them, else the servers named in the bricks)."""
+    uuids = {b.get('hostUuid') for b in info.get('bricksInfo') or () if b.get('hostUuid')}
+    if uuids:
+        return len(uuids)
+    return len({str(b).rsplit(':', 1)[0] for b in info.get('bricks') or ()})

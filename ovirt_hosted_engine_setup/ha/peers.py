@@ -109,7 +109,7 @@ def domain_paths(conf, data_center_dir):
     storage = conf.get('storage')
     if not sd or not storage:
         return {}
-    dom = os.path.join(layout.mount_point(storage, data_center_dir), sd)
+    dom = layout.domain_dir(conf, data_center_dir)
     if not os.path.isdir(dom) and conf.get('domainType') == 'localfs':
         dom = os.path.join(storage, sd)
     out = {'ids': os.path.join(dom, 'dom_md', 'ids')}

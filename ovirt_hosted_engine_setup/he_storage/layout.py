@@ -1,5 +1,5 @@
 """Where the hosted-engine storage puts things: names, sizes and paths (pure, no I/O but
-a file's size).
+a file's size and the listing of the mount points).
 
 The storage domain is a file domain laid out as VDSM lays it out: <mount point>/<sdUUID>/
 with dom_md/ (metadata, ids, leases) and images/<image>/<volume> (plus .meta and .lease).
@@ -7,6 +7,7 @@ Its four images: HEVD (the engine VM disk), HEMD (the HA metadata area), HESD (t
 ``hosted-engine`` lockspace) and HECI (the configuration volume).
 
     paths = volume_paths(conf)          # vm, vm_lease, metadata, lockspace, conf, domain
+    mnt = mount_point(conf['storage'], domain_type=conf['domainType'])   # VDSM's mount point
     params = connection_params(conf, conf['connectionUUID'])
 """
 import os
@@ -16,6 +17,9 @@ from . import StorageError
 
 BLANK_UUID = constant('blankUUID')
 DATA_CENTER_DIR = '/rhev/data-center'
+# where connections are mounted under the data center directory, and gluster volumes under it
+MNT_DIR = 'mnt'
+GLUSTERFS_DIR = 'glusterSD'
 MiB = 1 << 20
 
 # domainType names of hosted-engine.conf -> the API's domain type numbers
@@ -108,9 +112,56 @@ def domain_type(name):
                            % (name, ', '.join(sorted(DOMAIN_TYPES))))
 
 
-def mount_point(storage, data_center_dir=DATA_CENTER_DIR):
-    """VDSM's mount point of a storage connection: "_" doubled, then "/" -> "_"."""
-    return os.path.join(data_center_dir, 'mnt', storage.replace('_', '__').replace('/', '_'))
+def mangle(storage):
+    """VDSM's name of a connection's mount point: "_" doubled, then "/" -> "_"
+    ("server:/exports/he_1" -> "server:_exports_he__1")."""
+    return storage.replace('_', '__').replace('/', '_')
+
+
+def mount_point(storage, data_center_dir=DATA_CENTER_DIR, domain_type=None):
+    """VDSM's mount point of a storage connection: <data_center_dir>/mnt/<mangled>, and for
+    glusterfs <data_center_dir>/mnt/glusterSD/<mangled> (as VDSM mounts gluster volumes).
+
+    domain_type: a domainType name of hosted-engine.conf ('glusterfs', 'nfs', ...) or the
+    API's number (GLUSTERFS=7 ...); None for a type that is not glusterfs. The one place
+    the deploy, the HA services, cleanup and the host agent find a connection's mount point.
+    """
+    parent = os.path.join(data_center_dir, MNT_DIR)
+    if domain_type in ('glusterfs', _TYPE_IDS['GLUSTERFS']):
+        parent = os.path.join(parent, GLUSTERFS_DIR)
+    return os.path.join(parent, mangle(storage))
+
+
+def mount_points(data_center_dir=DATA_CENTER_DIR):
+    """Every mount point (or local link) under <data_center_dir>/mnt, the gluster ones under
+    glusterSD/ included, sorted: where the connected storage domains are looked for."""
+    parent = os.path.join(data_center_dir, MNT_DIR)
+    out = []
+    for sub in (parent, os.path.join(parent, GLUSTERFS_DIR)):
+        try:
+            names = os.listdir(sub)
+        except OSError:
+            continue
+        out += [os.path.join(sub, n) for n in names
+                if not (sub == parent and n == GLUSTERFS_DIR)]
+    return sorted(out)
+
+
+def domain_dir(conf, data_center_dir=DATA_CENTER_DIR):
+    """The storage domain's directory under its connection's mount point (pure): conf has
+    hosted-engine.conf's storage, domainType and sdUUID."""
+    return os.path.join(mount_point(conf['storage'], data_center_dir, conf.get('domainType')),
+                        conf['sdUUID'])
+
+
+def gluster_volume(storage):
+    """(server, volume name) of a glusterfs connection "server:/volume" (as VDSM splits it:
+    at the first colon, the slashes around the volume name dropped)."""
+    server, sep, volume = storage.partition(':')
+    if not sep or not server or not volume.strip('/'):
+        raise StorageError('%r is not a gluster volume connection: give server:/volume'
+                           % storage)
+    return server, volume.strip('/')
 
 
 def volume_paths(conf, data_center_dir=DATA_CENTER_DIR):
@@ -118,8 +169,7 @@ def volume_paths(conf, data_center_dir=DATA_CENTER_DIR):
 
     Keys: vm, vm_lease, metadata, lockspace, conf, domain (the domain's directory).
     """
-    sd = conf['sdUUID']
-    dom = os.path.join(mount_point(conf['storage'], data_center_dir), sd)
+    dom = domain_dir(conf, data_center_dir)
 
     def vol(img, vol_id):
         return os.path.join(dom, 'images', conf[img], conf[vol_id])

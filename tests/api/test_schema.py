@@ -244,6 +244,8 @@ VDSM_REQUIRED = {
     'VM.getStats': ['vmID'],
     'VM.setTicket': ['vmID', 'password', 'ttl', 'existingConnAction', 'params'],
     'VM.updateDevice': ['vmID', 'params'],
+    # vdsm-api-gluster.yml
+    'GlusterVolume.list': [],
 }
 # Optional parameters VDSM takes beyond the ones above (its defaultvalue ones).
 VDSM_OPTIONAL = {
@@ -251,6 +253,7 @@ VDSM_OPTIONAL = {
     'Volume.delete': ['discard'],
     'StoragePool.spmStart': ['maxHostID', 'domVersion'],
     'StorageDomain.detach': ['masterSdUUID', 'masterVersion', 'force'],
+    'GlusterVolume.list': ['volumeName', 'remoteServer'],
 }
 
 

@@ -1,10 +1,7 @@
 """The sanlock I/O timeout question of the storage section (first host): its range, the
 preview line with the failover floor it implies, and the warning below 5 s on remote storage
 (asked when typed; refused from an answer file unless accepted)."""
-import importlib.util
 import logging
-import os
-import sys
 
 import pytest
 
@@ -12,51 +9,9 @@ from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import validators
 from ovirt_hosted_engine_setup.he_storage import layout
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PLUGIN_DIR = os.path.join(TOP, 'plugins', 'gr-he-setup', 'storage')
+from .plugin_packages import Context, load
 
-
-def _load():
-    name = 'storage_plugins_under_test'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(PLUGIN_DIR, '__init__.py'), submodule_search_locations=[PLUGIN_DIR])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-storage = _load().storage
-
-
-class Dialog:
-    """Typed answers, in order; records the questions."""
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.asked = []
-        self.last_answer_typed = False
-
-    def query_string(self, name, note, default=None, validator=None, **_kw):
-        self.asked.append((name, note, default))
-        self.last_answer_typed = True
-        while True:
-            value = self.answers.pop(0)
-            value = str(default) if value == '' else value
-            try:
-                return validator(value)
-            except ValueError as e:
-                self.asked.append(('invalid', str(e), None))
-
-    def query_yes_no(self, name, note, default=None):
-        self.asked.append((name, note, default))
-        return self.answers.pop(0)
-
-
-class Context:
-    def __init__(self, env, answers=()):
-        self.environment = env
-        self.dialog = Dialog(answers)
+storage = load('gr-he-setup', 'storage').storage
 
 
 def plugin(dtype, timeout=None, accepted=(), answers=()):

@@ -1,11 +1,9 @@
 """The deploy VM section's pieces without a host: CPU models, KVM use, FQDN and address
 checks, and the misc steps (appliance copy, seed ISO, domain XML) on local files."""
-import importlib.util
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -17,23 +15,9 @@ from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import engine_vm
 from ovirt_hosted_engine_setup.runner import Transaction
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PLUGIN_DIR = os.path.join(TOP, 'plugins', 'gr-he-setup', 'vm')
+from .plugin_packages import load
 
-
-def _load():
-    name = 'vm_plugins_under_test'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(PLUGIN_DIR, '__init__.py'),
-            submodule_search_locations=[PLUGIN_DIR])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-vm = _load()
+vm = load('gr-he-setup', 'vm')
 
 INTEL_HASWELL = ('fpu,sse2,ssse3,sse4_1,sse4_2,popcnt,aes,pclmulqdq,avx,xsave,f16c,rdrand,'
                  'fsgsbase,avx2,bmi1,bmi2,fma,movbe')

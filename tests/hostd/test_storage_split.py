@@ -12,6 +12,7 @@ from ovirt_hosted_engine_setup.hostd.storage import StorageBackend
 from ovirt_hosted_engine_setup.hostd.storage.connections import (FILE_DOMAIN_TYPES_TEXT,
                                                                  Connections)
 from ovirt_hosted_engine_setup.hostd.storage.domains import Domains
+from ovirt_hosted_engine_setup.hostd.storage.gluster import GlusterVolumes
 from ovirt_hosted_engine_setup.hostd.storage.monitor import Monitoring
 from ovirt_hosted_engine_setup.hostd.storage.pools import Pools
 from ovirt_hosted_engine_setup.hostd.storage.tasks import Tasks
@@ -34,6 +35,7 @@ EXPECTED = {
     Tasks: {'Task.getStatus', 'Task.clear', 'Host.getAllTasksStatuses'},
     Monitoring: {'Host.startMonitoringDomain', 'Host.stopMonitoringDomain',
                  'Host.getStorageRepoStats'},
+    GlusterVolumes: {'GlusterVolume.list'},
 }
 
 
@@ -54,7 +56,7 @@ def test_each_part_serves_its_namespace(backend):
     for name in table:
         assert schema.verb(name) is not None, name
     # every namespace of the storage API, whole
-    for ns in ('StorageDomain', 'Volume', 'Image', 'Task', 'StoragePool'):
+    for ns in ('StorageDomain', 'Volume', 'Image', 'Task', 'StoragePool', 'GlusterVolume'):
         assert {v for v in schema.verbs if v.startswith(ns + '.')} <= set(table), ns
 
 

@@ -445,7 +445,7 @@ class Cleanup(Leftovers):
                 raise StepFailed('domainType %r of %s is not one of %s: disconnect the storage '
                                  'by hand' % (d.domain_type, paths.HOSTED_ENGINE_CONF,
                                               ', '.join(sorted(layout.DOMAIN_TYPES))))
-            mnt = layout.mount_point(d.storage, dc_dir)
+            mnt = layout.mount_point(d.storage, dc_dir, d.domain_type)
             was = os.path.lexists(mnt)
             params = layout.connection_params(
                 {'storage': d.storage, 'domainType': d.domain_type,

@@ -8,7 +8,8 @@ StorageContext (context.py: the state, its lock, the domain and pool lookups):
 - volumes.py: Image.*, Volume.*;
 - tasks.py: Task.*, Host.getAllTasksStatuses (and the TaskManager the parts start
   their tasks with);
-- monitor.py: domain monitoring, Host.*MonitoringDomain, Host.getStorageRepoStats.
+- monitor.py: domain monitoring, Host.*MonitoringDomain, Host.getStorageRepoStats;
+- gluster.py: GlusterVolume.list (the gluster CLI), which GLUSTERFS connections also use.
 The file-domain layout helpers are fileutil.py (names, atomic writes, direct I/O)
 and metadata.py (domain and volume metadata).
 
@@ -24,6 +25,7 @@ from ..api_base import Backend, verbs_of
 from .connections import Connections
 from .context import StorageContext
 from .domains import Domains
+from .gluster import GlusterVolumes
 from .monitor import Monitoring
 from .pools import Pools
 from .tasks import Tasks
@@ -31,9 +33,10 @@ from .volumes import ImagesVolumes
 
 
 class StorageBackend(Backend):
-    """StoragePool, StorageDomain, Volume, Image, Task verbs and domain monitoring."""
+    """StoragePool, StorageDomain, Volume, Image, Task, GlusterVolume verbs and domain
+    monitoring."""
 
-    PARTS = (Connections, Domains, Pools, ImagesVolumes, Tasks, Monitoring)
+    PARTS = (Connections, Domains, Pools, ImagesVolumes, Tasks, Monitoring, GlusterVolumes)
 
     def __init__(self, ctx, monitor_interval=None, io_timeout=None):
         super().__init__(ctx)

@@ -1,19 +1,26 @@
 """Storage server connections: StoragePool.connectStorageServer / disconnectStorageServer.
 
 - NFS: ``mount -t nfs`` of "server:/export" at <data_center_dir>/mnt/<mangled>.
-- POSIXFS / GLUSTERFS: ``mount -t <vfs_type>``. A POSIXFS connection that is a
-  local directory with an empty vfs_type (or "none") is bind-mounted.
+- GLUSTERFS: ``mount -t glusterfs`` of "server:/volume" at
+  <data_center_dir>/mnt/glusterSD/<mangled>, as VDSM mounts it: unless the mount options
+  name backup-volfile-servers, the other servers of the volume's bricks are added as
+  backup-volfile-servers (from the volume's info, gluster.py), so that the mount does not
+  depend on the one server named in the connection.
+- POSIXFS: ``mount -t <vfs_type>``. A POSIXFS connection that is a local directory with an
+  empty vfs_type (or "none") is bind-mounted.
 - LOCALFS: a local directory, linked (symlink) as <data_center_dir>/mnt/<mangled>
   ("/srv/data" -> "_srv_data"), as VDSM does.
-Mangling: "_" doubled, then "/" -> "_". The domain type numbers are the API
-schema's (enum domainType).
+Mount points are he_storage/layout.py's (mount_point: "_" doubled, then "/" -> "_"). The
+domain type numbers are the API schema's (enum domainType).
 """
 import logging
 import os
 import subprocess
 
 from ...api.schema import enum
+from ...he_storage import StorageError, layout
 from ..api_base import VdsmError, verb
+from . import gluster
 from .fileutil import BLANK_UUID, is_mounted, makedirs, probe_dir
 
 log = logging.getLogger(__name__)
@@ -26,10 +33,55 @@ FILE_DOMAIN_TYPES = (NFS, LOCALFS, POSIXFS, GLUSTERFS)
 FILE_DOMAIN_TYPES_TEXT = ', '.join('%s=%d' % (n, DOMAIN_TYPE[n]) for n in
                                    ('NFS', 'LOCALFS', 'POSIXFS', 'GLUSTERFS'))
 NFS_DEFAULT_OPTIONS = 'soft,nosharecache,timeo=600,retrans=6'
+# the replica counts VDSM accepts for a gluster storage domain without a warning (its
+# [gluster] allowed_replica_counts)
+GLUSTER_REPLICA_COUNTS = ('1', '3')
 
 
 def _connection_error(message):
     return VdsmError('StorageServerConnectionError', message)
+
+
+def gluster_mount_options(connection, options):
+    """The mount options of a GLUSTERFS connection "server:/volume", as VDSM mounts it: the
+    given options, plus (unless they name backup-volfile-servers) the other servers of the
+    volume's bricks as backup-volfile-servers. The volume's info is asked of the server, then
+    of this host's glusterd; without it the volume is mounted without backup servers, as
+    VDSM does. A volume VDSM would warn about (disperse, replica count not 1 or 3) is
+    mounted with a warning in the log."""
+    if 'backup-volfile-servers' in options:
+        log.info('gluster connection %s: using the backup-volfile-servers of its mount '
+                 'options', connection)
+        return options
+    try:
+        server, volume = layout.gluster_volume(connection)
+    except StorageError as e:
+        raise _connection_error(str(e))
+    info = None
+    for remote in (server, None):
+        try:
+            info = gluster.volume_info(volume, remote).get(volume)
+        except VdsmError as e:
+            log.warning('gluster connection %s: no volume info from %s: %s', connection,
+                        remote or 'this host\'s glusterd', e.message)
+            continue
+        if info:
+            break
+    if not info:
+        log.warning('gluster connection %s: mounting without backup-volfile-servers (the '
+                    'volume\'s bricks are unknown)', connection)
+        return options
+    if 'DISPERSE' in info.get('volumeType', ''):
+        log.warning('gluster volume %s is a %s volume, which oVirt does not support for storage '
+                    'domains: use a replicate volume', volume, info['volumeType'])
+    elif info.get('replicaCount') not in GLUSTER_REPLICA_COUNTS:
+        log.warning('gluster volume %s has the unsupported replica count %s: upgrade it to '
+                    'replica 3', volume, info.get('replicaCount'))
+    backup = gluster.backup_volfile_servers(info, server)
+    log.info('gluster connection %s: bricks on %s%s', connection,
+             ', '.join(gluster.brick_servers(info)) or 'no server',
+             ', mounted with ' + backup if backup else '')
+    return ','.join(o for o in (options, backup) if o)
 
 
 class Connections:
@@ -52,7 +104,7 @@ class Connections:
         connection = conn.get('connection') or ''
         if not connection:
             raise _connection_error('connection %s has no "connection" value' % conn.get('id'))
-        mnt = self.sc.mountpoint(connection)
+        mnt = self.sc.mountpoint(connection, domain_type)
         makedirs(self.sc.mnt_dir, 0o755)
         if domain_type == LOCALFS:
             return self._link_local(connection, mnt)
@@ -112,6 +164,7 @@ class Connections:
                 opts.append('nfsvers=3' if version == '3' else 'vers=%s' % version)
             return ['mount', '-t', 'nfs', '-o', ','.join(opts), connection, mnt]
         if domain_type == GLUSTERFS:
+            options = gluster_mount_options(connection, options)
             return ['mount', '-t', 'glusterfs'] + (['-o', options] if options else []) + \
                 [connection, mnt]
         if vfs_type in ('', 'none') and connection.startswith('/'):
@@ -126,7 +179,7 @@ class Connections:
             [connection, mnt]
 
     def disconnect_one(self, domain_type, conn):
-        mnt = self.sc.mountpoint(conn.get('connection') or '')
+        mnt = self.sc.mountpoint(conn.get('connection') or '', domain_type)
         if domain_type == LOCALFS:
             if os.path.islink(mnt):
                 os.unlink(mnt)
@@ -174,7 +227,7 @@ class Connections:
         result = []
         with self.sc.lock:
             for conn in connectionParams:
-                mnt = self.sc.mountpoint(conn.get('connection') or '')
+                mnt = self.sc.mountpoint(conn.get('connection') or '', domain_type)
                 try:
                     self.disconnect_one(domain_type, conn)
                 except VdsmError as e:

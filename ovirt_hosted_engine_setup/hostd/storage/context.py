@@ -19,10 +19,10 @@ import os
 import subprocess
 import threading
 
-from ...he_storage import sanlock_util
+from ...he_storage import layout, sanlock_util
 from ..api_base import VdsmError
 from . import metadata as md
-from .fileutil import mangle, read_direct, write_atomic
+from .fileutil import read_direct, write_atomic
 from .tasks import TaskManager
 
 
@@ -85,19 +85,15 @@ class StorageContext:
             return None
 
     # ---------------------------------------------------------------- domains
-    def mountpoint(self, connection):
-        """Where a connection is mounted (or linked): <data_center_dir>/mnt/<mangled>."""
-        return os.path.join(self.mnt_dir, mangle(connection))
+    def mountpoint(self, connection, domain_type):
+        """Where a connection of a domain type (the API's number) is mounted (or linked):
+        <data_center_dir>/mnt/<mangled>, gluster volumes under mnt/glusterSD/ (as VDSM)."""
+        return layout.mount_point(connection, self.ctx.data_center_dir, domain_type)
 
     def domain_dirs(self):
         """{sdUUID: domain directory} of every file domain under the mount points."""
         out = {}
-        try:
-            mounts = sorted(os.listdir(self.mnt_dir))
-        except FileNotFoundError:
-            return out
-        for m in mounts:
-            base = os.path.join(self.mnt_dir, m)
+        for base in layout.mount_points(self.ctx.data_center_dir):
             try:
                 entries = os.listdir(base)
             except OSError:
@@ -110,12 +106,8 @@ class StorageContext:
     def find_domain(self, sd_uuid):
         """The directory of domain sd_uuid; VdsmError StorageDomainDoesNotExist if no connected
         storage has it."""
-        try:
-            mounts = sorted(os.listdir(self.mnt_dir))
-        except FileNotFoundError:
-            mounts = []
-        for m in mounts:
-            d = os.path.join(self.mnt_dir, m, sd_uuid)
+        for base in layout.mount_points(self.ctx.data_center_dir):
+            d = os.path.join(base, sd_uuid)
             if os.path.isfile(os.path.join(d, 'dom_md', 'metadata')):
                 return d
         raise VdsmError('StorageDomainDoesNotExist',

@@ -72,7 +72,7 @@ class Domains:
             if sd in sc.domain_dirs():
                 raise VdsmError('StorageDomainAlreadyExists', 'storage domain %s already exists '
                                 'at %s' % (sd, sc.domain_dirs()[sd]))
-            mnt = sc.mountpoint(typeArgs)
+            mnt = sc.mountpoint(typeArgs, domain_type)
             if not os.path.isdir(mnt):
                 raise VdsmError('StorageServerConnectionError',
                                 'storage %s is not connected (no %s): call '

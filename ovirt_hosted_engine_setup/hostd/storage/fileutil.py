@@ -12,11 +12,6 @@ DIR_MODE = 0o775
 FILE_MODE = 0o660
 
 
-def mangle(remote):
-    """VDSM's mount point name of a remote path: "_" doubled, then "/" -> "_"."""
-    return remote.replace('_', '__').replace('/', '_')
-
-
 def write_atomic(path, data, mode=FILE_MODE):
     """Write data to path.new, fsync, rename over path."""
     tmp = path + '.new'

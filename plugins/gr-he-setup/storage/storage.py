@@ -4,18 +4,24 @@ data center names, VM disk size.
 The connection is tested through the host agent (StoragePool.connectStorageServer, as the
 domain will be connected in misc): it must mount, be writable, hold no storage domain yet
 and have room for the VM disk and the three small volumes; the test connection is
-disconnected again before the next question. Typed answers that fail a check are asked
-again; answer-file values fail the deploy with the same message.
+disconnected again before the next question. A glusterfs connection "server:/volume" names
+a gluster volume, which the host agent is asked about first (GlusterVolume.list): replica 3
+is taken, replica 1 only when the user confirms it, any other replica count is refused, as
+are a volume that does not exist or is not started and a server that does not answer.
+Typed answers that fail a check are asked again; answer-file values fail the deploy with the
+same message.
 """
 import os
 import uuid
 
+from ovirt_hosted_engine_setup.api.errors import ServerError
+from ovirt_hosted_engine_setup.api.schema import METHOD_NOT_FOUND, error_code
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup import paths
 from ovirt_hosted_engine_setup.deploy import storage_checks, validators
 from ovirt_hosted_engine_setup.deploy.additional_host import first_host
 from ovirt_hosted_engine_setup.he_storage import layout
-from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event
+from ovirt_hosted_engine_setup.runner import AbortError, PluginBase, Stages, event, typed
 
 SECTION_START = c.Events.TITLE_S_STORAGE
 SECTION_END = c.Events.TITLE_E_STORAGE
@@ -25,6 +31,8 @@ CHECK = 'ohosted.storage.check'
 NAMES = 'ohosted.storage.names'
 IMAGE_SIZE = 'ohosted.storage.imagesize'
 IO_TIMEOUT = 'ohosted.storage.iotimeout'
+# GlusterVolume.list's error for a volume the gluster server does not have (VDSM's)
+GLUSTER_VOLUMES_LIST_FAILED = error_code('GlusterVolumesListFailedException')
 
 SMALL_DISK_WARNING = 'small-disk'
 SHORT_IO_TIMEOUT_WARNING = 'short-io-timeout'
@@ -40,9 +48,23 @@ NFS_NOTE = 'Please specify the nfs version you would like to use'
 ADDITIONAL_NOTE = ('The specified storage location already contains a data domain. Is this an '
                    'additional host setup?')
 SIZE_NOTE = 'Please specify the disk size of the VM in GB'
+GLUSTER_NOTE = 'Please note that replica 3 support is required for the shared storage.'
+GLUSTER_REPLICA_1_NOTE = 'Continue with a replica 1 gluster volume?'
 IO_TIMEOUT_NOTE = ('Please specify the sanlock I/O timeout of the hosted-engine lockspace in '
                    'seconds (the other hosts know a crashed host dead 8 x timeout + %d s '
                    'after its last renewal)' % layout.WATCHDOG_FIRE_TIMEOUT)
+
+
+def confirmed(value, key, error):
+    """A yes/no answer given in an answer file or on the command line, as a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in typed.TRUE_WORDS:
+        return True
+    if text in typed.FALSE_WORDS:
+        return False
+    raise error('%s=%r: give bool:True or bool:False' % (key, value))
 
 
 def one_line(text):
@@ -77,6 +99,33 @@ class Plugin(PluginBase):
     def _ask_or_check(self, key, check, ask):
         return self.ask_or_check(key, check, ask, StorageCheckError)
 
+    def _until_accepted(self, key, check, ask, objection):
+        """environment[key], asked (or its given value checked) until nothing in it is objected
+        to; the one loop of the questions whose answer may need the user's consent.
+
+        objection(value): None when the value is fine, else (accept, message, refusal):
+        accept() warns with message and asks whether to go on with the value (True: go on),
+        None when the value cannot be accepted (message is then shown as an error); refusal
+        is the one-line error of a value not accepted. A typed value not accepted is asked
+        again; a given one (answer file, command line) fails the deploy with the refusal.
+        """
+        env = self.environment
+        while True:
+            was_typed = env.get(key) is None
+            value = self._ask_or_check(key, check, ask)
+            was_typed = was_typed and self.dialog.last_answer_typed
+            found = objection(value)
+            if found is None:
+                return value
+            accept, message, refusal = found
+            if accept is not None and accept():
+                return value
+            if not was_typed:
+                raise StorageCheckError(refusal)
+            if accept is None:
+                self.logger.error('%s', message)
+            env[key] = None
+
     @event(stage=Stages.CUSTOMIZATION, name=TYPE, after=(SECTION_START,),
            before=(SECTION_END,))
     def _storage_type(self):
@@ -100,9 +149,12 @@ class Plugin(PluginBase):
         def check(value):
             return storage_checks.connection(dtype, value)
         note = REMOTE_NOTE if storage_checks.is_remote(dtype) else LOCAL_NOTE
-        self._ask_or_check(
+        if dtype == 'glusterfs':
+            self.logger.info('%s', GLUSTER_NOTE)
+        self._until_accepted(
             c.StorageEnv.STORAGE_DOMAIN_CONNECTION, check,
-            lambda: self.dialog.query_string('STORAGE_CONNECTION', note, validator=check))
+            lambda: self.dialog.query_string('STORAGE_CONNECTION', note, validator=check),
+            self._gluster_objection if dtype == 'glusterfs' else lambda value: None)
         if dtype in storage_checks.MOUNT_OPTION_TYPES:
             def options(value):
                 storage_checks.mount_options(dtype, env.get(c.StorageEnv.NFS_VERSION),
@@ -112,6 +164,82 @@ class Plugin(PluginBase):
                 c.StorageEnv.MNT_OPTIONS, options,
                 lambda: self.dialog.query_string('STORAGE_MNT_OPTIONS', MNT_NOTE, default='',
                                                  allow_empty=True, validator=options))
+
+    # -- glusterfs: the volume of the connection ------------------------------------
+    def _gluster_volume(self, server, volume):
+        """The volume's info, asked of the host agent (GlusterVolume.list, which asks the
+        gluster server); ValueError naming the server and the volume when there is none."""
+        try:
+            result = self.environment[c.VDSMEnv.CLIENT].call(
+                'GlusterVolume.list', volumeName=volume, remoteServer=server)
+        except ServerError as e:
+            self.logger.debug('GlusterVolume.list %s on %s', volume, server, exc_info=True)
+            if e.code == GLUSTER_VOLUMES_LIST_FAILED:
+                raise ValueError('The gluster volume %s was not found on %s: the host agent '
+                                 'reports: %s (code %s): give an existing volume as %s:/volume '
+                                 '(gluster volume list on %s shows them)'
+                                 % (volume, server, one_line(e.message), e.code, server,
+                                    server))
+            if e.code == METHOD_NOT_FOUND:
+                raise ValueError('The host agent cannot read the gluster volume %s from %s: it '
+                                 'does not serve GlusterVolume.list; install its gluster '
+                                 'support (vdsm-gluster for VDSM)' % (volume, server))
+            raise ValueError('Cannot read the gluster volume %s from %s: the host agent reports: '
+                             '%s (code %s): check that %s is a gluster server this host '
+                             'reaches, with glusterd running' % (volume, server,
+                                                                  one_line(e.message), e.code,
+                                                                  server))
+        except Exception as e:
+            raise ValueError('The host agent failed to read the gluster volume %s from %s '
+                             '(GlusterVolume.list: %s): check the host agent log '
+                             '(/var/log/ovirt-hosted-engine-hostd or vdsm)'
+                             % (volume, server, one_line(getattr(e, 'message', None) or e)))
+        self.logger.debug('GlusterVolume.list %s on %s: %s', volume, server, result)
+        return storage_checks.gluster_volume(result, server, volume)
+
+    def _gluster_objection(self, connection):
+        """What the deploy says of the gluster volume of a connection (see _until_accepted):
+        replica 3 is fine, replica 1 needs the user's confirmation, anything else is refused."""
+        server, volume = layout.gluster_volume(connection)
+        try:
+            info = self._gluster_volume(server, volume)
+        except ValueError as e:
+            return None, str(e), str(e)
+        replica = storage_checks.gluster_replica(info, server, volume)
+        if replica == storage_checks.GLUSTER_REPLICA:
+            self.logger.info('GlusterFS replica %d volume %s detected on %s', replica, volume,
+                             server)
+            if storage_checks.gluster_distinct_hosts(info) < storage_checks.GLUSTER_REPLICA:
+                self.logger.warning('The bricks of the gluster volume %s are on fewer than %d '
+                                    'hosts: three distinct hosts are required for safe and '
+                                    'reliable operations', volume,
+                                    storage_checks.GLUSTER_REPLICA)
+            return None
+        if replica == storage_checks.GLUSTER_REPLICA_CONFIRMED:
+            key = c.StorageEnv.GLUSTER_REPLICA_1_CONFIRMED
+            message = ('The gluster volume %s on %s has replica 1: its data has a single copy, '
+                       'which the loss of its brick loses; oVirt supports replica %d for the '
+                       'hosted-engine storage' % (volume, server, storage_checks.GLUSTER_REPLICA))
+            refusal = ('The gluster volume %s on %s has replica 1, which was not confirmed: give '
+                       'a replica %d volume, or confirm replica 1 with %s=bool:True'
+                       % (volume, server, storage_checks.GLUSTER_REPLICA, key))
+            return (lambda: self._confirm_replica_1(message)), message, refusal
+        refusal = storage_checks.gluster_replica_refusal(replica, server, volume)
+        return None, refusal, refusal
+
+    def _confirm_replica_1(self, message):
+        """Warn about a replica 1 volume; True when the user confirms it (asked, default No,
+        unless the answer is given)."""
+        env = self.environment
+        key = c.StorageEnv.GLUSTER_REPLICA_1_CONFIRMED
+        self.logger.warning('%s', message)
+        if env.get(key) is not None:
+            return confirmed(env[key], key, StorageCheckError)
+        ok = self.dialog.query_yes_no('STORAGE_GLUSTER_REPLICA_1', GLUSTER_REPLICA_1_NOTE,
+                                      default=False)
+        if ok:
+            env[key] = True
+        return ok
 
     # -- the connection test -----------------------------------------------------------
     def _conf(self):
@@ -136,7 +264,7 @@ class Plugin(PluginBase):
         storage, dtype = conf['storage'], conf['domainType']
         type_id = layout.DOMAIN_TYPES[dtype]
         params = layout.connection_params(conf, str(uuid.uuid4()))
-        mnt = layout.mount_point(storage, paths.DATA_CENTER_DIR)
+        mnt = layout.mount_point(storage, paths.DATA_CENTER_DIR, dtype)
         was_connected = os.path.islink(mnt) or os.path.ismount(mnt)
         self.logger.info('Checking the storage %s (%s) through the host agent', storage, dtype)
         res = self._call('to connect the storage %s' % storage,
@@ -276,29 +404,23 @@ class Plugin(PluginBase):
     @event(stage=Stages.CUSTOMIZATION, name=IMAGE_SIZE, after=(SECTION_START, NAMES),
            before=(SECTION_END,), condition=first_host)
     def _image_size(self):
-        env = self.environment
         key = c.StorageEnv.IMAGE_SIZE_GB
-        while True:
-            typed = env[key] is None
-            self._ask_or_check(key, self._size, lambda: self.dialog.query_string(
-                'STORAGE_IMAGE_SIZE_GB', SIZE_NOTE, default=c.DEFAULT_IMAGE_SIZE_GB,
-                validator=self._size))
-            typed = typed and self.dialog.last_answer_typed
-            size = env[key]
-            if size >= storage_checks.RECOMMENDED_DISK_GB or self._accept_warning(
-                    SMALL_DISK_WARNING,
-                    'The VM disk size %d GB is below the recommended minimum of %d GB'
-                    % (size, storage_checks.RECOMMENDED_DISK_GB),
-                    'Continue with a %d GB disk?' % size):
-                return
-            if not typed:
-                raise StorageCheckError(
-                    'The VM disk size %d GB is below the recommended minimum of %d GB and was '
-                    'not accepted: give %s of at least %d, or accept the warning %s in %s'
-                    % (size, storage_checks.RECOMMENDED_DISK_GB, key,
-                       storage_checks.RECOMMENDED_DISK_GB, SMALL_DISK_WARNING,
-                       c.CoreEnv.ACCEPTED_WARNINGS))
-            env[key] = None
+        recommended = storage_checks.RECOMMENDED_DISK_GB
+
+        def objection(size):
+            if size >= recommended:
+                return None
+            message = ('The VM disk size %d GB is below the recommended minimum of %d GB'
+                       % (size, recommended))
+            return (lambda: self._accept_warning(SMALL_DISK_WARNING, message,
+                                                 'Continue with a %d GB disk?' % size),
+                    message,
+                    '%s and was not accepted: give %s of at least %d, or accept the warning %s '
+                    'in %s' % (message, key, recommended, SMALL_DISK_WARNING,
+                               c.CoreEnv.ACCEPTED_WARNINGS))
+        self._until_accepted(key, self._size, lambda: self.dialog.query_string(
+            'STORAGE_IMAGE_SIZE_GB', SIZE_NOTE, default=c.DEFAULT_IMAGE_SIZE_GB,
+            validator=self._size), objection)
 
     # -- the sanlock I/O timeout -----------------------------------------------------
     @event(stage=Stages.CUSTOMIZATION, name=IO_TIMEOUT, after=(SECTION_START, IMAGE_SIZE),
@@ -309,33 +431,27 @@ class Plugin(PluginBase):
         hosted-engine.conf). The engine VM's lease lives in the storage domain's own
         lockspace, which the host agent writes with its own configured timeout (VDSM's
         [sanlock] io_timeout): the failover floor is the larger of the two."""
-        env = self.environment
         key = c.StorageEnv.IO_TIMEOUT
-        dtype = env[c.StorageEnv.DOMAIN_TYPE]
-        while True:
-            typed = env[key] is None
-            self._ask_or_check(key, validators.io_timeout, lambda: self.dialog.query_string(
-                'STORAGE_SANLOCK_IO_TIMEOUT', IO_TIMEOUT_NOTE, default=layout.DEFAULT_IO_TIMEOUT,
-                validator=validators.io_timeout))
-            typed = typed and self.dialog.last_answer_typed
-            timeout = env[key]
-            if (timeout >= layout.REMOTE_IO_TIMEOUT_WARNING
-                    or not storage_checks.is_remote(dtype)
-                    or self._accept_warning(
-                        SHORT_IO_TIMEOUT_WARNING,
-                        'A sanlock I/O timeout of %d s is short for %s storage: a latency spike '
-                        'over %d s makes a host lose its id in the hosted-engine lockspace (its '
-                        'HA agent can neither publish nor start the engine until it joins again)'
-                        % (timeout, dtype, layout.renewal_fail(timeout)),
-                        'Continue with a %d s sanlock I/O timeout?' % timeout)):
-                return
-            if not typed:
-                raise StorageCheckError(
+        dtype = self.environment[c.StorageEnv.DOMAIN_TYPE]
+
+        def objection(timeout):
+            if timeout >= layout.REMOTE_IO_TIMEOUT_WARNING or not storage_checks.is_remote(dtype):
+                return None
+            message = ('A sanlock I/O timeout of %d s is short for %s storage: a latency spike '
+                       'over %d s makes a host lose its id in the hosted-engine lockspace (its '
+                       'HA agent can neither publish nor start the engine until it joins again)'
+                       % (timeout, dtype, layout.renewal_fail(timeout)))
+            return (lambda: self._accept_warning(
+                        SHORT_IO_TIMEOUT_WARNING, message,
+                        'Continue with a %d s sanlock I/O timeout?' % timeout),
+                    message,
                     'A sanlock I/O timeout of %d s on %s storage was not accepted: give %s of at '
                     'least %d, or accept the warning %s in %s'
                     % (timeout, dtype, key, layout.REMOTE_IO_TIMEOUT_WARNING,
                        SHORT_IO_TIMEOUT_WARNING, c.CoreEnv.ACCEPTED_WARNINGS))
-            env[key] = None
+        self._until_accepted(key, validators.io_timeout, lambda: self.dialog.query_string(
+            'STORAGE_SANLOCK_IO_TIMEOUT', IO_TIMEOUT_NOTE, default=layout.DEFAULT_IO_TIMEOUT,
+            validator=validators.io_timeout), objection)
 
     @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,), condition=first_host)
     def _validate_space(self):
