@@ -19,8 +19,9 @@
     hosted-engine-lab fault HOST KIND [DAEMON]
                                         a real fault in a host: crash, freeze, thaw,
                                         partition, heal, vm-kill, kill DAEMON; with
-                                        gluster: storage-loss, storage-back, brick-kill,
-                                        brick-back (lab/faults.py, lab/gluster.py)
+                                        gluster: storage-loss, storage-slow MS,
+                                        storage-back, brick-kill, brick-back
+                                        (lab/faults.py, lab/gluster.py)
     hosted-engine-lab restart HOST      boot a host again, as after a reboot
     hosted-engine-lab soak --seed N --rounds K
                                         random faults with the HA invariants checked
@@ -83,12 +84,14 @@ def build_parser():
     ha.add_argument('hosts', nargs='*', help='hosts (default: all)')
     fault = sub.add_parser('fault', help='inject a real fault into a lab host: crash, freeze, '
                                          'thaw, partition, heal, vm-kill, kill DAEMON; in a '
-                                         'gluster lab storage-loss, storage-back, brick-kill, '
-                                         'brick-back (docs/lab.md, "Faults")')
+                                         'gluster lab storage-loss, storage-slow MS, '
+                                         'storage-back, brick-kill, brick-back (docs/lab.md, '
+                                         '"Faults")')
     fault.add_argument('host')
     fault.add_argument('kind', help='one of %s' % ', '.join(faults.KINDS))
-    fault.add_argument('daemon', nargs='?', default=None,
-                       help='for kill: one of %s' % ', '.join(faults.KILL_DAEMONS))
+    fault.add_argument('daemon', nargs='?', default=None, metavar='DAEMON|MS',
+                       help='for kill: one of %s; for storage-slow: the delay in milliseconds'
+                       % ', '.join(faults.KILL_DAEMONS))
     rs = sub.add_parser('restart', help='boot a lab host again, as after a reboot (what still '
                                         'runs there is killed first)')
     rs.add_argument('host')
@@ -120,6 +123,15 @@ def build_parser():
                          help='run HA simulator scenarios: [SCENARIO...] | --show SCENARIO')
     sim.add_argument('args', nargs=argparse.REMAINDER)
     return p
+
+
+def _milliseconds(value):
+    """The delay of storage-slow, a whole number of milliseconds."""
+    try:
+        return int(value)
+    except ValueError:
+        raise labmod.LabError('the delay of storage-slow is a whole number of milliseconds, '
+                              'not %r' % value)
 
 
 def _status(lab):
@@ -209,8 +221,11 @@ def main(argv=None):
                 lab.ha_stop(args.hosts)
             return 0
         if args.command == 'fault':
+            daemon, ms = args.daemon, None
+            if args.kind == 'storage-slow' and daemon is not None:
+                daemon, ms = None, _milliseconds(daemon)
             with lab.locked():
-                print(faults.inject(lab, args.host, args.kind, args.daemon))
+                print(faults.inject(lab, args.host, args.kind, daemon, ms=ms))
             return 0
         if args.command == 'restart':
             with lab.locked():

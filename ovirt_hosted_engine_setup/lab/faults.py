@@ -37,6 +37,8 @@ In a gluster lab (`up --storage gluster`, lab/gluster.py):
 - storage-loss: the host's path to the volume cut (an nft table in the host's network
   namespace drops what it sends to glusterd and to the bricks, its own included); the
   management network works. Undo: storage-back.
+- storage-slow MS: every packet the host sends to glusterd or a brick held MS milliseconds
+  (lab/gluster.py says how). Undo: storage-back (which undoes storage-loss too).
 - brick-kill: the host's brick process of the volume killed (SIGKILL). Undo: brick-back
   (`gluster volume start VOLUME force`).
 - partition cuts the volume too (it is reached over the lab network); restart detaches the
@@ -55,7 +57,7 @@ from . import gluster, systemctl
 
 KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill',
          # a gluster lab's storage (lab/gluster.py)
-         'storage-loss', 'storage-back', 'brick-kill', 'brick-back')
+         'storage-loss', 'storage-slow', 'storage-back', 'brick-kill', 'brick-back')
 KILL_DAEMONS = ('sanlock', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
 HA_UNITS = dict(HA_DAEMONS)   # ha-broker -> ovirt-ha-broker, ha-agent -> ovirt-ha-agent
 HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
@@ -294,10 +296,20 @@ def kill_daemon(lab, name, daemon):
     return daemon, [r['pid'] for r in recs]
 
 
-def inject(lab, name, kind, daemon=None):
-    """Inject fault `kind` into lab host `name`; return one line saying what was done."""
+def inject(lab, name, kind, daemon=None, ms=None):
+    """Inject fault `kind` into lab host `name`; return one line saying what was done.
+    daemon: for kill; ms: for storage-slow, the delay in milliseconds."""
     if kind not in KINDS:
         raise LabError('unknown fault %r: use one of %s' % (kind, ', '.join(KINDS)))
+    if kind == 'storage-slow':
+        if ms is None:
+            raise LabError('fault storage-slow needs a delay: hosted-engine-lab fault HOST '
+                           'storage-slow MS (milliseconds, 1 to %d)' % gluster.MAX_DELAY_MS)
+        if not 1 <= ms <= gluster.MAX_DELAY_MS:
+            raise LabError('the delay of storage-slow must be 1 to %d ms, not %d'
+                           % (gluster.MAX_DELAY_MS, ms))
+    elif ms is not None:
+        raise LabError('fault %s takes no delay (only storage-slow does)' % kind)
     if kind == 'kill':
         if daemon is None:
             raise LabError('fault kill needs a daemon: one of %s' % ', '.join(KILL_DAEMONS))
@@ -331,6 +343,13 @@ def inject(lab, name, kind, daemon=None):
         return ('%s: storage lost (what it sends to glusterd and the bricks of volume %s '
                 'dropped: TCP ports %s; management network untouched)'
                 % (name, lab.state['gluster']['volume'], ', '.join(map(str, ports))))
+    if kind == 'storage-slow':
+        lab.host(name)
+        ports = gluster.storage_ports(lab, name)
+        pid = gluster.storage_slow(lab, name, ports, ms)
+        return ('%s: storage slowed (what it sends to glusterd and the bricks of volume %s, '
+                'TCP ports %s, held %d ms by delayer %d; management network untouched)'
+                % (name, lab.state['gluster']['volume'], ', '.join(map(str, ports)), ms, pid))
     if kind == 'storage-back':
         lab.host(name)
         undone = gluster.storage_back(lab, name)

@@ -34,7 +34,8 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
-from .lab import LabError, alive, pids_in_ns, proc_start
+from . import paths
+from .lab import LabError, alive, kill_pids, pids_in_ns, proc_start, record
 
 VOLUME = 'engine'
 SERVERS = 3                      # replica 3: glusterd and one brick on each of 3 hosts
@@ -355,16 +356,226 @@ def loss_active(lab, name):
 
 
 def storage_back(lab, name):
-    """Remove what storage-loss did on the host; return what was undone."""
+    """Remove what storage-loss and storage-slow did on the host; return what was undone."""
     require(lab, 'storage-back')
     undone = []
     pid = lab.state['hosts'][name]['holder']['pid']
     if loss_active(lab, name):
         lab.run_in(pid, ['nft', 'delete', 'table', 'inet', NFT_TABLE], timeout=30)
         undone.append('storage-loss')
+    if slow_active(lab, name):
+        slow_back(lab, name)
+        undone.append('storage-slow')
     if not undone:
-        raise LabError('%s has no storage fault to undo (no storage-loss on it)' % name)
+        raise LabError('%s has no storage fault to undo (no storage-loss or storage-slow on '
+                       'it)' % name)
     return undone
+
+
+# ---------------------------------------------------------------- storage-slow
+#
+# The kernel this runs on may lack netem (and prio, and nft's queue): the delay is made in
+# user space. Packets the host sends to glusterd or a brick (not over 127.0.0.0/8) get a
+# firewall mark in an nft `route` chain, which routes them again: a rule of the host's
+# (before its `local` table, so that its own brick is covered too) sends marked packets to
+# a tun device. A delayer process (`python -m ovirt_hosted_engine_setup.lab.gluster delay`)
+# holds what it reads there MS milliseconds and writes it back into the tun device, as if
+# received: the host forwards it to the other server (ip_forward) or delivers it locally
+# (accept_local). What comes back to the host is not delayed: a round trip gains MS.
+# The delayer lives in the host's network namespace only (not its mount namespace), so a
+# crash or restart of the host leaves the slow path as it is, as storage-loss does.
+
+SLOW_DEVICE = 'lab-slow'
+SLOW_TABLE = 'lab_storage_slow'
+SLOW_MARK = 0x4c47
+SLOW_ROUTE_TABLE = 147
+SLOW_RULE_PREF = 10
+LOCAL_RULE_PREF = 20             # the `local` rule's place while a host is slowed
+SLOW_DAEMON = 'storage-slow'     # its record in the host's daemons
+MAX_DELAY_MS = 60000
+TUN_MTU = 65535                  # what a loopback connection sends fits in one packet
+
+
+def nft_slow_script(ports):
+    ports = sorted(set(int(p) for p in ports))
+    return ('table inet {t}\ndelete table inet {t}\n'
+            'table inet {t} {{\n'
+            '  chain output {{\n'
+            '    type route hook output priority mangle; policy accept;\n'
+            '    ip daddr != 127.0.0.0/8 tcp dport {{ {ports} }} meta mark set {mark:#x}\n'
+            '  }}\n'
+            '}}\n').format(t=SLOW_TABLE, ports=', '.join(map(str, ports)), mark=SLOW_MARK)
+
+
+def slow_setup_script():
+    """What routes the marked packets into the delayer's tun device (in the host)."""
+    dev = SLOW_DEVICE
+    return [
+        ['ip', 'link', 'set', dev, 'mtu', str(TUN_MTU), 'txqueuelen', '10000', 'up'],
+        ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1',
+         'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.%s.rp_filter=0' % dev,
+         'net.ipv4.conf.%s.accept_local=1' % dev],
+        ['ip', 'route', 'replace', 'default', 'dev', dev, 'table', str(SLOW_ROUTE_TABLE)],
+        ['ip', 'rule', 'add', 'pref', str(LOCAL_RULE_PREF), 'lookup', 'local'],
+        ['ip', 'rule', 'del', 'pref', '0', 'lookup', 'local'],
+        ['ip', 'rule', 'add', 'pref', str(SLOW_RULE_PREF), 'fwmark', '%#x' % SLOW_MARK,
+         'lookup', str(SLOW_ROUTE_TABLE)],
+    ]
+
+
+SAVED_SYSCTLS = ('net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter')
+
+
+def has_device(pid, dev):
+    """Whether the network namespace of process pid has device dev."""
+    try:
+        with open('/proc/%d/net/dev' % pid) as f:
+            return any(line.split(':', 1)[0].strip() == dev for line in f)
+    except OSError:
+        return False
+
+
+def slow_active(lab, name):
+    return alive(lab.state['hosts'][name]['daemons'].get(SLOW_DAEMON)) or \
+        bool(lab.state['hosts'][name].get('storage_slow'))
+
+
+def storage_slow(lab, name, ports, ms):
+    """Hold every packet the host sends to TCP `ports` (glusterd, the bricks) ms milliseconds;
+    return the delayer's pid."""
+    if slow_active(lab, name):
+        raise LabError('%s is already slowed (storage-slow %d ms): hosted-engine-lab fault %s '
+                       'storage-back first' % (name, lab.state['hosts'][name]
+                                               .get('storage_slow', {}).get('ms', 0), name))
+    h = lab.state['hosts'][name]
+    holder = h['holder']['pid']
+    saved = {}
+    for key in SAVED_SYSCTLS:
+        saved[key] = lab.run_in(holder, ['sysctl', '-n', key], timeout=30).stdout.strip()
+    log = os.path.join(h['dir'], 'var-log', 'lab', '%s.log' % SLOW_DAEMON)
+    with open(log, 'ab') as out:
+        p = subprocess.Popen(
+            ['nsenter', '-t', str(holder), '-n', '--',
+             os.path.join(paths.venv_bin(), 'python'), '-m',
+             'ovirt_hosted_engine_setup.lab.gluster', 'delay', '--device', SLOW_DEVICE,
+             '--ms', str(ms)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd='/', env=lab.env())
+    h['daemons'][SLOW_DAEMON] = dict(record(p.pid), log=log)
+    h['storage_slow'] = {'ms': ms, 'ports': sorted(ports), 'saved': saved}
+    lab.save()
+    try:
+        deadline = time.monotonic() + 20
+        while not has_device(holder, SLOW_DEVICE):
+            if p.poll() is not None:
+                raise LabError('%s: the storage delayer exited at start; its log: %s'
+                               % (name, log))
+            if time.monotonic() > deadline:
+                raise LabError('%s: the storage delayer made no device %s within 20 s; its '
+                               'log: %s' % (name, SLOW_DEVICE, log))
+            time.sleep(0.05)
+        for cmd in slow_setup_script():
+            lab.run_in(holder, cmd, timeout=30)
+        r = subprocess.run(lab.nsenter(holder) + ['nft', '-f', '-'],
+                           input=nft_slow_script(ports), capture_output=True, text=True,
+                           timeout=30, env=lab.env())
+        if r.returncode != 0:
+            raise LabError('%s: cannot install the nft table %s: %s'
+                           % (name, SLOW_TABLE, ' '.join(r.stderr.split())))
+    except BaseException:
+        slow_back(lab, name)
+        raise
+    return p.pid
+
+
+def slow_back(lab, name):
+    """Undo storage-slow on the host (whatever part of it is in place): the nft table, the
+    rules (the `local` rule back at 0), the route table, the sysctls as they were, the
+    delayer."""
+    h = lab.state['hosts'][name]
+    holder = h['holder']['pid']
+    slow = h.pop('storage_slow', None) or {}
+    lab.run_in(holder, ['nft', 'delete', 'table', 'inet', SLOW_TABLE], check=False, timeout=30)
+    prefs = rule_prefs(lab.run_in(holder, ['ip', 'rule', 'show'], timeout=30).stdout)
+    cmds = []
+    if SLOW_RULE_PREF in prefs:
+        cmds.append(['ip', 'rule', 'del', 'pref', str(SLOW_RULE_PREF)])
+    if 0 not in prefs:
+        cmds.append(['ip', 'rule', 'add', 'pref', '0', 'lookup', 'local'])
+    if LOCAL_RULE_PREF in prefs:
+        cmds.append(['ip', 'rule', 'del', 'pref', str(LOCAL_RULE_PREF)])
+    cmds.append(['ip', 'route', 'flush', 'table', str(SLOW_ROUTE_TABLE)])
+    if slow.get('saved'):
+        cmds.append(['sysctl', '-q', '-w'] + ['%s=%s' % kv for kv in sorted(slow['saved'].items())])
+    errors = []
+    for cmd in cmds:
+        r = lab.run_in(holder, cmd, check=False, timeout=30)
+        if r.returncode != 0 and 'flush' not in cmd:
+            errors.append('%s: %s' % (' '.join(cmd), ' '.join((r.stderr or '').split())))
+    rec = h['daemons'].pop(SLOW_DAEMON, None)
+    lab.save()
+    if alive(rec):
+        kill_pids([rec['pid']])
+    if errors:
+        raise LabError('%s: storage-slow not fully undone: %s' % (name, '; '.join(errors)))
+
+
+def rule_prefs(text):
+    """The preferences of `ip rule show`'s rules."""
+    return {int(m.group(1)) for m in re.finditer(r'^(\d+):', text, re.M)}
+
+
+def delay_main(device, ms):
+    """The delayer: make tun `device`, hold each packet read from it ms milliseconds and
+    write it back. Runs until killed."""
+    import collections
+    import fcntl
+    import struct
+    import threading
+    TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454ca, 0x0001, 0x1000
+    fd = os.open('/dev/net/tun', os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack('16sH', device.encode(), IFF_TUN | IFF_NO_PI))
+    delay = ms / 1000.0
+    queue = collections.deque()
+    ready = threading.Condition()
+
+    def writer():
+        while True:
+            with ready:
+                while not queue:
+                    ready.wait()
+                due, pkt = queue[0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            with ready:
+                queue.popleft()
+            try:
+                os.write(fd, pkt)
+            except OSError as e:   # a packet the host no longer takes: dropped, as a link may
+                print('write: %s' % e, flush=True)
+
+    threading.Thread(target=writer, daemon=True).start()
+    print('delaying what %s gets by %d ms' % (device, ms), flush=True)
+    while True:
+        pkt = os.read(fd, TUN_MTU + 64)
+        with ready:
+            queue.append((time.monotonic() + delay, pkt))
+            ready.notify()
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog='python -m ovirt_hosted_engine_setup.lab.gluster',
+                                description='the lab storage delayer (storage-slow)')
+    sub = p.add_subparsers(dest='command', required=True)
+    d = sub.add_parser('delay')
+    d.add_argument('--device', required=True)
+    d.add_argument('--ms', type=int, required=True)
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    delay_main(args.device, args.ms)
+
 
 
 # ---------------------------------------------------------------- bricks
@@ -434,3 +645,7 @@ def status_line(g):
     return ('gluster: volume %s replica %d on %s   connection %s   mount options %s'
             % (g['volume'], g['replica'], ', '.join(g['servers']), g['connection'],
                g['mount_options']))
+
+
+if __name__ == '__main__':
+    main()

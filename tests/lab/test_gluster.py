@@ -17,14 +17,16 @@ the parsing of gluster's XML, a lab of fewer than 3 hosts refused.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
-from ovirt_hosted_engine_setup.lab import gluster
+from ovirt_hosted_engine_setup.lab import faults, gluster
 from ovirt_hosted_engine_setup.lab.lab import Lab, LabError, ns_id, proc_start
 
 from .conftest import LabRunner, module_lab
@@ -165,6 +167,48 @@ def test_storage_loss_then_back(mounted):
     wait_for('host2 writing again', lambda: write(lab, 'host2', 'back', timeout=10) == 0, 60,
              interval=2)
     assert 'storage-loss' in fail_line(lab.cli('fault', 'host2', 'storage-back', check=False))
+
+
+def timed_write(lab, host, name):
+    t0 = time.monotonic()
+    assert write(lab, host, name, timeout=60) == 0
+    return time.monotonic() - t0
+
+
+@root_only
+def test_storage_slow_then_back(mounted):
+    lab = mounted
+    rules = lab.exec('host2', 'ip', 'rule', 'show').stdout
+    sysctls = lab.exec('host2', 'sysctl', 'net.ipv4.ip_forward',
+                       'net.ipv4.conf.all.rp_filter').stdout
+    for bad, why in ((['abc'], 'whole number of milliseconds'), (['0'], '1 to 60000 ms'),
+                     ([], 'needs a delay')):
+        assert why in fail_line(lab.cli('fault', 'host2', 'storage-slow', *bad, check=False))
+    assert 'takes no daemon' in fail_line(lab.cli('fault', 'host2', 'crash', '5', check=False))
+    r = lab.cli('fault', 'host2', 'storage-slow', '400')
+    assert r.stdout.startswith('host2: storage slowed') and 'held 400 ms' in r.stdout, r.stdout
+    try:
+        slow = timed_write(lab, 'host2', 'slow')
+        fast = timed_write(lab, 'host1', 'not-slow')
+        # every request host2 sends waits 400 ms: a write (lookup, open, write, flush) waits
+        # for several
+        assert slow >= 1.2 and slow > fast + 0.8, (slow, fast)
+        # what is not gluster's is not delayed: the gateway, host2's own SSH port
+        out = lab.exec('host2', 'ping', '-c', '3', '-i', '0.2', 'gateway').stdout
+        assert max(float(t) for t in re.findall(r'time=([0-9.]+) ms', out)) < 200, out
+        assert 'already slowed' in fail_line(lab.cli('fault', 'host2', 'storage-slow', '50',
+                                                      check=False))
+    finally:
+        back = lab.cli('fault', 'host2', 'storage-back', check=False)
+    assert back.returncode == 0 and 'storage-slow undone' in back.stdout, back
+    assert lab.exec('host2', 'ip', 'rule', 'show').stdout == rules
+    assert lab.exec('host2', 'sysctl', 'net.ipv4.ip_forward',
+                    'net.ipv4.conf.all.rp_filter').stdout == sysctls
+    assert gluster.SLOW_DEVICE not in lab.exec('host2', 'ip', '-o', 'link').stdout
+    lo = Lab(lab.dir)
+    lo.load()
+    assert gluster.SLOW_DAEMON not in lo.state['hosts']['host2']['daemons']
+    assert timed_write(lab, 'host2', 'fast-again') < slow - 0.8
 
 
 @root_only
@@ -341,3 +385,69 @@ def test_check_installed(tmp_path):
         gluster.check_installed(str(tmp_path))
     if all(shutil.which(c, path=Lab.env()['PATH']) for c in gluster.COMMANDS):
         gluster.check_installed(Lab.env()['PATH'])
+
+
+DELAY_CHECK = r"""
+import socket, subprocess, sys, threading, time
+from ovirt_hosted_engine_setup.lab import gluster
+def sh(*cmd):
+    subprocess.run(cmd, check=True)
+sh('ip', 'link', 'set', 'lo', 'up')
+sh('ip', 'addr', 'add', '10.9.9.9/32', 'dev', 'lo')
+d = subprocess.Popen([sys.executable, '-m', 'ovirt_hosted_engine_setup.lab.gluster', 'delay',
+                      '--device', gluster.SLOW_DEVICE, '--ms', '300'])
+while not gluster.has_device(d.pid, gluster.SLOW_DEVICE):
+    time.sleep(0.05)
+for cmd in gluster.slow_setup_script():
+    sh(*cmd)
+subprocess.run(['nft', '-f', '-'], input=gluster.nft_slow_script([9999]), text=True,
+               check=True)
+srv = socket.create_server(('10.9.9.9', 9999))
+def echo():
+    c, _ = srv.accept()
+    c.sendall(c.recv(10))
+threading.Thread(target=echo, daemon=True).start()
+def rtt(addr):
+    t0 = time.monotonic()
+    s = socket.create_connection(addr)
+    s.sendall(b'x')
+    s.recv(10)
+    return time.monotonic() - t0
+slow = rtt(('10.9.9.9', 9999))
+srv2 = socket.create_server(('10.9.9.9', 9998))
+threading.Thread(target=lambda: srv2.accept()[0].sendall(b'y'), daemon=True).start()
+t0 = time.monotonic()
+socket.create_connection(('10.9.9.9', 9998)).recv(1)
+fast = time.monotonic() - t0
+d.kill()
+print(slow, fast)
+"""
+
+
+@root_only
+def test_delayer_holds_marked_packets():
+    """In a scratch network namespace: the delayer, the rules and the nft table hold what is
+    sent to the marked port (the SYN's ACK and the request: 2 x 300 ms), nothing else."""
+    r = subprocess.run(['unshare', '--net', sys.executable, '-c', DELAY_CHECK],
+                       capture_output=True, text=True, timeout=60,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                           os.path.abspath(__file__)))))
+    assert r.returncode == 0, r.stderr
+    slow, fast = map(float, r.stdout.splitlines()[-1].split())
+    assert slow >= 0.6 and fast < 0.2, (slow, fast)
+
+
+def test_rule_prefs():
+    text = '0:\tfrom all lookup local\n10:\tfrom all fwmark 0x4c47 lookup 147\n' \
+        '32766:\tfrom all lookup main\n'
+    assert gluster.rule_prefs(text) == {0, 10, 32766}
+
+
+def test_inject_checks_the_delay():
+    for kind, kw, why in (('storage-slow', {}, 'needs a delay'),
+                          ('storage-slow', {'ms': 0}, '1 to 60000 ms, not 0'),
+                          ('storage-slow', {'ms': 60001}, '1 to 60000 ms'),
+                          ('crash', {'ms': 5}, 'takes no delay'),
+                          ('storage-loss', {'ms': 5}, 'takes no delay')):
+        with pytest.raises(LabError, match=why):
+            faults.inject(None, 'host1', kind, **kw)
