@@ -1,7 +1,9 @@
 """hosted-engine-lab: namespaced lab hosts on one machine.
 
-    hosted-engine-lab up --hosts N      start host1..hostN (sanlock, virtlogd, libvirtd, hostd,
-                                        sshd)
+    hosted-engine-lab up --hosts N [--sanlock-io-timeout SECONDS]
+                                        start host1..hostN (sanlock, virtlogd, libvirtd, hostd,
+                                        sshd); hostd's io timeout for the storage domains'
+                                        lockspaces (default 10)
     hosted-engine-lab up --hosts 3 --storage gluster
                                         the same, with glusterd on host1..host3 and a
                                         replica 3 volume `engine` (lab/gluster.py)
@@ -38,6 +40,7 @@ import logging
 import os
 import sys
 
+from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.lab import lab as labmod
 from ovirt_hosted_engine_setup.lab import faults, gluster, sshd
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
@@ -59,6 +62,12 @@ def build_parser():
     up.add_argument('--root-password-file', metavar='FILE', default=None,
                     help="the hosts' root password for SSH, on the first line of FILE "
                          '(default: %s)' % sshd.ROOT_PASSWORD)
+    up.add_argument('--sanlock-io-timeout', metavar='SECONDS', default=None,
+                    help="sanlock's I/O timeout every host agent gives the storage domains' "
+                         'lockspaces it writes and joins, the lockspace of the engine VM\'s '
+                         "lease among them (VDSM's [sanlock] io_timeout; %d to %d, default %d)"
+                         % (layout.MIN_IO_TIMEOUT, layout.MAX_IO_TIMEOUT,
+                            layout.DEFAULT_IO_TIMEOUT))
     up.add_argument('--storage', choices=labmod.STORAGE_KINDS, default='dir',
                     help="the hosts' shared storage: dir, one local directory every host "
                          'sees (default), or gluster, a replica 3 Gluster volume on host1, '
@@ -125,6 +134,16 @@ def build_parser():
     return p
 
 
+def _seconds(value, option):
+    """A whole number of seconds given on the command line (None when not given)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise labmod.LabError('%s must be a whole number of seconds, not %r' % (option, value))
+
+
 def _milliseconds(value):
     """The delay of storage-slow, a whole number of milliseconds."""
     try:
@@ -141,9 +160,10 @@ def _status(lab):
         return 3
     st = lab.state
     dns = lab.dns_alive()   # the lab DNS server (lab/dns.py), on the gateway address
-    print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)   dns: %s'
+    print('lab: %s   storage: %s   network: %s.0/%d (gateway %s)   dns: %s   '
+          'sanlock io_timeout: %d s'
           % (lab.dir, st['storage'], st['subnet'], st['prefix'], st['gateway'],
-             '-' if dns is None else ('up' if dns else 'DEAD')))
+             '-' if dns is None else ('up' if dns else 'DEAD'), lab.sanlock_io_timeout()))
     g = st.get('gluster')
     columns = labmod.DAEMONS + ((labmod.GLUSTERD, 'brick') if g else ())
     print('%-8s %-16s %-8s %s' % ('HOST', 'ADDRESS', 'NS', '  '.join(
@@ -185,6 +205,8 @@ def main(argv=None):
             if args.root_password_file:
                 password = sshd.read_password_file(args.root_password_file)
             lab.up(args.hosts, with_hostd=not args.no_hostd, root_password=password,
+                   sanlock_io_timeout=_seconds(args.sanlock_io_timeout,
+                                               '--sanlock-io-timeout'),
                    storage=args.storage)
             return 0
         if args.command == 'ssh-fingerprint':

@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 
+from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.lab import dns, paths, preload, sshd, systemctl
 from ovirt_hosted_engine_setup.lab.systemctl import proc_start
 
@@ -315,10 +316,13 @@ class Lab:
             os.path.isfile(os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'))
 
     # up -----------------------------------------------------------------
-    def up(self, count, with_hostd=True, root_password=None, storage='dir'):
+    def up(self, count, with_hostd=True, root_password=None, sanlock_io_timeout=None,
+           storage='dir'):
         """Start count hosts; root_password: the hosts' root password for SSH (default
-        sshd.ROOT_PASSWORD); storage: 'dir' (one local directory every host sees) or
-        'gluster' (a replica 3 volume on host1..host3, lab/gluster.py)."""
+        sshd.ROOT_PASSWORD); sanlock_io_timeout: the I/O timeout every host agent gives the
+        storage domains' lockspaces it writes and joins (default 10 s, VDSM's); storage:
+        'dir' (one local directory every host sees) or 'gluster' (a replica 3 volume on
+        host1..host3, lab/gluster.py)."""
         if not 1 <= count <= MAX_HOSTS:
             raise LabError('--hosts must be between 1 and %d' % MAX_HOSTS)
         if storage not in STORAGE_KINDS:
@@ -327,6 +331,11 @@ class Lab:
         if storage == 'gluster':
             from ovirt_hosted_engine_setup.lab import gluster
             gluster.plan(self.dir, ['host%d' % i for i in range(1, count + 1)])
+        if sanlock_io_timeout is None:
+            sanlock_io_timeout = layout.DEFAULT_IO_TIMEOUT
+        if not layout.MIN_IO_TIMEOUT <= sanlock_io_timeout <= layout.MAX_IO_TIMEOUT:
+            raise LabError('--sanlock-io-timeout must be between %d and %d seconds, not %d'
+                           % (layout.MIN_IO_TIMEOUT, layout.MAX_IO_TIMEOUT, sanlock_io_timeout))
         self.check_prerequisites()
         if storage == 'gluster':
             gluster.check_installed(self.env()['PATH'])
@@ -338,7 +347,7 @@ class Lab:
                 self._down_locked(quiet=True)
             try:
                 self._up_locked(count, with_hostd, root_password or sshd.ROOT_PASSWORD,
-                                storage)
+                                sanlock_io_timeout, storage)
             except BaseException as e:
                 say('bringing the lab up failed: %s' % e)
                 say('stopping what was started')
@@ -449,7 +458,7 @@ class Lab:
             time.sleep(0.02)
         raise LabError('the namespace holder did not start in 10 s')
 
-    def _up_locked(self, count, with_hostd, root_password, storage='dir'):
+    def _up_locked(self, count, with_hostd, root_password, sanlock_io_timeout, storage='dir'):
         names = ['host%d' % i for i in range(1, count + 1)]
         t0 = time.monotonic()
         os.makedirs(self.dir, exist_ok=True)
@@ -462,7 +471,7 @@ class Lab:
                 gluster.prepare_host_dir(self.host_dir(n), g, n)
         self.state = {'version': 1, 'dir': self.dir, 'storage': self.storage, 'subnet': SUBNET,
                       'prefix': PREFIX, 'gateway': GATEWAY, 'bridge': LAB_BRIDGE,
-                      'net': None, 'hosts': {}}
+                      'net': None, 'hosts': {}, 'sanlock_io_timeout': sanlock_io_timeout}
         if g:
             self.state['gluster'] = g
         self.save()
@@ -597,6 +606,7 @@ class Lab:
                 os.path.join(paths.venv_bin(), 'ovirt-hosted-engine-hostd'), '--foreground',
                 '--address', '0.0.0.0', '--port', str(HOSTD_PORT), '--root', HOSTD_ROOT,
                 '--data-center-dir', '/rhev/data-center',
+                '--sanlock-io-timeout', str(self.sanlock_io_timeout()),
                 '--log-file', '/var/log/ovirt-hosted-engine-hostd/hostd.log'])
             self._wait(name, 'hostd', lambda: self.run_in(
                 pid, ['ovirt-hosted-engine-rpc', '--host', addr, '--timeout', '5', 'Host',
@@ -612,6 +622,11 @@ class Lab:
         else:
             raise LabError('%s is not a base daemon of %s: use one of %s'
                            % (daemon, name, ', '.join(self.boot_order(name))))
+
+    def sanlock_io_timeout(self):
+        """The I/O timeout the hosts' agents give the storage domains' lockspaces (VDSM's
+        [sanlock] io_timeout): `up --sanlock-io-timeout`, kept in the lab state."""
+        return int((self.state or {}).get('sanlock_io_timeout') or layout.DEFAULT_IO_TIMEOUT)
 
     def _start_dns(self, net_pid):
         """The lab DNS server (lab/dns.py): dnsmasq in the lab network namespace, on the

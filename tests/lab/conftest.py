@@ -37,16 +37,19 @@ class LabRunner:
         return Lab(self.dir).service(host, unit)
 
 
-def module_lab(hosts, prefix='he-lab-test-', storage=None):
+def module_lab(hosts, prefix='he-lab-test-', sanlock_io_timeout=None, storage=None):
     """A `lab` fixture for the tests of a module: `hosts` lab hosts in a directory of its
-    own, started with the real command (`--storage` when given) and stopped at the end."""
+    own, started with the real command (`--sanlock-io-timeout`, `--storage` when given) and
+    stopped at the end."""
     @pytest.fixture(scope='module')
     def lab():
         lab_dir = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
         runner = LabRunner(lab_dir)
         runner.netns_before = netns_list()
         try:
-            extra = [] if storage is None else ['--storage', storage]
+            extra = [] if sanlock_io_timeout is None else [
+                '--sanlock-io-timeout', str(sanlock_io_timeout)]
+            extra += [] if storage is None else ['--storage', storage]
             runner.cli('up', '--hosts', str(hosts), *extra, timeout=600)
             yield runner
         finally:

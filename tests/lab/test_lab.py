@@ -4,10 +4,12 @@ import os
 import subprocess
 import uuid
 
-from ovirt_hosted_engine_setup.lab import images
-from ovirt_hosted_engine_setup.lab.lab import DAEMONS, HA_DAEMONS, pids_in_ns, proc_start
+from ovirt_hosted_engine_setup.he_storage import delta_leases
+from ovirt_hosted_engine_setup.lab import faults, images
+from ovirt_hosted_engine_setup.lab.lab import DAEMONS, HA_DAEMONS, Lab, pids_in_ns, proc_start
 
-from .conftest import netns_list
+from .api_helpers import BLANK, LOCALFS, HostClient, wait_acquired
+from .conftest import LabRunner, netns_list
 
 
 def state(lab):
@@ -277,3 +279,69 @@ def test_down_leaves_nothing(lab):
     assert 'no lab is up' in r.stdout
     r = lab.cli('status', check=False)
     assert r.returncode == 3
+
+
+def test_up_refuses_a_bad_sanlock_io_timeout(own_lab_dir):
+    """Out of sanlock's range or not a number: one line naming the option, nothing started."""
+    runner = LabRunner(own_lab_dir)
+    for value in ('0', '61', 'ten', '2.5'):
+        r = runner.cli('up', '--hosts', '1', '--sanlock-io-timeout', value, check=False)
+        assert r.returncode == 1, (value, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            'hosted-engine-lab: --sanlock-io-timeout must be'), (value, r.stderr)
+        assert value in lines[0]
+        assert not os.path.exists(os.path.join(own_lab_dir, 'state.json'))
+
+
+def _host_id_lease(storage, sd):
+    return delta_leases.read_delta_leases(os.path.join(storage, sd, 'dom_md', 'ids'), sd)[1]
+
+
+def _hostd_argv(lab_dir):
+    rec = Lab(lab_dir).load()['hosts']['host1']['daemons']['hostd']
+    with open('/proc/%d/cmdline' % rec['pid'], 'rb') as f:
+        return [a.decode() for a in f.read().split(b'\0') if a]
+
+
+def test_up_sanlock_io_timeout_reaches_the_storage_domain_lockspace(own_lab_dir):
+    """`up --sanlock-io-timeout 3`: the host agent joins a storage domain's lockspace with an
+    io_timeout of 3 s (as its delta lease on dom_md/ids carries it); a hostd started again
+    (faults.start_daemon) and a restarted host keep it; `status` shows it."""
+    runner = LabRunner(own_lab_dir)
+    runner.cli('up', '--hosts', '1', '--sanlock-io-timeout', '3', timeout=600)
+    header = runner.cli('status').stdout.splitlines()[0]
+    assert header.endswith('sanlock io_timeout: 3 s'), header
+    storage = Lab(own_lab_dir).load()['storage']
+    sd = str(uuid.uuid4())
+    conn = [{'id': str(uuid.uuid4()), 'connection': storage}]
+    c = HostClient(runner, 'host1')
+    try:
+        assert c.call('StoragePool.connectStorageServer', storagepoolID=BLANK,
+                      domainType=LOCALFS, connectionParams=conn)[0]['status'] == 0
+        assert c.call('StorageDomain.create', storagedomainID=sd, domainType=LOCALFS,
+                      typeArgs=storage, name='io_timeout_sd', domainClass=1, version=5) is True
+        assert c.call('Host.startMonitoringDomain', sdUUID=sd, hostID=1) is True
+        wait_acquired(c, sd)
+    finally:
+        c.close()
+    first = _host_id_lease(storage, sd)
+    assert first.held and first.io_timeout == 3, first
+
+    # hostd killed and started again as a host's service manager would
+    runner.cli('fault', 'host1', 'kill', 'hostd')
+    faults.start_daemon(Lab(own_lab_dir), 'host1', 'hostd')
+    argv = _hostd_argv(own_lab_dir)
+    assert argv[argv.index('--sanlock-io-timeout') + 1] == '3', argv
+
+    # a reboot: a new sanlock daemon, the lockspace joined again by the new hostd
+    runner.cli('restart', 'host1', timeout=600)
+    c = HostClient(runner, 'host1')
+    try:
+        wait_acquired(c, sd, timeout=180)
+    finally:
+        c.close()
+    again = _host_id_lease(storage, sd)
+    assert again.generation > first.generation, (first, again)
+    assert again.held and again.io_timeout == 3, again
+    assert runner.cli('status').stdout.splitlines()[0].endswith('sanlock io_timeout: 3 s')
