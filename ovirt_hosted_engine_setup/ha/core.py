@@ -21,11 +21,23 @@ these additions:
   start, no move; timers keep running; no restart of the agent;
 - a loop without monitor values (slow or restarting broker) keeps the
   previous score instead of flipping it;
-- score hysteresis: the engine is moved to a better-scored host only when the
-  other host has been better by the margin (800) for ``move_hold`` seconds
-  without a break, and, when this agent started the VM itself, at least
-  ``move_dwell`` seconds after that start; so flapping monitors can never move
-  the VM twice within ``move_dwell``;
+- score hysteresis judged on each host's lowest score within ``move_dwell``
+  (its worst recent moment, from the scores it published while they measured
+  its host): the engine is moved for score only to a host whose lowest score
+  was at least the margin (800) above this host's current score, once that has
+  held for ``move_hold`` seconds without a break; and when the engine is to be
+  started, hosts rank by (lowest score, score), a host waiting at most
+  ``start_defer`` for one that ranks first without scoring more. A host the
+  engine just left for score keeps its low score in everybody's window, so
+  the engine does not come back to it within ``move_dwell`` (flapping monitors
+  cannot move it back and forth), while a VM started a minute ago still leaves
+  a host that loses its gateway as soon as the hold is over;
+- the guest gets no shutdown notice when the agent stops the engine so that it
+  runs elsewhere (EngineStop): VDSM honours the delay only through the legacy
+  oVirt guest agent (the QEMU guest agent and ACPI, which it tries first and
+  next, shut down at once), so oVirt's guests start shutting down at once too,
+  while a host agent that honours the delay would keep the engine away for it;
+  local maintenance keeps oVirt's 120 s notice;
 - a host that does not hold its host id never starts the VM;
 - when the caller can read the VM lease's owner from sanlock, a host does not
   try to start the VM while another live host id owns the lease (instead of
@@ -175,7 +187,10 @@ class CoreConfig:
     move_hold: float = 60
     move_dwell: float = 600
     storage_delay_limit: float = 10
-    shutdown_delay: int = 120
+    start_defer: float = 60                  # longest wait for a host that ranks first but
+                                             # scores no more (see _down)
+    shutdown_delay: int = 0                  # EngineStop's guest notice (see above)
+    maintenance_shutdown_delay: int = 120    # local maintenance: oVirt's --vm-shutdown notice
 
 
 @dataclass(frozen=True)
@@ -186,9 +201,13 @@ class AgentState:
     retries: int = 0
     last_failure: float = None
     bad_since: float = None
-    better_since: float = None   # since when a better-scored host has been seen (EngineUp)
-    vm_started_at: float = None  # when this agent started the VM running here (move dwell)
+    better_since: float = None   # since when a move target has been seen (EngineUp)
+    deferred_since: float = None  # since when EngineDown waits for a host ranked first
     score: int = 0               # last published score
+    # the lowest scores seen within move_dwell: sliding-window minima (see _push), this
+    # host's own and, by host id, the other hosts'
+    own_scores: tuple = ()
+    peer_scores: tuple = ()      # ((host id, samples), ...) sorted by host id
 
 
 @dataclass(frozen=True)
@@ -260,10 +279,88 @@ def _engine_up_elsewhere(peers):
     return any(p.engine_status.get('vm') == 'up' for p in _visible(peers))
 
 
-def _better_hosts(peers, own, margin=1):
+def _eligible(peers):
+    """Live peers that may run the engine (not in local maintenance, agent not stopped)."""
     return [p for p in (peers or {}).values()
-            if p.liveness == liveness.LIVE and not p.local_maintenance and not p.stopped
-            and p.score >= own + margin]
+            if p.liveness == liveness.LIVE and not p.local_maintenance and not p.stopped]
+
+
+# ----- score history: each host's lowest score over the last move_dwell seconds -----
+def _push(samples, t, score, horizon):
+    """A sliding-window minimum: ``samples`` are (time, score) pairs with increasing times
+    and strictly increasing scores, so the first pair not older than the window holds the
+    lowest score seen in it. Adds the sample (t, score) and forgets what left the window."""
+    return tuple(x for x in samples if x[0] >= horizon and x[1] < score) + ((t, score),)
+
+
+def _low(samples, horizon):
+    """The lowest score sampled since ``horizon``; None when none was."""
+    for t, score in samples:
+        if t >= horizon:
+            return score
+    return None
+
+
+def _counts(peer):
+    """Whether a peer's published score says how fit its host is: not forced to 0 by its
+    state (agent starting, back-off after a crash, maintenance, agent stopped)."""
+    return (peer.liveness == liveness.LIVE and not peer.local_maintenance and not peer.stopped
+            and peer.state not in ZERO_SCORE_STATES)
+
+
+def _watch_peers(state, obs, cfg):
+    """The other hosts' score history with this loop's samples added."""
+    if obs.peers is None:
+        return state.peer_scores
+    horizon = obs.now - cfg.move_dwell
+    old = dict(state.peer_scores)
+    new = {}
+    for hid, p in obs.peers.items():
+        samples = old.get(hid, ())
+        if _counts(p):
+            samples = _push(samples, obs.now, p.score, horizon)
+        else:
+            samples = tuple(x for x in samples if x[0] >= horizon)
+        if samples:
+            new[hid] = samples
+    return tuple(sorted(new.items()))
+
+
+def _peer_low(history, peer, horizon):
+    """The lowest score a peer published within move_dwell (as far as this agent watched);
+    ``history`` is dict(AgentState.peer_scores)."""
+    low = _low(history.get(peer.host_id, ()), horizon)
+    return peer.score if low is None else min(low, peer.score)
+
+
+def _own_low(state, own, horizon):
+    """The lowest score this host published within move_dwell, its current one included."""
+    low = _low(state.own_scores, horizon)
+    return own if low is None else min(low, own)
+
+
+def _move_targets(state, obs, cfg, own):
+    """The hosts the engine may move to for score: live and eligible, and at least the
+    margin above this host's score at every sample of the last move_dwell seconds."""
+    horizon = obs.now - cfg.move_dwell
+    history = dict(state.peer_scores)
+    return [p for p in _eligible(obs.peers)
+            if _peer_low(history, p, horizon) >= own + cfg.migration_margin]
+
+
+def _outranked_by(state, obs, cfg, own):
+    """The best-ranked peer that starts the engine before this host, if any. Hosts rank by
+    (lowest score within move_dwell, score): a host whose score fell lately ranks after the
+    hosts that stayed higher all along; equal ranks all try (the VM lease picks one)."""
+    horizon = obs.now - cfg.move_dwell
+    history = dict(state.peer_scores)
+    mine = (_own_low(state, own, horizon), own)
+    best = None
+    for p in _eligible(obs.peers):
+        rank = (_peer_low(history, p, horizon), p.score)
+        if rank > mine and (best is None or rank > best[0]):
+            best = (rank, p)
+    return best and best[1]
 
 
 def decide(state, obs, cfg=CoreConfig()):
@@ -276,7 +373,8 @@ def decide(state, obs, cfg=CoreConfig()):
     retries, last_failure = state.retries, state.last_failure
     if retries and last_failure is not None and now - last_failure >= cfg.retry_expiration:
         retries, last_failure = 0, None
-    state = replace(state, retries=retries, last_failure=last_failure)
+    state = replace(state, retries=retries, last_failure=last_failure,
+                    peer_scores=_watch_peers(state, obs, cfg))
 
     nxt, updates, reason = _transition(state, obs, cfg)
     actions = []
@@ -290,12 +388,13 @@ def decide(state, obs, cfg=CoreConfig()):
         elif nxt == FORCE_STOP:
             actions.append(PowerOffVM())
         elif nxt == LOCAL_MAINT and obs.local_vm.get('vm') == 'up':
-            actions.append(ShutdownVM(cfg.shutdown_delay,
-                                      'The hosted engine VM leaves this host for local maintenance'))
+            actions.append(ShutdownVM(
+                cfg.maintenance_shutdown_delay,
+                'The hosted engine VM leaves this host for local maintenance'))
         if nxt not in (UP, UP_BAD):
             updates.setdefault('better_since', None)
-        if nxt not in (START_VM, STARTING, UP, UP_BAD):
-            updates.setdefault('vm_started_at', None)
+        if nxt != DOWN:
+            updates.setdefault('deferred_since', None)
         if nxt != UP_BAD:
             updates.setdefault('bad_since', None)
     elif (nxt == LOCAL_MAINT and obs.local_vm.get('vm') == 'up'
@@ -304,6 +403,10 @@ def decide(state, obs, cfg=CoreConfig()):
     new_state = replace(state, name=nxt, **updates)
     score = _score(nxt, new_state, obs, cfg, new_state.retries)
     new_state = replace(new_state, score=score)
+    m = obs.monitors
+    if m is not None and m.complete() and nxt not in ZERO_SCORE_STATES:
+        new_state = replace(new_state, own_scores=_push(
+            new_state.own_scores, now, score, now - cfg.move_dwell))
     published = Published(score=score, engine_status=dict(obs.local_vm), state=nxt,
                           local_maintenance=(nxt == LOCAL_MAINT))
     # a slow storage still takes writes: publish whenever storage could be read
@@ -341,6 +444,12 @@ def _reinit(state, obs, cfg, vm, elapsed):
 
 
 def _down(state, obs, cfg, vm, elapsed):
+    nxt, updates, reason = _down_decision(state, obs, cfg, vm)
+    updates.setdefault('deferred_since', None)     # a wait for a host ranked first ended
+    return nxt, updates, reason
+
+
+def _down_decision(state, obs, cfg, vm):
     if vm == 'up':
         return STARTING, {}, 'engine up here'
     if not _storage_ok(obs, cfg):
@@ -359,8 +468,28 @@ def _down(state, obs, cfg, vm, elapsed):
     if state.retries > cfg.score.engine_retry_max_attempts:
         return DOWN, {}, ''
     own = _score(DOWN, state, obs, cfg, state.retries)
-    if _better_hosts(obs.peers, own):
+    first = _outranked_by(state, obs, cfg, own)
+    if first is not None and first.score <= own:
+        # a host scoring no more than this one, but that stayed higher all along, starts
+        # first; for start_defer at most (it may not be starting at all), then the scores
+        # alone rank, as in oVirt
+        since = state.deferred_since if state.deferred_since is not None else obs.now
+        if obs.now - since < cfg.start_defer:
+            return DOWN, {'deferred_since': since}, (
+                'host id %d starts the VM first: its score stayed higher within the last %d s'
+                % (first.host_id, cfg.move_dwell))
+        first = next((p for p in _eligible(obs.peers) if p.score > own), None)
+        if first is not None:
+            return DOWN, {'deferred_since': since}, ''
+        return START_VM, {}, (
+            'no better host; host id %d, which ranks first, did not start the VM within %d s'
+            % (_outranked_by(state, obs, cfg, own).host_id, cfg.start_defer))
+    if first is not None:
         return DOWN, {}, ''
+    higher = sorted(p.host_id for p in _eligible(obs.peers) if p.score > own)
+    if higher:
+        return START_VM, {}, ('no host ranks higher: host id %d scores more, but its score '
+                              'fell lower within the last %d s' % (higher[0], cfg.move_dwell))
     if early:
         return START_VM, {}, ('no better host; sanlock shows no other live host, so the %d s '
                               'of metadata history were not awaited' % cfg.history)
@@ -389,8 +518,7 @@ def _start(state, obs, cfg, vm, elapsed):
     res = obs.result
     if res is not None and res.action == 'start':
         if res.ok:
-            return STARTING, {'retries': 0, 'last_failure': None,
-                              'vm_started_at': obs.now}, 'VM started'
+            return STARTING, {'retries': 0, 'last_failure': None}, 'VM started'
         return DOWN, {'retries': state.retries + 1, 'last_failure': obs.now}, \
             'start failed: %s' % (res.message or res.code)
     if vm == 'up':
@@ -423,11 +551,9 @@ def _up_common(state, obs, cfg, vm):
     if any(engine_rank(p.engine_status) > own_rank for p in _visible(obs.peers)):
         return STOP, {}, 'better engine elsewhere'
     own = _score(UP, state, obs, cfg, state.retries)
-    if _better_hosts(obs.peers, own, cfg.migration_margin):
+    if _move_targets(state, obs, cfg, own):
         since = state.better_since if state.better_since is not None else obs.now
-        started = state.vm_started_at
-        if obs.now - since >= cfg.move_hold and (started is None
-                                                 or obs.now - started >= cfg.move_dwell):
+        if obs.now - since >= cfg.move_hold:
             return STOP, {'better_since': None}, 'a host scores %d more' % cfg.migration_margin
         return '', {'better_since': since}, ''
     return '', {'better_since': None}, ''

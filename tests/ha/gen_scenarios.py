@@ -207,6 +207,23 @@ def main():
              8, 480, 1200, extra='100 crash 1\n500 crash 4')
     scenario('network-partition-active-4', 'the active host loses network tests and storage',
              4, 300, 900, extra='100 net 1 0.0\n100 storage 1 lost')
+    for n, new_host in ((3, 2), (4, 2), (8, 8)):
+        scenario('partition-after-restart-%d' % n, 'the engine VM is killed and restarted on'
+                 ' host%d, which loses its gateway 92 s after that start: the engine is healthy'
+                 ' on a steady host within 180 s, and does not come back when the gateway'
+                 ' returns' % new_host, n, 200, 1200,
+                 extra='100 vm-kill 1\n200 net %d 0.0\n600 net %d 1.0' % (new_host, new_host))
+    scenario('flapping-back-steady-lower-3', 'host1\'s gateway flaps slowly, the engine leaves'
+             ' it for host2, which then loses its gateway: the engine goes to host3, steady but'
+             ' scoring 700 less (CPU load), not back to host1, whose score fell within the'
+             ' dwell', 3, 300, 1200,
+             extra='0 cpu 3 0.75\n100 flap-net 1 180 1100 0.0\n300 net 2 0.0')
+    scenario('start-defer-agent-restart-3', 'host2\'s score fell 5 minutes before the engine'
+             ' VM is killed; host3 (steady, 400 less) ranks first for host2, but its agent,'
+             ' restarted since, did not see host2 fall and waits for host2\'s better score:'
+             ' host2 starts the VM after waiting 60 s for host3', 3, 300, 900,
+             extra='0 cpu 3 0.6\n100 net 2 0.0\n220 net 2 1.0\n300 agent-restart 3\n'
+             '400 vm-kill 1')
     scenario('standby-returns-better-4', 'a host with a bad score recovers: no move for'
              ' equal scores', 4, 0, 900, extra='0 cpu 2 0.95\n300 cpu 2 0.1')
 

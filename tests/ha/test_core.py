@@ -147,7 +147,6 @@ class TestEngineStart:
         name, d = step(st(c.START_VM, retries=2, last_failure=990),
                        obs(vm=UP_BAD, result=c.ActionResult('start', True)))
         assert name == c.STARTING and d.next_state.retries == 0
-        assert d.next_state.vm_started_at == 1000
 
     def test_failure_counts(self):
         name, d = step(st(c.START_VM, retries=1),
@@ -211,10 +210,6 @@ class TestEngineUp:
         # a break in the condition restarts the hold
         name, d = step(s, obs(now=1030, vm=UP_GOOD, monitors=MON, peers=better))
         assert d.next_state.better_since is None
-        # dwell: the VM was started here 300 s ago
-        s2 = replace(s, vm_started_at=760)
-        assert step(s2, obs(now=1060, vm=UP_GOOD, monitors=mon, peers=better))[0] == c.UP
-        assert step(s2, obs(now=1360, vm=UP_GOOD, monitors=mon, peers=better))[0] == c.STOP
 
     def test_storage_unreadable_no_peer_decisions(self):
         o = c.Observations(now=1000, local_vm=UP_GOOD, monitors=MON, peers=None)
@@ -349,3 +344,164 @@ def test_observe_area_judges_and_remembers():
     # unreadable area: no peers, last global flag kept
     peers, gm, mem2 = c.observe_area(mem, None, 1, 210)
     assert peers is None and gm is True and mem2 is mem
+
+
+# -- moves for score go to steady hosts only; steady hosts start the engine first ----------
+NET_DOWN = Monitors(network=0.0)             # 3400 - 1600 = 1800: the gateway is lost
+
+
+def hist(**by_host):
+    """peer_scores for AgentState: host id -> ((time, score), ...)."""
+    return tuple(sorted((int(k[1:]), v) for k, v in by_host.items()))
+
+
+class TestSteadyMoves:
+    def test_a_vm_started_a_minute_ago_leaves_a_host_that_loses_its_gateway(self):
+        """No dwell on the agent's own start: start, healthy, gateway lost, 60 s of hold, stop."""
+        steady = {2: peer(score=3400), 3: peer(hid=3, score=3400)}
+        s = st(c.START_VM, entered=995)
+        name, d = step(s, obs(now=1000, vm=UP_BAD, peers=steady,
+                              result=c.ActionResult('start', True)))
+        assert name == c.STARTING
+        name, d = step(d.next_state, obs(now=1060, vm=UP_GOOD, peers=steady))
+        assert name == c.UP
+        name, d = step(d.next_state, obs(now=1070, vm=UP_GOOD, monitors=NET_DOWN, peers=steady))
+        assert name == c.UP and d.next_state.better_since == 1070
+        s = d.next_state
+        assert step(s, obs(now=1129, vm=UP_GOOD, monitors=NET_DOWN, peers=steady))[0] == c.UP
+        name, d = step(s, obs(now=1130, vm=UP_GOOD, monitors=NET_DOWN, peers=steady))
+        assert name == c.STOP and d.reason == 'a host scores 800 more'
+        shutdown, = [a for a in d.actions if isinstance(a, c.ShutdownVM)]
+        assert shutdown.delay == 0        # no guest notice: the engine runs elsewhere sooner
+
+    def test_not_to_a_host_that_scored_low_within_the_dwell(self):
+        better = {2: peer(score=3400)}
+        # host 2 published 2599 at 400: below 1800 + 800 within the last 600 s
+        s = st(c.UP, peer_scores=hist(h2=((400, 2599),)))
+        name, d = step(s, obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN, peers=better))
+        assert name == c.UP and d.next_state.better_since is None
+        name, d = step(replace(s, better_since=900),
+                       obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN, peers=better))
+        assert name == c.UP and d.next_state.better_since is None
+        # one second later that sample left the window: host 2 is a target, the hold starts
+        name, d = step(s, obs(now=1001, vm=UP_GOOD, monitors=NET_DOWN, peers=better))
+        assert name == c.UP and d.next_state.better_since == 1001
+        assert step(d.next_state, obs(now=1061, vm=UP_GOOD, monitors=NET_DOWN,
+                                      peers=better))[0] == c.STOP
+        # at 2600 (exactly the margin above 1800) it was never worse than needed (and it
+        # rose by 799 since, less than the margin)
+        s = st(c.UP, better_since=900, peer_scores=hist(h2=((400, 2600),)))
+        assert step(s, obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN,
+                           peers={2: peer(score=3399)}))[0] == c.STOP
+
+    def test_a_target_may_have_fallen_if_its_lowest_stayed_the_margin_above(self):
+        s = st(c.UP, better_since=900, peer_scores=hist(h2=((500, 2600),)))
+        assert step(s, obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN,
+                           peers={2: peer(score=3400)}))[0] == c.STOP
+        s = st(c.UP, better_since=900, peer_scores=hist(h2=((500, 2599),)))
+        assert step(s, obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN,
+                           peers={2: peer(score=3400)}))[0] == c.UP
+
+    def test_one_target_among_hosts_that_fell_is_enough(self):
+        s = st(c.UP, better_since=900, peer_scores=hist(h2=((500, 1800),)))
+        peers = {2: peer(score=3400), 3: peer(hid=3, score=2700)}
+        assert step(s, obs(now=1000, vm=UP_GOOD, monitors=NET_DOWN, peers=peers))[0] == c.STOP
+
+    def test_history_is_kept_by_decide_and_forgets_the_window(self):
+        s = st(c.UP)
+        for now, score in ((100, 3400), (110, 1800), (120, 3400), (130, 3400)):
+            s = c.decide(s, obs(now=now, vm=UP_GOOD, peers={2: peer(score=score)}), CFG).next_state
+        assert dict(s.peer_scores)[2] == ((110, 1800), (130, 3400))
+        assert s.own_scores == ((130, 3400),)
+        s = c.decide(s, obs(now=711, vm=UP_GOOD, peers={2: peer(score=3400)}), CFG).next_state
+        assert dict(s.peer_scores)[2] == ((711, 3400),)
+        # a host that left the area is forgotten
+        s = c.decide(s, obs(now=720, vm=UP_GOOD, peers={}), CFG).next_state
+        assert s.peer_scores == ()
+
+    def test_scores_forced_to_zero_are_not_a_fall(self):
+        """A peer in the crash back-off, starting its agent or in maintenance publishes 0: not a
+        measure of its host, so it does not count; neither do stale hosts."""
+        s = st(c.UP)
+        for state in (c.UNEXPECTEDLY_DOWN, c.REINIT, c.START, c.LOCAL_MAINT):
+            p = peer(score=0, state=state)
+            assert c.decide(s, obs(vm=UP_GOOD, peers={2: p}), CFG).next_state.peer_scores == ()
+        for p in (peer(score=0, stopped=True), peer(score=0, local_maintenance=True),
+                  peer(score=1000, live=lv.STALE)):
+            assert c.decide(s, obs(vm=UP_GOOD, peers={2: p}), CFG).next_state.peer_scores == ()
+        # nor this host's own 0 in EngineUnexpectedlyDown, nor a loop without monitor values
+        d = c.decide(st(c.UP), obs(vm=DOWN_UNEXP), CFG)
+        assert d.next_state.name == c.UNEXPECTEDLY_DOWN and d.next_state.own_scores == ()
+        d = c.decide(st(c.DOWN, score=0), obs(monitors=None, peers={2: peer(score=3401)}), CFG)
+        assert d.next_state.own_scores == ()
+        d = c.decide(st(c.DOWN), obs(peers={2: peer(score=3401)}), CFG)
+        assert d.next_state.own_scores == ((1000, 3400),)
+
+
+class TestStartRanking:
+    """EngineDown: hosts rank by (lowest score within move_dwell, score)."""
+
+    def test_a_host_whose_score_fell_waits_for_one_that_stayed_higher(self):
+        s = st(c.DOWN, own_scores=((500, 1800),))
+        name, d = step(s, obs(peers={2: peer(score=2700)}))
+        assert name == c.DOWN and 'StartVM' not in kinds(d)
+        assert d.reason == ('host id 2 starts the VM first: its score stayed higher within the '
+                            'last 600 s')
+        assert d.next_state.deferred_since == 1000
+        # the fall left the window: the best score starts again
+        assert step(replace(s, own_scores=((399, 1800),)),
+                    obs(peers={2: peer(score=2700)}))[0] == c.START_VM
+        # any difference in the lowest scores ranks (here 3000 against 3100)
+        assert step(st(c.DOWN, own_scores=((500, 3000),)),
+                    obs(peers={2: peer(score=3100)}))[0] == c.DOWN
+
+    def test_the_wait_for_a_host_that_scores_no_more_is_bounded(self):
+        s = st(c.DOWN, own_scores=((500, 1800),), deferred_since=941)
+        name, d = step(s, obs(peers={2: peer(score=2700)}))
+        assert name == c.DOWN and d.next_state.deferred_since == 941
+        name, d = step(replace(s, deferred_since=940), obs(peers={2: peer(score=2700)}))
+        assert name == c.START_VM and 'StartVM' in kinds(d)
+        assert d.reason == ('no better host; host id 2, which ranks first, did not start the VM '
+                            'within 60 s')
+        assert d.next_state.deferred_since is None
+        # after the wait, the scores alone rank: a better-scored host is still waited for
+        name, d = step(replace(s, deferred_since=940, peer_scores=hist(h3=((500, 1000),))),
+                       obs(peers={2: peer(score=2700), 3: peer(hid=3, score=3401)}))
+        assert name == c.DOWN and d.next_state.deferred_since == 940
+        # leaving EngineDown forgets the wait, and so does a loop where it does not apply
+        name, d = step(s, obs(vm=UP_BAD, peers={2: peer(score=2700)}))
+        assert name == c.STARTING and d.next_state.deferred_since is None
+        name, d = step(s, obs(peers={2: peer(score=2700, status=UP_GOOD)}))
+        assert name == c.DOWN and d.next_state.deferred_since is None
+
+    def test_a_host_that_stayed_high_does_not_wait_for_one_that_fell(self):
+        s = st(c.DOWN, peer_scores=hist(h2=((500, 1800),)))
+        name, d = step(s, obs(peers={2: peer(score=3401)}))
+        assert name == c.START_VM and d.reason == ('no host ranks higher: host id 2 scores '
+                                                   'more, but its score fell lower within the '
+                                                   'last 600 s')
+        # without that history, a better score is waited for, without a time limit (oVirt's
+        # rule); the other host, whose score fell, waits at most start_defer
+        name, d = step(st(c.DOWN), obs(peers={2: peer(score=3401)}))
+        assert name == c.DOWN and d.next_state.deferred_since is None
+
+    def test_equal_ranks_all_try(self):
+        assert step(st(c.DOWN), obs(peers={2: peer(score=3400)}))[0] == c.START_VM
+        both = st(c.DOWN, own_scores=((500, 1800),), peer_scores=hist(h2=((600, 1800),)))
+        assert step(both, obs(peers={2: peer(score=3400)}))[0] == c.START_VM
+        name, d = step(both, obs(peers={2: peer(score=3401)}))
+        assert name == c.DOWN and d.reason == ''
+        # a host whose score fell, with no eligible host ranked first, starts the engine
+        assert step(st(c.DOWN, own_scores=((500, 1800),)),
+                    obs(peers={2: peer(score=3400, live=lv.STALE)}))[0] == c.START_VM
+
+
+def test_local_maintenance_keeps_the_guest_notice():
+    name, d = step(st(c.UP), obs(vm=UP_GOOD, local_maintenance=True))
+    shutdown, = [a for a in d.actions if isinstance(a, c.ShutdownVM)]
+    assert name == c.LOCAL_MAINT and shutdown.delay == 120
+    for o in (obs(vm=UP_BAD, peers={2: peer(status=UP_GOOD)}),        # better engine elsewhere
+              obs(vm=UP_BAD)):
+        name, d = step(st(c.UP_BAD, entered=700), o)
+        shutdown, = [a for a in d.actions if isinstance(a, c.ShutdownVM)]
+        assert name == c.STOP and shutdown.delay == 0

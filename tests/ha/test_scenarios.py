@@ -76,10 +76,33 @@ def test_invariant_checks_catch_violations():
         h.vm_started_at = 0
     c.check_invariants()
     assert c.violations and 'two engine VMs running' in c.violations[0]
+    # a ping-pong: host1 -> host2, then host2 -> host1 200 s later, both left at 1800
     c = world.Cluster(2)
-    c.score_moves = [100, 300]
+    c.score_moves = [world.ScoreMove(100, 'host1', 1800, 'host2'),
+                     world.ScoreMove(300, 'host2', 1800, 'host1')]
     c.finish()
-    assert c.violations and 'twice' in c.violations[0]
+    assert c.violations == ['VM moved back and forth for score within 600s: host1 -> host2 at '
+                            '100 (score 1800), host2 -> host1 at 300 (score 1800)']
+
+
+@pytest.mark.parametrize('moves,pingpong', [
+    # back to the host it left, within the dwell, through a third host too
+    ([(100, 'host1', 1800, 'host2'), (300, 'host2', 1800, 'host1')], True),
+    ([(100, 'host1', 1800, 'host2'), (300, 'host2', 1800, 'host3'),
+      (500, 'host3', 1800, 'host1')], True),
+    # the host it left now scores better than the one it leaves does at its worst: a move
+    # worth making, not a flap
+    ([(100, 'host1', 2400, 'host2'), (300, 'host2', 1800, 'host1')], False),
+    # a chain to steadier hosts, a return after the dwell, a restart where it was
+    ([(100, 'host1', 1800, 'host2'), (300, 'host2', 1800, 'host3')], False),
+    ([(100, 'host1', 1800, 'host2'), (700, 'host2', 1800, 'host1')], False),
+    ([(100, 'host1', 1800, 'host1'), (300, 'host1', 1800, 'host1')], False),
+    ([(100, 'host1', 1800, 'host2'), (300, 'host2', 1800, None)], False),
+])
+def test_back_and_forth(moves, pingpong):
+    from ovirt_hosted_engine_setup.ha.simulator import world
+    found = world.back_and_forth([world.ScoreMove(*m) for m in moves], 600)
+    assert bool(found) == pingpong, found
 
 
 def test_only_one_vm_ever_starts_in_lease_only_races():
@@ -189,7 +212,7 @@ def test_hand_global_maintenance_blocks_restart_until_cleared():
 def test_hand_local_maintenance_moves_the_vm_away_and_not_back():
     r = Run('local-maint-in-EngineUp-4')
     assert 100 <= r.at('host1', 'EngineUp -> LocalMaintenance (local maintenance)')[0] <= 110
-    assert r.at('host1', 'VM shutdown requested')
+    assert r.at('host1', 'VM shutdown requested (guest notice 120 s)')
     (t, who), = r.starts()
     assert who != 'host1' and t > r.at('host1', 'VM shut down')[0]
     assert r.owner() == who
@@ -225,13 +248,65 @@ def test_hand_network_loss_moves_the_engine_once():
     assert r.owner() == who
 
 
-def test_hand_score_flapping_moves_at_most_once_per_dwell():
-    for name in ('flapping-net-4', 'flapping-net-both-4', 'flapping-slow-net-4'):
+def moves_of(r):
+    """(time, source, destination) of every VM shutdown and the start that followed it."""
+    out = []
+    for t, who, msg in r.events:
+        if msg.startswith('VM shutdown requested'):
+            out.append([t, who, None])
+        elif msg == 'VM started' and out and out[-1][2] is None:
+            out[-1][2] = who
+    return [tuple(m) for m in out]
+
+
+def test_hand_score_flapping_never_moves_back_within_the_dwell():
+    for name in ('flapping-net-2', 'flapping-net-4', 'flapping-net-both-2',
+                 'flapping-net-both-4', 'flapping-slow-net-2', 'flapping-slow-net-4',
+                 'flapping-back-steady-lower-3'):
         r = Run(name)
-        moves = [t for t, w, m in r.events if m == 'VM shutdown requested']
-        assert all(b - a >= 600 for a, b in zip(moves, moves[1:])), (name, moves)
+        moves = moves_of(r)
+        for i, (t2, _, dest) in enumerate(moves):
+            assert not [t1 for t1, src, _ in moves[:i] if src == dest and t2 - t1 < 600], \
+                (name, moves)
         assert len(r.starts()) == len(moves)
         r.owner()
+    # slow flaps: the engine leaves host1 once; with two hosts it stays on host2 (host1's
+    # score keeps falling), with four it goes on to a host that never flapped
+    assert [(s, d) for _, s, d in moves_of(Run('flapping-slow-net-2'))] == [('host1', 'host2')]
+    assert [(s, d) for _, s, d in moves_of(Run('flapping-slow-net-4'))] == [
+        ('host1', 'host2'), ('host2', 'host3')]
+    # host1 (3400 again, its gateway flapping) waits; host3 (steady, 2700) starts the engine
+    assert [(s, d) for _, s, d in moves_of(Run('flapping-back-steady-lower-3'))] == [
+        ('host1', 'host2'), ('host2', 'host3')]
+
+
+def test_hand_the_wait_for_a_host_ranked_first_is_bounded():
+    """Agents that disagree on a host's history (host3's restarted agent did not see host2's
+    score fall) do not keep the engine down: host2 waits 60 s for host3, then starts it."""
+    r = Run('start-defer-agent-restart-3')
+    (t, who), = r.starts()
+    assert who == 'host2' and 400 + 60 <= t <= 400 + 60 + 10
+    assert r.at('host2', 'EngineDown -> EngineStart (no better host; host id 3, which ranks '
+                'first, did not start the VM within 60 s)') == [t]
+    assert r.owner() == 'host2'
+
+
+@pytest.mark.parametrize('n,new_host', [(3, 'host2'), (4, 'host2'), (8, 'host8')])
+def test_hand_partition_right_after_a_restart_moves_within_3_minutes(n, new_host):
+    """The engine VM killed at 100 and restarted on new_host; new_host loses its gateway at
+    200 (92 s after that start): the engine is healthy on another host by 200 + 180, and
+    does not move back when the gateway returns at 600."""
+    r = Run('partition-after-restart-%d' % n)
+    starts = r.starts()
+    assert starts[0][1] == new_host and starts[0][0] < 200
+    (t, who), = [s for s in starts if s[0] > 200]
+    assert who not in (new_host, 'host1')         # host1 is in its crash back-off
+    healthy = [t for t, w, m in r.events if w == 'cluster' and m.startswith('engine healthy again')
+               and t > 200]
+    assert healthy and healthy[0] <= 200 + 180, healthy
+    assert r.at(new_host, 'EngineUp -> EngineStop (a host scores 800 more)')[0] <= 200 + 70
+    assert [m for t, w, m in r.events if t > 600 and m.startswith('VM ')] == []
+    assert r.owner() == who
 
 
 def test_hand_cold_start_races_start_exactly_one_vm():

@@ -23,7 +23,9 @@ A scenario is a directory with
 - ``log.expect``: the golden log (state transitions, VM events, faults, storage warnings).
 
 Every run also checks the invariants: never two engine VMs running, the engine
-unhealthy no longer than ``bound``, never two moves for score within the dwell time.
+unhealthy no longer than ``bound``, never back and forth for score: the VM never
+moves for score back to a host it left for score less than the dwell time
+before (world.back_and_forth).
 """
 import os
 from dataclasses import dataclass, field

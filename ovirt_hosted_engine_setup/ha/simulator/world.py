@@ -10,8 +10,9 @@ Virtual parts, each with the semantics the real ones have:
   take its leases at 8N + W; a host id already live for another host cannot be
   acquired; the VM lease has at most one holder, a start elsewhere fails like
   libvirt with -243;
-- VMs: boot time before the engine is healthy, graceful shutdown time,
-  pause, crash, engine health faults;
+- VMs: boot time before the engine is healthy, graceful shutdown time (after
+  the notice VM.shutdown asks for, which the host agent honours), pause, crash,
+  engine health faults;
 - broker monitors, host agent (VDSM) availability, agents that stop and restart.
 
 Each host runs ovirt-ha-agent's own loop (ha/agent_loop.py ``Agent``) in a
@@ -49,6 +50,33 @@ _VM_CONF = heconf.render_vm_conf(heconf.make_vm_conf(
     VMID, '<domain type="kvm"><name>HostedEngine</name><uuid>%s</uuid></domain>' % VMID,
     mem_mb=core.CoreConfig().vm_mem_mb, vcpus=2))
 AGENT_LOG = logging.getLogger('ovirt_hosted_engine_setup.ha.agent')
+
+
+class ScoreMove:
+    """The engine VM shut down on ``source`` because another host scored better: the time,
+    the score ``source`` published with that decision, and where the VM started next."""
+
+    def __init__(self, t, source, score, dest=None):
+        self.t, self.source, self.score, self.dest = t, source, score, dest
+
+    def __repr__(self):
+        return 'ScoreMove(%d, %s, %d, %s)' % (self.t, self.source, self.score, self.dest)
+
+
+def back_and_forth(moves, dwell):
+    """The ping-pongs in a list of ScoreMoves: a move whose VM started on a host that the VM
+    had left for score less than ``dwell`` seconds before, unless the host it now left scored
+    lower than that host did when the VM left it (then the return is worth it, not a flap).
+    Returns (earlier move, later move) pairs."""
+    found = []
+    moves = sorted(moves, key=lambda m: m.t)
+    for i, later in enumerate(moves):
+        for earlier in moves[:i]:
+            if (later.dest is not None and later.dest == earlier.source
+                    and later.dest != later.source and later.t - earlier.t < dwell
+                    and later.score >= earlier.score):
+                found.append((earlier, later))
+    return found
 
 
 class Host:
@@ -261,6 +289,8 @@ class Cluster:
             self.emit(h.name, 'VM start failed: lease held by %s (-243)' % self.lease_holder.name)
             raise ServerError(-243, core.REASON_LEASE)
         self.lease_holder = h
+        if self.score_moves and self.score_moves[-1].dest is None:
+            self.score_moves[-1].dest = h.name
         h.vm_running = True
         h.vm_started_at = self.t
         h.vm_paused = False
@@ -333,11 +363,11 @@ class Cluster:
     def finish(self):
         if self.down_since is not None:
             self.longest_down = max(self.longest_down, self.t - self.down_since)
-        moves = sorted(self.score_moves)
-        for a, b in zip(moves, moves[1:]):
-            if b - a < self.cfg.move_dwell:
-                self.violations.append('VM moved for score twice within %ds (at %d and %d)'
-                                       % (self.cfg.move_dwell, a, b))
+        for a, b in back_and_forth(self.score_moves, self.cfg.move_dwell):
+            self.violations.append(
+                'VM moved back and forth for score within %ds: %s -> %s at %d (score %d), '
+                '%s -> %s at %d (score %d)' % (self.cfg.move_dwell, a.source, a.dest, a.t,
+                                               a.score, b.source, b.dest, b.t, b.score))
 
 
 class SimulatedHost:
@@ -450,13 +480,15 @@ class SimulatedHost:
                 raise ServerError(NO_SUCH_VM, 'Virtual machine does not exist')
             decision = h.agent.decision if h.agent is not None else None
             if decision is not None and decision.reason.startswith('a host scores'):
-                c.score_moves.append(c.t)
+                c.score_moves.append(ScoreMove(c.t, h.name, decision.published.score))
             if h.vm_shutdown_at is None:
+                delay = int(params.get('delay') or 0)
+                notice = ' (guest notice %d s)' % delay if delay else ''
                 if h.guest_hang:
-                    c.emit(h.name, 'VM shutdown requested (the guest ignores it)')
+                    c.emit(h.name, 'VM shutdown requested%s (the guest ignores it)' % notice)
                 else:
-                    h.vm_shutdown_at = c.t + SHUTDOWN_TIME
-                    c.emit(h.name, 'VM shutdown requested')
+                    h.vm_shutdown_at = c.t + delay + SHUTDOWN_TIME
+                    c.emit(h.name, 'VM shutdown requested%s' % notice)
             return True
         raise ServerError(-32601, 'no such method %s' % method)
 
