@@ -410,7 +410,8 @@ class HostIds:
 def host_ids(conf, data_center_dir, progress=None, watch=True, clock=time.monotonic,
              sleep=time.sleep, interval=0.5):
     """HostIds of the storage domain of conf (hosted-engine.conf's keys, with this host's
-    connection: data_center_dir/mnt/<storage>/<sdUUID>).
+    connection: layout.domain_dir, under data_center_dir/mnt, gluster volumes under
+    mnt/glusterSD).
 
     A host id is known when its HA metadata slot holds something (a hostname, or data that
     cannot be parsed) or when its delta lease in the hosted-engine lockspace or in the

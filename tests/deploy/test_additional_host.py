@@ -9,6 +9,8 @@ from ovirt_hosted_engine_setup.deploy import additional_host as ah
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.he_storage import config_volume, heconf, layout
 
+from . import plugin_packages
+
 SD = '11111111-2222-3333-4444-555555555555'
 CONF_IMG = 'aaaaaaaa-0000-0000-0000-000000000001'
 CONF_VOL = 'aaaaaaaa-0000-0000-0000-000000000002'
@@ -160,18 +162,7 @@ def test_host_conf_is_the_first_hosts_with_this_hosts_id_and_connection():
 
 
 def _load_additional_plugins():
-    import importlib.util
-    import sys
-    name = 'additional_plugins_under_test'
-    plugin_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), 'plugins', 'gr-he-setup', 'additional')
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(plugin_dir, '__init__.py'), submodule_search_locations=[plugin_dir])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return plugin_packages.load('gr-he-setup', 'additional')
 
 
 def validation_env(**extra):

@@ -8,7 +8,6 @@ rolls it back, none leaves the firewall as it is; ovirt-hosted-engine-cleanup re
 The question is asked through the real dialog. firewalld is not installed here: its commands
 are checked against a stand-in firewall-cmd that keeps firewalld's permanent state in a file.
 """
-import importlib.util
 import io
 import json
 import os
@@ -23,6 +22,8 @@ from ovirt_hosted_engine_setup.deploy import firewall
 from ovirt_hosted_engine_setup.runner import Transaction
 from ovirt_hosted_engine_setup.runner.dialog import make_dialog
 from ovirt_hosted_engine_setup.runner.log import SecretFilter
+
+from . import plugin_packages
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORK_DIR = os.path.join(TOP, 'plugins', 'gr-he-setup', 'network')
@@ -70,15 +71,7 @@ def ns_table(ns):
 
 
 def load_network_plugins():
-    name = 'network_plugins_under_test'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(NETWORK_DIR, '__init__.py'),
-            submodule_search_locations=[NETWORK_DIR])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return plugin_packages.load('gr-he-setup', 'network')
 
 
 # -- the ports and the answer -------------------------------------------------------------

@@ -49,7 +49,7 @@ class StorageContext:
     def __init__(self, ctx, monitor_interval=None, io_timeout=None):
         self.ctx = ctx
         sanlock_util.use_run_dir(ctx.sanlock_run_dir)
-        self.mnt_dir = os.path.join(ctx.data_center_dir, 'mnt')
+        self.mnt_dir = os.path.join(ctx.data_center_dir, layout.MNT_DIR)
         self.state_dir = os.path.join(ctx.root_dir, 'storage')
         self.state_path = os.path.join(self.state_dir, 'state.json')
         self.monitor_interval = float(monitor_interval if monitor_interval is not None
