@@ -23,9 +23,10 @@ these additions:
   previous score instead of flipping it;
 - score hysteresis judged on each host's lowest score within ``move_dwell``
   (its worst recent moment, from the scores it published while they measured
-  its host): the engine is moved for score only to a host whose lowest score
-  was at least the margin (800) above this host's current score, once that has
-  held for ``move_hold`` seconds without a break; and when the engine is to be
+  its host): the engine is moved for score only to a host that scores at least
+  the margin (800) more than this host and never scored as low as this host
+  does now within ``move_dwell``, once that has held for ``move_hold`` seconds
+  without a break; and when the engine is to be
   started, hosts rank by (lowest score, score), a host waiting at most
   ``start_defer`` for one that ranks first without scoring more. A host the
   engine just left for score keeps its low score in everybody's window, so
@@ -340,12 +341,13 @@ def _own_low(state, own, horizon):
 
 
 def _move_targets(state, obs, cfg, own):
-    """The hosts the engine may move to for score: live and eligible, and at least the
-    margin above this host's score at every sample of the last move_dwell seconds."""
+    """The hosts the engine may move to for score: live and eligible, scoring at least the
+    margin more than this host, and never as low as this host's score within the last
+    move_dwell seconds."""
     horizon = obs.now - cfg.move_dwell
     history = dict(state.peer_scores)
     return [p for p in _eligible(obs.peers)
-            if _peer_low(history, p, horizon) >= own + cfg.migration_margin]
+            if p.score >= own + cfg.migration_margin and _peer_low(history, p, horizon) > own]
 
 
 def _outranked_by(state, obs, cfg, own):
