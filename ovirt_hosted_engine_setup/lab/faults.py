@@ -58,6 +58,7 @@ from . import gluster, systemctl
 KINDS = ('crash', 'freeze', 'thaw', 'partition', 'heal', 'vm-kill', 'kill',
          # a gluster lab's storage (lab/gluster.py)
          'storage-loss', 'storage-slow', 'storage-back', 'brick-kill', 'brick-back')
+GLUSTER_KINDS = KINDS[KINDS.index('storage-loss'):]
 KILL_DAEMONS = ('sanlock', 'libvirtd', 'hostd', 'ha-broker', 'ha-agent')
 HA_UNITS = dict(HA_DAEMONS)   # ha-broker -> ovirt-ha-broker, ha-agent -> ovirt-ha-agent
 HE_CONF = '/etc/ovirt-hosted-engine/hosted-engine.conf'
@@ -336,31 +337,29 @@ def inject(lab, name, kind, daemon=None, ms=None):
         vm_id, pids = vm_kill(lab, name)
         return '%s: engine VM %s killed (qemu %s, SIGKILL)' % (
             name, vm_id, ', '.join(map(str, pids)))
-    if kind == 'storage-loss':
+    if kind in GLUSTER_KINDS:
         lab.host(name)
+        gluster.require(lab, kind)
+    if kind == 'storage-loss':
         ports = gluster.storage_ports(lab, name)
         gluster.storage_loss(lab, name, ports)
         return ('%s: storage lost (what it sends to glusterd and the bricks of volume %s '
                 'dropped: TCP ports %s; management network untouched)'
                 % (name, lab.state['gluster']['volume'], ', '.join(map(str, ports))))
     if kind == 'storage-slow':
-        lab.host(name)
         ports = gluster.storage_ports(lab, name)
         pid = gluster.storage_slow(lab, name, ports, ms)
         return ('%s: storage slowed (what it sends to glusterd and the bricks of volume %s, '
                 'TCP ports %s, held %d ms by delayer %d; management network untouched)'
                 % (name, lab.state['gluster']['volume'], ', '.join(map(str, ports)), ms, pid))
     if kind == 'storage-back':
-        lab.host(name)
         undone = gluster.storage_back(lab, name)
         return '%s: storage back (%s undone)' % (name, ', '.join(undone))
     if kind == 'brick-kill':
-        lab.host(name)
         pid = gluster.brick_kill(lab, name)
         return '%s: brick of volume %s killed (glusterfsd %d, SIGKILL)' % (
             name, lab.state['gluster']['volume'], pid)
     if kind == 'brick-back':
-        lab.host(name)
         pid = gluster.brick_back(lab, name)
         return '%s: brick of volume %s running again (glusterfsd %d; gluster volume start ' \
             '%s force)' % (name, lab.state['gluster']['volume'], pid,

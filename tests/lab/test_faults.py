@@ -125,7 +125,13 @@ def test_bad_input(ha):
                         (('host1', 'explode'), "unknown fault 'explode'"),
                         (('host1', 'kill', 'nginx'), "unknown daemon 'nginx'"),
                         (('host1', 'kill'), 'fault kill needs a daemon'),
-                        (('host1', 'freeze', 'sanlock'), 'takes no daemon')):
+                        (('host1', 'freeze', 'sanlock'), 'takes no daemon'),
+                        # the storage faults need a gluster lab (up --storage gluster)
+                        (('host1', 'storage-loss'), 'storage-loss needs a gluster lab'),
+                        (('host1', 'storage-slow', '100'), 'storage-slow needs a gluster lab'),
+                        (('host1', 'storage-back'), 'storage-back needs a gluster lab'),
+                        (('host1', 'brick-kill'), 'brick-kill needs a gluster lab'),
+                        (('host1', 'brick-back'), 'brick-back needs a gluster lab')):
         line = fail_line(ha.cli('fault', *args, check=False))
         assert words in line, line
     assert "no lab host 'host7'" in fail_line(ha.cli('restart', 'host7', check=False))
@@ -138,6 +144,7 @@ def test_partition_then_heal(ha):
     assert ping(ha, 'host1', 'host2') == 0
     r = ha.cli('fault', 'host2', 'partition')
     assert r.stdout.strip().startswith('host2: partitioned'), r.stdout
+    assert 'storage untouched' in r.stdout, r.stdout
     assert not faults.link_up(labobj(ha), 'host2')
     assert ping(ha, 'host1', 'host2') != 0
     assert ping(ha, 'host2', '192.168.222.1') != 0

@@ -29,7 +29,7 @@ import pytest
 from ovirt_hosted_engine_setup.lab import faults, gluster
 from ovirt_hosted_engine_setup.lab.lab import Lab, LabError, ns_id, proc_start
 
-from .conftest import LabRunner, module_lab
+from .conftest import LAB_CLI, LabRunner, module_lab
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -55,12 +55,19 @@ def status_rows(lab):
 
 
 def write(lab, host, name, timeout=20, data='x'):
-    """A 4 KiB O_DIRECT write of a file on the volume from `host` (killed after timeout s);
-    return the exit status."""
+    """A 4 KiB O_DIRECT write of a file on the volume from `host`: its exit status, or None
+    when it has not finished within timeout s. It is then left to finish: a request the
+    glusterfs client has taken cannot be interrupted, it ends when gluster answers or gives
+    up (network.ping-timeout), or when `down` stops the client."""
     script = ('printf %%4096s %s | tr " " %s | dd of=%s/%s bs=4096 count=1 oflag=direct '
               'conv=fsync status=none' % (data, data, MOUNT, name))
-    return lab.exec(host, 'timeout', '-s', 'KILL', str(timeout), 'sh', '-c', script,
-                    check=False, timeout=timeout + 30).returncode
+    p = subprocess.Popen(LAB_CLI + ['exec', host, '--', 'sh', '-c', script], env=lab.env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def wait_for(what, predicate, timeout, interval=1.0):
@@ -261,6 +268,20 @@ def test_crash_then_restart_brings_glusterd_and_brick_back(mounted):
     st = json.load(open(os.path.join(lab.dir, 'state.json')))
     lab.exec('host3', *gluster.mount_command(st['gluster']), timeout=60)
     assert write(lab, 'host3', 'after-restart') == 0
+
+
+@root_only
+def test_partition_cuts_the_volume_too(mounted):
+    lab = mounted
+    r = lab.cli('fault', 'host3', 'partition')
+    try:
+        assert 'the gluster volume unreachable' in r.stdout, r.stdout
+        assert write(lab, 'host3', 'partitioned', timeout=5) != 0
+        assert write(lab, 'host1', 'host3-partitioned') == 0
+    finally:
+        lab.cli('fault', 'host3', 'heal')
+    wait_for('host3 writing again', lambda: write(lab, 'host3', 'healed', timeout=10) == 0,
+             60, interval=2)
 
 
 @root_only
