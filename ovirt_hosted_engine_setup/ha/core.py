@@ -405,15 +405,17 @@ def decide(state, obs, cfg=CoreConfig()):
     new_state = replace(state, name=nxt, **updates)
     score = _score(nxt, new_state, obs, cfg, new_state.retries)
     new_state = replace(new_state, score=score)
-    m = obs.monitors
-    if m is not None and m.complete() and nxt not in ZERO_SCORE_STATES:
-        new_state = replace(new_state, own_scores=_push(
-            new_state.own_scores, now, score, now - cfg.move_dwell))
     published = Published(score=score, engine_status=dict(obs.local_vm), state=nxt,
                           local_maintenance=(nxt == LOCAL_MAINT))
     # a slow storage still takes writes: publish whenever storage could be read
     if obs.lockspace_held and obs.peers is not None:
         actions.append(PublishMetadata(published))
+        # this host's score history holds what the others can see of it: published scores
+        # that measure the host (monitor values, no state forcing 0)
+        m = obs.monitors
+        if m is not None and m.complete() and nxt not in ZERO_SCORE_STATES:
+            new_state = replace(new_state, own_scores=_push(
+                new_state.own_scores, now, score, now - cfg.move_dwell))
     return Decision(new_state, tuple(actions), published, reason)
 
 

@@ -416,6 +416,18 @@ class TestSteadyMoves:
         s = c.decide(s, obs(now=720, vm=UP_GOOD, peers={}), CFG).next_state
         assert s.peer_scores == ()
 
+    def test_the_window_minimum_matches_a_brute_force_one(self):
+        import random
+        rnd = random.Random(3)
+        samples, seen = (), []
+        for i in range(2000):
+            t, score = i * 10, rnd.choice((0, 1800, 2400, 2600, 3000, 3350, 3400))
+            seen.append((t, score))
+            samples = c._push(samples, t, score, t - 600)
+            assert c._low(samples, t - 600) == min(x for u, x in seen if u >= t - 600)
+            assert len(samples) <= 61
+            assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(samples, samples[1:]))
+
     def test_scores_forced_to_zero_are_not_a_fall(self):
         """A peer in the crash back-off, starting its agent or in maintenance publishes 0: not a
         measure of its host, so it does not count; neither do stale hosts."""
@@ -433,6 +445,10 @@ class TestSteadyMoves:
         assert d.next_state.own_scores == ()
         d = c.decide(st(c.DOWN), obs(peers={2: peer(score=3401)}), CFG)
         assert d.next_state.own_scores == ((1000, 3400),)
+        # nor a score the others never saw (not published)
+        for o in (obs(peers={2: peer(score=3401)}, lockspace_held=False),
+                  c.Observations(now=1000, local_vm=DOWN, monitors=MON, peers=None)):
+            assert c.decide(st(c.DOWN), o, CFG).next_state.own_scores == ()
 
 
 class TestStartRanking:
