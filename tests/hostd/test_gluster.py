@@ -96,6 +96,19 @@ def test_without_the_gluster_command(monkeypatch):
         'log-level=WARNING'
 
 
+def test_a_gluster_server_that_does_not_answer_in_time(monkeypatch, tmp_path):
+    slow = tmp_path / 'gluster'
+    slow.write_text('#!/bin/sh\nexec sleep 30\n')
+    slow.chmod(0o755)
+    monkeypatch.setattr(gluster, 'GLUSTER', str(slow))
+    with pytest.raises(VdsmError) as e:
+        gluster.volume_info('engine', 'host1', timeout=1)
+    assert e.value.code == 4105
+    assert e.value.message == ('gluster volume info engine --remote-host=host1 gave no answer '
+                               'within 1 s: check that glusterd runs on host1 and that this '
+                               'host reaches it')
+
+
 def test_the_admin_s_backup_servers_are_kept_as_given(monkeypatch):
     monkeypatch.setattr(gluster, 'GLUSTER', 'gluster-not-installed-here')
     opts = 'backup-volfile-servers=g2:g3,log-level=WARNING'

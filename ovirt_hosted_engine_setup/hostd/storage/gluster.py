@@ -22,8 +22,10 @@ from ..api_base import VdsmError, verb
 log = logging.getLogger(__name__)
 
 GLUSTER = 'gluster'
-# seconds the CLI may take to answer (it waits up to 120 s for an unreachable glusterd)
-CLI_TIMEOUT = 30
+# seconds the CLI may take to answer (by itself it waits up to 120 s for a glusterd that does
+# not answer): a GLUSTERFS connection may ask two glusterds before it mounts, within the 60 s
+# a client gives connectStorageServer
+CLI_TIMEOUT = 20
 TRANSPORTS = {'0': ['TCP'], '1': ['RDMA']}
 
 
