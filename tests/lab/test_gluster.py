@@ -249,7 +249,15 @@ def test_crash_then_restart_brings_glusterd_and_brick_back(mounted):
     lo = Lab(lab.dir)
     lo.load()
     old = lo.state['hosts']['host3']['daemons']['glusterd']['pid']
+    # a slow path to the storage is outside the host: it stays across the crash and the boot
+    lab.cli('fault', 'host3', 'storage-slow', '20')
+    lo.load()
+    delayer = lo.state['hosts']['host3']['daemons'][gluster.SLOW_DAEMON]
+    before = [(p, proc_start(p)) for p in gluster.gluster_pids(lo, 'host3')]
+    assert before
     lab.cli('fault', 'host3', 'crash')
+    assert [p for p, t in before if proc_start(p) == t] == []
+    assert gluster.gluster_pids(lo, 'host3') == []
     rc, rows, out = status_rows(lab)
     assert rc == 1 and rows['host3']['glusterd'] == 'DEAD' and rows['host3']['brick'] == 'DEAD'
     # the others keep writing with host3 gone
@@ -263,6 +271,9 @@ def test_crash_then_restart_brings_glusterd_and_brick_back(mounted):
     assert new != old
     rc, rows, out = status_rows(lab)
     assert rc == 0 and rows['host3']['glusterd'] == 'up' and rows['host3']['brick'] == 'up', out
+    assert proc_start(delayer['pid']) == delayer['start']
+    assert '%#x' % gluster.SLOW_MARK in lab.exec('host3', 'ip', 'rule', 'show').stdout
+    assert 'storage-slow undone' in lab.cli('fault', 'host3', 'storage-back').stdout
     # a boot finds no mount: host3 mounts again and writes
     assert 'fuse.glusterfs' not in lab.exec('host3', 'cat', '/proc/self/mountinfo').stdout
     st = json.load(open(os.path.join(lab.dir, 'state.json')))
@@ -277,7 +288,10 @@ def test_partition_cuts_the_volume_too(mounted):
     try:
         assert 'the gluster volume unreachable' in r.stdout, r.stdout
         assert write(lab, 'host3', 'partitioned', timeout=5) != 0
-        assert write(lab, 'host1', 'host3-partitioned') == 0
+        # host1's write waits for host3's brick until gluster gives it up (its
+        # network.ping-timeout, 30 s: nothing tells host1 that host3 is gone), then completes
+        # on the two others
+        assert write(lab, 'host1', 'host3-partitioned', timeout=60) == 0
     finally:
         lab.cli('fault', 'host3', 'heal')
     wait_for('host3 writing again', lambda: write(lab, 'host3', 'healed', timeout=10) == 0,
