@@ -179,6 +179,8 @@ def _status(lab):
         print('%-8s %-16s %-8s %s' % (name, addr, 'up' if holder else 'DEAD', '  '.join(cells)))
     if g:   # the volume: what a deploy's answer file and the tests use (lab/gluster.py)
         print(gluster.status_line(g))
+        if gluster.faults_line(st):
+            print(gluster.faults_line(st))
     se = standalone.StandaloneEngine(lab).status()
     if se is not None:
         print('standalone engine: %s   %s %s   namespace: %s%s' % (

@@ -21,7 +21,9 @@ Faults (lab/faults.py calls these):
   (their ports, read from `gluster volume status VOLUME --xml`), its own included; the
   management network (gateway, host agent, SSH) is untouched. I/O on the host's mount hangs
   until gluster's ping-timeout, then fails.
-- storage-back: undoes it.
+- storage-slow MS: every packet the host sends to glusterd or a brick held MS milliseconds
+  (a user-space delayer on a tun device, see "storage-slow" below).
+- storage-back: undoes either (both).
 - brick-kill: the host's brick process (glusterfsd) of the volume killed (SIGKILL).
 - brick-back: `gluster volume start VOLUME force`, which starts the bricks that are down.
 """
@@ -34,6 +36,8 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
+from ovirt_hosted_engine_setup.he_storage import layout
+
 from . import paths
 from .lab import LabError, alive, kill_pids, pids_in_ns, proc_start, record
 
@@ -43,7 +47,6 @@ GLUSTERD_DIR = '/var/lib/glusterd'
 HOST_DIR = 'var-lib-glusterd'    # the per-host directory bind-mounted over GLUSTERD_DIR
 BRICKS_DIR = 'gluster-bricks'    # under the host's own directory
 GLUSTERD_PORT = 24007
-MOUNT_ROOT = '/rhev/data-center/mnt/glusterSD'
 # oVirt's volume options for a storage domain ("Preparing Gluster Storage"), in this order:
 # the virt group first, the options that differ from it after
 VOLUME_OPTIONS = (
@@ -96,9 +99,9 @@ def serves(state, name):
 
 
 def mount_point(g):
-    """Where a host mounts the volume, as VDSM does: glusterSD/<server>:_<volume>."""
-    server, _, path = g['connection'].partition(':')
-    return os.path.join(MOUNT_ROOT, '%s:%s' % (server, path.replace('/', '_')))
+    """Where a host mounts the volume, as VDSM does: glusterSD/<server>:_<volume> (the
+    project's one mount point function, he_storage/layout.py)."""
+    return layout.mount_point(g['connection'], domain_type='glusterfs')
 
 
 def mount_command(g, target=None):
@@ -346,6 +349,8 @@ def storage_loss(lab, name, ports):
     if r.returncode != 0:
         raise LabError('%s: cannot install the nft table %s: %s'
                        % (name, NFT_TABLE, ' '.join(r.stderr.split())))
+    lab.state['hosts'][name]['storage_loss'] = {'ports': sorted(ports)}
+    lab.save()
     return ports
 
 
@@ -363,6 +368,8 @@ def storage_back(lab, name):
     if loss_active(lab, name):
         lab.run_in(pid, ['nft', 'delete', 'table', 'inet', NFT_TABLE], timeout=30)
         undone.append('storage-loss')
+    if lab.state['hosts'][name].pop('storage_loss', None) is not None:
+        lab.save()
     if slow_active(lab, name):
         slow_back(lab, name)
         undone.append('storage-slow')
@@ -639,6 +646,17 @@ def unmount_stale(lab, name):
 
 def _unescape(path):
     return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), path)
+
+
+def faults_line(state):
+    """`storage faults: host2 storage-loss, host3 storage-slow 400 ms` (None when none)."""
+    out = []
+    for name, h in sorted(state['hosts'].items(), key=lambda kv: kv[1]['index']):
+        if h.get('storage_loss'):
+            out.append('%s storage-loss' % name)
+        if h.get('storage_slow'):
+            out.append('%s storage-slow %d ms' % (name, h['storage_slow']['ms']))
+    return 'storage faults: %s' % ', '.join(out) if out else None
 
 
 def status_line(g):

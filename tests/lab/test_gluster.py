@@ -155,6 +155,7 @@ def test_storage_loss_then_back(mounted):
     lab = mounted
     r = lab.cli('fault', 'host2', 'storage-loss')
     assert r.stdout.startswith('host2: storage lost') and '24007' in r.stdout
+    assert 'storage faults: host2 storage-loss' in status_rows(lab)[2]
     try:
         # host2's I/O hangs (gluster gives up only after its ping-timeout of 30 s)
         assert write(lab, 'host2', 'lost', timeout=5) != 0
@@ -171,6 +172,7 @@ def test_storage_loss_then_back(mounted):
     finally:
         back = lab.cli('fault', 'host2', 'storage-back', check=False)
     assert back.returncode == 0 and 'storage-loss undone' in back.stdout, back
+    assert not [ln for ln in status_rows(lab)[2] if ln.startswith('storage faults')]
     wait_for('host2 writing again', lambda: write(lab, 'host2', 'back', timeout=10) == 0, 60,
              interval=2)
     assert 'storage-loss' in fail_line(lab.cli('fault', 'host2', 'storage-back', check=False))
@@ -194,6 +196,7 @@ def test_storage_slow_then_back(mounted):
     assert 'takes no daemon' in fail_line(lab.cli('fault', 'host2', 'crash', '5', check=False))
     r = lab.cli('fault', 'host2', 'storage-slow', '400')
     assert r.stdout.startswith('host2: storage slowed') and 'held 400 ms' in r.stdout, r.stdout
+    assert 'storage faults: host2 storage-slow 400 ms' in status_rows(lab)[2]
     try:
         slow = timed_write(lab, 'host2', 'slow')
         fast = timed_write(lab, 'host1', 'not-slow')
@@ -208,6 +211,7 @@ def test_storage_slow_then_back(mounted):
     finally:
         back = lab.cli('fault', 'host2', 'storage-back', check=False)
     assert back.returncode == 0 and 'storage-slow undone' in back.stdout, back
+    assert not [ln for ln in status_rows(lab)[2] if ln.startswith('storage faults')]
     assert lab.exec('host2', 'ip', 'rule', 'show').stdout == rules
     assert lab.exec('host2', 'sysctl', 'net.ipv4.ip_forward',
                     'net.ipv4.conf.all.rp_filter').stdout == sysctls
