@@ -2,8 +2,11 @@
 """Benchmark of the engine's failover in the lab: crash, vm-kill and partition of the engine's
 host, against the floor sanlock sets.
 
-Starts a three-host lab in its own directory, deploys the engine unattended on host1
-(examples/lab-answers.conf, the sanlock I/O timeout of --io-timeout), joins host2 and
+Starts a three-host lab in its own directory (`hosted-engine-lab up --sanlock-io-timeout`
+of --vm-lease-io-timeout: the io timeout the host agents give the storage domain's lockspace,
+which holds the engine VM's lease), deploys the engine unattended on host1
+(examples/lab-answers.conf, the sanlock I/O timeout of --io-timeout for the hosted-engine
+lockspace), joins host2 and
 host3 as additional HA hosts (examples/lab-additional-host-answers.conf), waits until the
 engine is healthy and the three hosts live, then injects into the engine's host, one after
 the other (the lab settled again between them):
@@ -30,7 +33,8 @@ the run; a sample with more than one is a split brain. The last line is
 
 with the times to a healthy engine. The lab is stopped at the end.
 
-Run: /work/main/.venv/bin/python benchmarks/failover_bench.py [--io-timeout N] [--keep-lab]
+Run: /work/main/.venv/bin/python benchmarks/failover_bench.py [--io-timeout N]
+         [--vm-lease-io-timeout N] [--keep-lab]
 """
 import argparse
 import os
@@ -191,22 +195,33 @@ def main():
     p.add_argument('--io-timeout', type=int, default=10,
                    help="sanlock's I/O timeout given to the deploy, seconds (default 10, "
                         "VDSM's)")
+    p.add_argument('--vm-lease-io-timeout', type=int, default=None,
+                   help="sanlock's I/O timeout the host agents give the storage domain's "
+                        "lockspace, the one of the engine VM's lease (hosted-engine-lab up "
+                        '--sanlock-io-timeout), seconds (default: the --io-timeout)')
     p.add_argument('--keep-lab', action='store_true', help='leave the lab up at the end')
     args = p.parse_args()
-    if args.io_timeout < 1:
-        p.error('--io-timeout must be 1 or more')
+    for opt, value in (('--io-timeout', args.io_timeout),
+                       ('--vm-lease-io-timeout', args.vm_lease_io_timeout)):
+        if value is not None and not layout.MIN_IO_TIMEOUT <= value <= layout.MAX_IO_TIMEOUT:
+            p.error('%s must be between %d and %d' % (opt, layout.MIN_IO_TIMEOUT,
+                                                      layout.MAX_IO_TIMEOUT))
+    if args.vm_lease_io_timeout is None:
+        args.vm_lease_io_timeout = args.io_timeout
     lab_dir = tempfile.mkdtemp(prefix='he-failover-bench-', dir='/var/tmp')
     runner = LabRunner(lab_dir)
     lab = Lab(lab_dir)
     counter = None
     try:
-        runner.cli('up', '--hosts', str(len(HOSTS)), timeout=600)
+        runner.cli('up', '--hosts', str(len(HOSTS)), '--sanlock-io-timeout',
+                   str(args.vm_lease_io_timeout), timeout=600)
         deploy_ha_hosts(runner, lab_dir, len(HOSTS), args.io_timeout, say=say)
         settle(lab)
         io_timeout, ids = vm_lease_io_timeout(runner)
         floor = layout.failover_floor(io_timeout)
-        say('the lockspace of the engine VM\'s lease, %s: io_timeout %d s (the deploy was '
-            'given %d s); sanlock floor %d s' % (ids, io_timeout, args.io_timeout, floor))
+        say('the lockspace of the engine VM\'s lease, %s: io_timeout %d s (the host agents '
+            'were given %d s, the deploy %d s); sanlock floor %d s'
+            % (ids, io_timeout, args.vm_lease_io_timeout, args.io_timeout, floor))
         counter = Counter(lab_dir)
         counter.start()
         results = {}

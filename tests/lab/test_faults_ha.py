@@ -10,12 +10,16 @@ HostedEngine VM), and every live host's `--vm-status` agrees where it runs. The 
 order, each waiting first until the lab is settled: one engine VM, healthy, the three hosts
 live in every host's `--vm-status`.
 
-The deploy is given a sanlock I/O timeout of 2 s (OVEHOSTED_STORAGE/sanlockIoTimeout): the
-smallest value that stays safe on a loaded two-core machine (a host is in trouble only when
-its renewals fail for 8 x io_timeout = 16 s in a row, and a renewal is a 512-byte direct
-write to a local file; 1 s would leave 8 s). sanlock's floor for the engine VM's lease is
-read from the storage, from the io_timeout of the lockspace holding that lease (the storage
-domain's dom_md/ids), and printed with the failover times.
+Both lockspaces get a sanlock I/O timeout of 2 s: the hosted-engine lockspace through the
+deploy (OVEHOSTED_STORAGE/sanlockIoTimeout), the storage domain's, which holds the engine
+VM's lease, through the host agents (`hosted-engine-lab up --sanlock-io-timeout 2`, VDSM's
+[sanlock] io_timeout). 2 s is the smallest value that stays safe on a loaded two-core
+machine (a host is in trouble only when its renewals fail for 8 x io_timeout = 16 s in a
+row, and a renewal is a 512-byte direct write to a local file; 1 s would leave 8 s).
+sanlock's floor for the engine VM's lease, 8 x 2 + 60 = 76 s (140 s with VDSM's default of
+10 s), is read from the storage, from the io_timeout of the lockspace holding that lease
+(the storage domain's dom_md/ids), checked once deployed and printed with the failover
+times.
 
 Daemons killed on the engine's host: ha-agent, ha-broker, hostd and libvirtd. An HA unit
 comes back by its service manager's Restart= when the lab's applies it, else with
@@ -27,6 +31,11 @@ host is reset within 60 s (fenced), which is the crash of the last test; a lab h
 watchdog (`sanlock daemon -w 0`), so its VM would outlive its lease, a lab artefact and not
 the behaviour to test.
 
+The engine's service stopped inside the running engine VM (as an admin logged in to it over
+SSH would stop it) leaves the VM up with a bad health: the agent waits for the bad-health
+timeout (300 s, ha/core.py) before it shuts the VM down and the engine is started again, so
+that test alone takes over six minutes.
+
 Times measured in the run are printed (pytest -s shows them); no assertion is on speed,
 the deadlines only mean "it did not happen".
 """
@@ -37,6 +46,7 @@ import time
 
 import pytest
 
+from ovirt_hosted_engine_setup.ha import core
 from ovirt_hosted_engine_setup.he_storage import layout
 from ovirt_hosted_engine_setup.lab import faults, invariants
 from ovirt_hosted_engine_setup.lab.lab import Lab, LabError, alive
@@ -50,11 +60,12 @@ pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 IO_TIMEOUT = 2
 HOSTS = ('host1', 'host2', 'host3')
 ADMIN_PW = 'lab-admin-Pa55'       # examples/lab-answers.conf
+ROOT_PW = 'lab-root-Pa55'         # the engine VM's root password, examples/lab-answers.conf
 CA = '/var/lib/ovirt-hosted-engine-hostd/pki/trusted-cas/engine-engine.lab.test.pem'
 HEALTH_URL = 'http://engine.lab.test/ovirt-engine/services/health'
 AGENT_LOOP = 10                   # seconds between two decisions of an HA agent
 
-lab = module_lab(3, 'he-faults-test-')
+lab = module_lab(3, 'he-faults-test-', sanlock_io_timeout=IO_TIMEOUT)
 
 
 def note(msg):
@@ -250,6 +261,10 @@ def cluster(lab, tmp_path_factory):
     deploy_ha_hosts(lab, work, len(HOSTS), IO_TIMEOUT, say=note)
     settle(lab)
     note('deployed and settled in %.0f s' % (time.monotonic() - t0))
+    io_timeout, ids = vm_lease_io_timeout(lab)
+    assert io_timeout == IO_TIMEOUT, (ids, io_timeout)
+    note('the engine VM lease\'s lockspace %s: io_timeout %d s, sanlock floor %d s'
+         % (ids, io_timeout, layout.failover_floor(io_timeout)))
     return lab
 
 
@@ -441,16 +456,91 @@ def test_global_maintenance_during_a_fault(cluster, engine_host):
          'healthy on %s in %.0f s' % (4 * AGENT_LOOP, host, took))
 
 
+STOP_ENGINE = r'''
+import sys
+import paramiko
+ssh = paramiko.SSHClient()
+ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())   # a first login: accept the key
+ssh.connect("engine.lab.test", username="root", password=sys.stdin.readline().strip(),
+            look_for_keys=False, allow_agent=False, timeout=30)
+_i, out, err = ssh.exec_command(
+    'pid=$(cat /run/ovirt-engine-lab.pid) && kill "$pid" && i=0 && '
+    'while kill -0 "$pid" 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done'
+    ' && echo "the engine service (pid $pid) stopped"', timeout=60)
+status = out.channel.recv_exit_status()
+print(out.read().decode().strip(), err.read().decode().strip())
+ssh.close()
+sys.exit(status)
+'''
+
+
+def stop_engine_service(lab, via):
+    """Stop the engine's service inside the engine VM as an admin would: log in to the VM
+    as root over SSH (from lab host `via`) and stop the engine process (the appliance's
+    engine, /usr/libexec/ovirt-engine-lab/start-engine, keeps its pid in
+    /run/ovirt-engine-lab.pid; its shutdown script stops it the same way)."""
+    r = lab.exec(via, 'python3', '-c', STOP_ENGINE, check=False, timeout=120,
+                 input=ROOT_PW + '\n')
+    assert r.returncode == 0, r.stdout + r.stderr
+    note(r.stdout.strip())
+
+
+def test_engine_service_down(cluster, engine_host):
+    """The engine's service stopped inside the running engine VM: the VM stays up, every
+    host's --vm-status shows its host in EngineUpBadHealth; once the bad-health timeout
+    (300 s) is over the agent shuts the VM down, and the engine is started again (on that
+    host or another) and healthy; never two engine VMs."""
+    lab = cluster
+    _h, pid = where_engine(lab)
+    bad_timeout = core.CoreConfig().bad_health_timeout
+    with Watch(lab) as w:
+        t0 = time.monotonic()
+        stop_engine_service(lab, others(engine_host)[0])
+
+        def bad_health():
+            seen = {}
+            for h in HOSTS:
+                st = vm_status(lab, h)
+                rec = [r for k, r in st.items() if k.isdigit() and lab_name(r) == engine_host]
+                es = (rec[0].get('engine-status') or {}) if rec else {}
+                seen[h] = (es.get('vm'), es.get('health'), view(st)[3].get(engine_host))
+            return all(v == ('up', 'bad', core.UP_BAD) for v in seen.values()), seen
+        wait_for('%s in EngineUpBadHealth in every --vm-status' % engine_host, bad_health,
+                 180, 5)
+        t_bad = time.monotonic() - t0
+
+        def stopped():
+            return where_engine(lab) != (engine_host, pid), engine_vms(lab)
+        # the VM keeps running through the bad-health timeout, then is shut down
+        wait_for('the engine VM (qemu %s) on %s shut down' % (pid, engine_host), stopped,
+                 bad_timeout + 600, 5)
+        t_down = time.monotonic() - t0
+        assert t_down >= bad_timeout, 'the engine VM stopped %.0f s after the engine' % t_down
+        host = settle(lab)
+        took = time.monotonic() - t0
+    w.check()
+    _h, new_pid = where_engine(lab)
+    assert new_pid != pid, (pid, new_pid)
+    check_inventory(lab, host)
+    note('engine service stopped in the VM on %s: EngineUpBadHealth everywhere after %.0f s, '
+         'the VM shut down %.0f s after the stop (bad-health timeout %d s), the engine healthy '
+         'on %s after %.0f s' % (engine_host, t_bad, t_down, bad_timeout, host, took))
+
+
 def test_hung_engine_host(cluster, engine_host):
     """The engine's host hangs (every process frozen) past its hosted-engine lockspace's
     renewal timeout (8 x io_timeout) but under sanlock's floor: no other host may take the
     engine VM's lease meanwhile, so no engine VM starts anywhere else; thawed, the host
     joins again and the engine is healthy (where it was, or restarted), never two VMs.
+    With the storage domain's lockspace at the same io_timeout, the thawed host's sanlock
+    finds that lockspace's renewals failed too and kills the engine VM, as on a real host;
+    the agents then start it again.
 
     A hang longer than the floor is left to the soak (`hosted-engine-lab soak`): a real
     hung host is reset by its watchdog at the floor, a lab host has no watchdog, and its
     frozen qemu keeps QEMU's lock on the disk image, which every lab host sees (docs/lab.md)."""
     lab = cluster
+    _h, pid = where_engine(lab)
     floor = failover_floor(lab)
     hold = layout.renewal_fail(IO_TIMEOUT) + 2 * AGENT_LOOP
     assert hold < layout.failover_floor(IO_TIMEOUT) <= floor
@@ -472,9 +562,10 @@ def test_hung_engine_host(cluster, engine_host):
     w.check()
     check_inventory(lab, host)
     note('%s frozen %.0f s (renewal timeout %d s, sanlock floor %d s): no engine VM started '
-         'elsewhere meanwhile; %.0f s after the thaw the engine healthy on %s, the three '
+         'elsewhere meanwhile; %.0f s after the thaw the engine healthy on %s (%s), the three '
          'hosts live' % (engine_host, t_thaw - t0, layout.renewal_fail(IO_TIMEOUT), floor,
-                         took, host))
+                         took, host, 'the same engine VM' if where_engine(lab) == (
+                             engine_host, pid) else 'the engine VM started again'))
 
 
 def test_engine_host_crashed_and_restarted(cluster, engine_host):
