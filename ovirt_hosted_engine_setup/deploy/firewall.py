@@ -45,6 +45,11 @@ TIMEOUT = 60
 LIBVIRT_TLS_PORT = 16514
 CONSOLE_PORTS = (5900, 6923)      # VNC and SPICE of the VMs, the range oVirt opens
 SSH_PORT = 22
+# A host that is also a gluster server (the hyperconverged layout: the storage domain on a
+# volume whose bricks the hosts themselves serve): glusterd's ports and the brick ports
+# glusterd hands out (its default base-port..max-port), as firewalld's glusterfs service
+GLUSTERD_PORTS = (24007, 24008)
+GLUSTER_BRICK_PORTS = (49152, 60999)
 INSTALL_HINT = 'install nftables (apt-get install nftables) or firewalld'
 # nft and firewall-cmd live in sbin, which a user's PATH may lack: looked up there too
 EXTRA_PATH = '/usr/sbin:/sbin'
@@ -57,15 +62,20 @@ class FirewallError(RuntimeError):
 Port = collections.namedtuple('Port', 'proto first last what')
 
 
-def host_ports(ssh_port=None, agent_port=None):
+def host_ports(ssh_port=None, agent_port=None, gluster_server=False):
     """What a hosted-engine host serves: SSH, the host agent (VDSM's API), libvirt's TLS
-    port and the consoles of its VMs."""
+    port and the consoles of its VMs; with gluster_server (glusterd runs on the host),
+    glusterd and its bricks too, which the other hosts mount."""
     ssh_port = int(ssh_port or SSH_PORT)
     agent_port = int(agent_port or host_agent.port())
-    return [Port('tcp', ssh_port, ssh_port, 'SSH'),
-            Port('tcp', agent_port, agent_port, 'host agent'),
-            Port('tcp', LIBVIRT_TLS_PORT, LIBVIRT_TLS_PORT, 'libvirt TLS'),
-            Port('tcp', CONSOLE_PORTS[0], CONSOLE_PORTS[1], 'VM consoles, VNC and SPICE')]
+    ports = [Port('tcp', ssh_port, ssh_port, 'SSH'),
+             Port('tcp', agent_port, agent_port, 'host agent'),
+             Port('tcp', LIBVIRT_TLS_PORT, LIBVIRT_TLS_PORT, 'libvirt TLS'),
+             Port('tcp', CONSOLE_PORTS[0], CONSOLE_PORTS[1], 'VM consoles, VNC and SPICE')]
+    if gluster_server:
+        ports += [Port('tcp', GLUSTERD_PORTS[0], GLUSTERD_PORTS[1], 'glusterd'),
+                  Port('tcp', GLUSTER_BRICK_PORTS[0], GLUSTER_BRICK_PORTS[1], 'gluster bricks')]
+    return ports
 
 
 def port_text(port):

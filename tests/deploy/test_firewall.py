@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from ovirt_hosted_engine_setup.api.errors import ServerError
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import firewall
 from ovirt_hosted_engine_setup.runner import Transaction
@@ -87,6 +88,43 @@ def test_ports_of_a_hosted_engine_host(monkeypatch):
     assert 'policy drop;' in rules and 'tcp dport 54321 accept' in rules
     assert 'tcp dport 5900-6923 accept' in rules and 'ct state established,related accept' in rules
     assert rules.splitlines()[-3].strip() == 'reject with icmpx type admin-prohibited'
+
+
+class GlusterClient:
+    """The host agent's answer to GlusterVolume.list without a server (the local glusterd);
+    the verb itself runs against a real glusterd in tests/hostd/test_gluster.py."""
+
+    def __init__(self, error=None):
+        self.error = error
+        self.calls = []
+
+    def call(self, verb, **params):
+        self.calls.append((verb, params))
+        if self.error:
+            raise self.error
+        return {'volumes': {}}
+
+
+@pytest.mark.parametrize('client,gluster', [
+    (GlusterClient(), True),
+    (GlusterClient(ServerError(4105, 'gluster volume info failed (exit 1): Connection '
+                                     'failed. Please check if gluster daemon is operational.')),
+     False),
+    (GlusterClient(ServerError(-32601, 'Method not found: GlusterVolume.list')), False),
+    (None, False),
+])
+def test_a_gluster_server_opens_glusterd_and_its_bricks(monkeypatch, client, gluster):
+    monkeypatch.delenv('OVIRT_HOSTED_ENGINE_HOSTD_PORT', raising=False)
+    plugin = load_network_plugins().firewall.Plugin(FakeContext({c.VDSMEnv.CLIENT: client}))
+    ports = [firewall.port_text(p) for p in plugin.ports()]
+    assert ports == ['22/tcp', '54321/tcp', '16514/tcp', '5900-6923/tcp'] + (
+        ['24007-24008/tcp', '49152-60999/tcp'] if gluster else [])
+    plugin.ports()
+    if client is not None:
+        assert client.calls == [('GlusterVolume.list', {})]     # asked once per deploy
+    if gluster:
+        assert 'tcp dport 24007-24008 accept comment "glusterd"' in firewall.nft_ruleset(
+            plugin.ports())
 
 
 @pytest.mark.parametrize('value,found,result', [

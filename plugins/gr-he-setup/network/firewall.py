@@ -1,7 +1,7 @@
 """The firewall answer (OVEHOSTED_NETWORK/firewallManager) applied.
 
 Before the preview: the ports a hosted-engine host serves (SSH, the host agent, libvirt TLS,
-the VM consoles) are shown in the preview as what will be opened, and with nftables the rules
+the VM consoles; on a host that is also a gluster server, glusterd and its bricks) are shown in the preview as what will be opened, and with nftables the rules
 are checked by the kernel without a change (nft -c). In misc: the ports are opened (our own
 nftables table, or our firewalld service) and what was applied is recorded in
 /var/lib/ovirt-hosted-engine-setup/firewall.json; if a later step before the transaction
@@ -11,6 +11,7 @@ it is, and the deploy says which ports the host needs.
 """
 import os
 
+from ovirt_hosted_engine_setup.api.errors import ServerError
 from ovirt_hosted_engine_setup.deploy import constants as c
 from ovirt_hosted_engine_setup.deploy import firewall
 from ovirt_hosted_engine_setup import paths
@@ -40,6 +41,8 @@ class FirewallRollback(TransactionElement):
 
 class Plugin(PluginBase):
 
+    _gluster_server = None
+
     @event(stage=Stages.INIT)
     def _init(self):
         self.environment.setdefault(c.NetworkEnv.FIREWALL_PORTS, None)
@@ -47,8 +50,26 @@ class Plugin(PluginBase):
     def manager(self):
         return self.environment.get(c.NetworkEnv.FIREWALL_MANAGER) or firewall.NONE
 
+    def gluster_server(self):
+        """Whether glusterd runs on this host: the host agent's GlusterVolume.list without a
+        server asks the local glusterd. A host agent without gluster support (VDSM without
+        vdsm-gluster) or a glusterd that does not answer: not a gluster server."""
+        if self._gluster_server is None:
+            client = self.environment.get(c.VDSMEnv.CLIENT)
+            if client is None:      # no host agent connection in this run: nothing to ask
+                return False
+            try:
+                client.call('GlusterVolume.list')
+                self._gluster_server = True
+            except ServerError as e:
+                self.logger.debug('no gluster server on this host: %s (code %s)',
+                                  e.message, e.code)
+                self._gluster_server = False
+        return self._gluster_server
+
     def ports(self):
-        return firewall.host_ports(ssh_port=self.environment.get(c.NetworkEnv.SSHD_PORT))
+        return firewall.host_ports(ssh_port=self.environment.get(c.NetworkEnv.SSHD_PORT),
+                                   gluster_server=self.gluster_server())
 
     @event(stage=Stages.VALIDATION, before=(c.Events.PREVIEW,))
     def _validate(self):
