@@ -10,18 +10,52 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(TOP, 'examples', 'lab-answers.conf')
+GLUSTER_EXAMPLE = os.path.join(TOP, 'examples', 'lab-gluster-answers.conf')
 DEFAULT_STORAGE = '/var/lib/ovirt-hosted-engine-lab/lab/storage'
 
 
-def lab_storage(lab):
+def lab_state(lab):
     with open(os.path.join(lab.dir, 'state.json')) as f:
-        return json.load(f).get('storage') or os.path.join(lab.dir, 'storage')
+        return json.load(f)
+
+
+def lab_storage(lab):
+    return lab_state(lab).get('storage') or os.path.join(lab.dir, 'storage')
+
+
+def lab_gluster(lab):
+    """The lab's gluster volume (`up --storage gluster`: {connection, bricks, ...}) or None."""
+    return lab_state(lab).get('gluster')
+
+
+def domain_root(lab):
+    """Where the storage domain's files are seen from the machine: the lab's storage
+    directory, or, on gluster, the first server's brick (replica 3: every brick holds them
+    whole; the domain's small files are within gluster's first shard)."""
+    g = lab_gluster(lab)
+    return g['bricks'][g['servers'][0]] if g else lab_storage(lab)
+
+
+def _example_text(lab, path):
+    """An example answer file for this lab's storage: its directory, or its gluster volume."""
+    text = open(path).read()
+    g = lab_gluster(lab)
+    if not g:
+        return text.replace(DEFAULT_STORAGE, lab_storage(lab))
+    if path == EXAMPLE:
+        text = open(GLUSTER_EXAMPLE).read()
+    text = re.sub(r'(?m)^OVEHOSTED_STORAGE/domainType=.*$',
+                  'OVEHOSTED_STORAGE/domainType=str:glusterfs', text)
+    text = re.sub(r'(?m)^OVEHOSTED_STORAGE/mntOptions=.*\n', '', text)
+    return re.sub(r'(?m)^OVEHOSTED_STORAGE/storageDomainConnection=.*$',
+                  'OVEHOSTED_STORAGE/storageDomainConnection=str:%s\n'
+                  'OVEHOSTED_STORAGE/mntOptions=str:' % g['connection'], text)
 
 
 def answers_text(lab, drop=(), extra=None):
     """The example lab answer file for this lab: its storage path, without the keys in
     ``drop`` (so they are asked), with ``extra`` {key: 'type:value'} added or replaced."""
-    text = open(EXAMPLE).read().replace(DEFAULT_STORAGE, lab_storage(lab))
+    text = _example_text(lab, EXAMPLE)
     extra = dict(extra or {})
     out = []
     skipping = False
@@ -109,7 +143,7 @@ ADDITIONAL_EXAMPLE = os.path.join(TOP, 'examples', 'lab-additional-host-answers.
 def write_additional_answers(lab, path, host, host_id):
     """examples/lab-additional-host-answers.conf for lab host `host` (hostK) of this lab:
     its storage path, host id `host_id`, its own address and name in the engine."""
-    text = open(ADDITIONAL_EXAMPLE).read().replace(DEFAULT_STORAGE, lab_storage(lab))
+    text = _example_text(lab, ADDITIONAL_EXAMPLE)
     text = re.sub(r'(?m)^OVEHOSTED_STORAGE/hostID=.*$',
                   'OVEHOSTED_STORAGE/hostID=int:%d' % host_id, text)
     text = re.sub(r'(?m)^OVEHOSTED_NETWORK/host_name=.*$',
@@ -123,12 +157,19 @@ def write_additional_answers(lab, path, host, host_id):
 
 
 def deploy_ha_hosts(lab, workdir, count, io_timeout, say=print):
-    """The engine deployed unattended on host1 (examples/lab-answers.conf, the sanlock I/O
+    """The engine deployed unattended on host1 (examples/lab-answers.conf, or
+    examples/lab-gluster-answers.conf in a lab with a gluster volume; the sanlock I/O
     timeout `io_timeout`), then host2..host<count> joined at once as additional HA hosts
     (examples/lab-additional-host-answers.conf, host id K for hostK). Returns {host: seconds
     its deploy took}; AssertionError with the end of the output of a deploy that failed."""
+    from ovirt_hosted_engine_setup.he_storage import layout
     times = {}
-    answers = write_answers(lab, os.path.join(workdir, 'host1-answers.conf'))
+    extra = {}
+    if lab_gluster(lab) and io_timeout < layout.REMOTE_IO_TIMEOUT_WARNING:
+        # the deploy's warning for a short timeout on remote storage, accepted
+        extra['OVEHOSTED_CORE/acceptedWarnings'] = 'multi-str:\n' + '\n'.join(
+            '    ' + w for w in ('low-memory', 'low-vcpus', 'short-io-timeout'))
+    answers = write_answers(lab, os.path.join(workdir, 'host1-answers.conf'), extra=extra)
     t0 = time.monotonic()
     r = deploy(lab, answers, '--otopi-environment=OVEHOSTED_STORAGE/sanlockIoTimeout=int:%d'
                % io_timeout, stdin=subprocess.DEVNULL)
@@ -175,7 +216,7 @@ def vm_lease_io_timeout(lab):
             key, sep, value = line.strip().partition('=')
             if sep and key.strip() == 'sdUUID':
                 sd = value.strip()
-    path = os.path.join(lab_storage(lab), sd, 'dom_md', 'ids')
+    path = os.path.join(domain_root(lab), sd, 'dom_md', 'ids')
     timeouts = {lease.io_timeout for lease in delta_leases.read_delta_leases(path, sd).values()
                 if lease.held}
     if len(timeouts) != 1:
