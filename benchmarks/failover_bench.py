@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark of the engine's failover in the lab: crash, vm-kill and partition of the engine's
-host, against the floor sanlock sets.
+"""Benchmark of the engine's failover in the lab: crash, vm-kill, partition and storage loss
+of the engine's host, against the floor sanlock sets.
 
-Starts a three-host lab in its own directory (`hosted-engine-lab up --sanlock-io-timeout`
-of --vm-lease-io-timeout: the io timeout the host agents give the storage domain's lockspace,
-which holds the engine VM's lease), deploys the engine unattended on host1
-(examples/lab-answers.conf, the sanlock I/O timeout of --io-timeout for the hosted-engine
-lockspace), joins host2 and
+Starts a three-host lab in its own directory with its storage on a Gluster replica 3 volume
+served by the three hosts, the hyperconverged layout (`hosted-engine-lab up --storage gluster
+--sanlock-io-timeout` of --vm-lease-io-timeout: the io timeout the host agents give the
+storage domain's lockspace, which holds the engine VM's lease), deploys the engine unattended
+on host1 onto the volume (examples/lab-gluster-answers.conf, the sanlock I/O timeout of
+--io-timeout for the hosted-engine lockspace), joins host2 and
 host3 as additional HA hosts (examples/lab-additional-host-answers.conf), waits until the
 engine is healthy and the three hosts live, then injects into the engine's host, one after
 the other (the lab settled again between them):
@@ -14,22 +15,23 @@ the other (the lab settled again between them):
 - vm-kill: the engine VM's qemu killed;
 - partition: the host's link cut (healed once the engine runs elsewhere);
 - crash: every process of the host killed at once, as a power cut (the host restarted
-  afterwards).
+  afterwards);
+- storage-loss: the host's path to the volume cut (its storage given back once the engine
+  runs elsewhere).
 
 For each it prints the time from the fault to the engine VM running (again, or on another
 host for partition and crash) and to the engine healthy there (the engine VM up with good
 health in another host's --vm-status, on the host that runs it). The floor is sanlock's: the
 time before another host may take a dead host's leases, from the io_timeout the domain's
 lockspace (dom_md/ids, the lockspace of the engine VM's lease) carries on the storage, read
-in the same run. Only a crash has to wait for it: a killed qemu or a VM shut down by its
-agent releases its lease at once. Each time is printed with the ratio time / floor.
-An agent moves a VM it started itself off a host whose score dropped only move_dwell
-(600 s) after that start (ha/core.py): the partition's time includes what was left of it,
-so the engine VM's age at each fault is printed too.
+in the same run. A crash and a storage loss have to wait for it (the host's leases cannot
+be released, only expire); a killed qemu or a VM shut down by its agent releases its lease
+at once. Each time is printed with the ratio time / floor, and the engine VM's age at each
+fault.
 A thread counts the engine VMs every second on the three hosts from the fault to the end of
 the run; a sample with more than one is a split brain. The last line is
 
-    failover crash=<s> floor=<s> vm-kill=<s> partition=<s> split-brain=<n>
+    failover crash=<s> floor=<s> vm-kill=<s> partition=<s> storage-loss=<s> split-brain=<n>
 
 with the times to a healthy engine. The lab is stopped at the end.
 
@@ -54,7 +56,7 @@ from tests.lab.conftest import LabRunner  # noqa: E402
 from tests.lab.deploy_helpers import deploy_ha_hosts, vm_lease_io_timeout  # noqa: E402
 
 HOSTS = ('host1', 'host2', 'host3')
-KINDS = ('vm-kill', 'partition', 'crash')
+KINDS = ('vm-kill', 'partition', 'crash', 'storage-loss')
 SETTLE_LIMIT = 900
 FAILOVER_LIMIT = 1200
 
@@ -213,8 +215,8 @@ def main():
     lab = Lab(lab_dir)
     counter = None
     try:
-        runner.cli('up', '--hosts', str(len(HOSTS)), '--sanlock-io-timeout',
-                   str(args.vm_lease_io_timeout), timeout=600)
+        runner.cli('up', '--hosts', str(len(HOSTS)), '--storage', 'gluster',
+                   '--sanlock-io-timeout', str(args.vm_lease_io_timeout), timeout=600)
         deploy_ha_hosts(runner, lab_dir, len(HOSTS), args.io_timeout, say=say)
         settle(lab)
         io_timeout, ids = vm_lease_io_timeout(runner)
@@ -231,6 +233,8 @@ def main():
             results[kind] = (t_run, t_ok, before, after)
             if kind == 'partition':
                 inject(lab, before, 'heal')
+            elif kind == 'storage-loss':
+                inject(lab, before, 'storage-back')
             elif kind == 'crash':
                 t = time.monotonic()
                 with lab.locked():
@@ -239,23 +243,24 @@ def main():
                 settle(lab)
                 say('crash: %s restarted and rejoined in %.0f s' % (before, time.monotonic() - t))
         counter.stop()
-        print('\n%-10s %-15s %14s %14s %8s %12s %12s' % (
+        print('\n%-12s %-15s %14s %14s %8s %12s %12s' % (
             'fault', 'engine moved', 'VM running s', 'healthy s', 'floor s', 'running/floor',
             'healthy/floor'))
         for kind in KINDS:
             t_run, t_ok, before, after = results[kind]
-            print('%-10s %-15s %14.1f %14.1f %8d %12.2f %12.2f' % (
+            print('%-12s %-15s %14.1f %14.1f %8d %12.2f %12.2f' % (
                 kind, '%s->%s' % (before, after), t_run, t_ok, floor, t_run / floor,
                 t_ok / floor))
-        print('floor: sanlock io_timeout %d s read from %s: 8 x %d + 60 = %d s (only a crash '
-              'waits for it: a killed or shut-down VM frees its lease at once)'
+        print('floor: sanlock io_timeout %d s read from %s: 8 x %d + 60 = %d s (a crash and a '
+              'storage loss wait for it: a killed or shut-down VM frees its lease at once)'
               % (io_timeout, ids, io_timeout, floor))
         print('split-brain samples (more than one engine VM running): %d of %d%s' % (
             len(counter.split), counter.samples,
             ': %s' % counter.split[:5] if counter.split else ''))
-        print('failover crash=%.1f floor=%d vm-kill=%.1f partition=%.1f split-brain=%d' % (
-            results['crash'][1], floor, results['vm-kill'][1], results['partition'][1],
-            len(counter.split)))
+        print('failover crash=%.1f floor=%d vm-kill=%.1f partition=%.1f storage-loss=%.1f '
+              'split-brain=%d' % (results['crash'][1], floor, results['vm-kill'][1],
+                                  results['partition'][1], results['storage-loss'][1],
+                                  len(counter.split)))
         return 0
     except (LabError, AssertionError) as e:
         print('failover benchmark failed: %s' % e, file=sys.stderr)

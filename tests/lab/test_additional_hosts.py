@@ -8,7 +8,9 @@ the loss of host1.
   engine CA, host added through ovirt-engine-sdk-python, configuration, hand-over to the HA
   services; `--vm-status` shows the engine up with good health, the engine's API lists
   host1 Up, no password is on disk. (A sanlock I/O timeout of 5 s is given on the command
-  line, so that a dead host's leases free sooner: 100 s instead of 140 s.)
+  line for the hosted-engine lockspace, and the lab's host agents give it to the storage
+  domain's lockspace, which holds the engine VM's lease (`up --sanlock-io-timeout 5`), so
+  that a dead host's leases free sooner: 100 s instead of 140 s.)
 - host4, never deployed but with a storage connection left there:
   `ovirt-hosted-engine-cleanup -q --remove-storage` deletes nothing;
 - bad input on an additional host, each a one-line error, exit 1, nothing changed;
@@ -54,7 +56,7 @@ WRITTEN = []     # the answers.conf the typed first-host deploy wrote
 HOSTS = ('host1', 'host2', 'host3', 'host4')
 
 
-lab = module_lab(4, 'he-additional-test-')
+lab = module_lab(4, 'he-additional-test-', sanlock_io_timeout=IO_TIMEOUT)
 
 
 def example(lab, name, path, extra=()):
