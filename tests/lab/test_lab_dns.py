@@ -178,7 +178,7 @@ def test_dnsmasq_in_the_lab_network_on_the_gateway_only(dns_lab):
 
 def test_status_shows_the_dns_server(dns_lab):
     r = dns_lab.cli('status')
-    assert r.stdout.splitlines()[0].endswith('(gateway 192.168.222.1)   dns: up')
+    assert '(gateway 192.168.222.1)   dns: up   ' in r.stdout.splitlines()[0] + '   '
 
 
 def test_status_of_a_dead_dns_server(dns_lab, capsys):
@@ -189,7 +189,7 @@ def test_status_of_a_dead_dns_server(dns_lab, capsys):
             return st
 
     assert cli._status(Dead(dns_lab.dir)) == 1
-    assert capsys.readouterr().out.splitlines()[0].endswith('dns: DEAD')
+    assert '   dns: DEAD   ' in capsys.readouterr().out.splitlines()[0] + '   '
 
 
 def test_down_leaves_no_dnsmasq(dns_lab):
