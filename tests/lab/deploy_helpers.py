@@ -167,8 +167,9 @@ def deploy_ha_hosts(lab, workdir, count, io_timeout, say=print):
     extra = {}
     if lab_gluster(lab) and io_timeout < layout.REMOTE_IO_TIMEOUT_WARNING:
         # the deploy's warning for a short timeout on remote storage, accepted
-        extra['OVEHOSTED_CORE/acceptedWarnings'] = 'multi-str:\n' + '\n'.join(
-            '    ' + w for w in ('low-memory', 'low-vcpus', 'short-io-timeout'))
+        m = re.search(r'(?m)^OVEHOSTED_CORE/acceptedWarnings=(multi-str:\n(?:[ \t]+\S+\n)*)',
+                      answers_text(lab))
+        extra['OVEHOSTED_CORE/acceptedWarnings'] = m.group(1) + '    short-io-timeout'
     answers = write_answers(lab, os.path.join(workdir, 'host1-answers.conf'), extra=extra)
     t0 = time.monotonic()
     r = deploy(lab, answers, '--otopi-environment=OVEHOSTED_STORAGE/sanlockIoTimeout=int:%d'
