@@ -1,9 +1,9 @@
 """Test order for the whole suite: the longest lab modules first.
 
-scripts/run-tests runs the modules on three workers, each module whole on one worker
+scripts/run-tests runs the modules on two workers, each module whole on one worker
 (pytest-xdist --dist loadfile), handed out in collection order. Collected alphabetically,
 the longest modules (a deployed lab each, 6 to 23 minutes) would start last and the suite
-would end with one worker busy and two idle; started first, they run beside the many short
+would end with one worker busy and the other idle; started first, they run beside the many short
 modules instead. The order of the tests within a module is kept.
 """
 
