@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -35,6 +36,19 @@ class LabRunner:
         """The record ({pid, start, ...}) of a unit the host's service manager started."""
         from ovirt_hosted_engine_setup.lab.lab import Lab
         return Lab(self.dir).service(host, unit)
+
+
+def wait_until(what, predicate, timeout, interval=1.0):
+    """predicate()'s first true value, polled every `interval` s; AssertionError naming
+    `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out after %d s waiting for %s' % (timeout, what))
+        time.sleep(interval)
 
 
 def module_lab(hosts, prefix='he-lab-test-', sanlock_io_timeout=None, storage=None):

@@ -37,7 +37,7 @@ from ovirt_hosted_engine_setup.ha.broker_client import (BrokerClient, BrokerErro
 from ovirt_hosted_engine_setup.lab import faults, invariants, soak
 from ovirt_hosted_engine_setup.lab.lab import HA_SOCKET, Lab, LabError, alive
 
-from .conftest import module_lab
+from .conftest import module_lab, wait_until
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -53,17 +53,6 @@ def ha(lab):
     lab.cli('ha', 'start', timeout=180)
     yield lab
     lab.cli('ha', 'stop', check=False, timeout=180)
-
-
-def wait_for(what, predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out after %d s waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 def labobj(lab):
@@ -156,16 +145,16 @@ def test_partition_then_heal(ha):
     r = ha.cli('fault', 'host2', 'heal')
     assert r.stdout.strip().startswith('host2: healed'), r.stdout
     assert faults.link_up(labobj(ha), 'host2')
-    wait_for('host2 reachable again', lambda: ping(ha, 'host1', 'host2') == 0, 15)
+    wait_until('host2 reachable again', lambda: ping(ha, 'host1', 'host2') == 0, 15)
     assert ping(ha, 'host2', '192.168.222.1') == 0
 
 
 @root_only
 def test_freeze_then_thaw(ha):
     lease = lambda: lease_timestamp(ha, 2)   # noqa: E731
-    wait_for('host2 renewing its host id', lambda: lease() > 0, 60)
+    wait_until('host2 renewing its host id', lambda: lease() > 0, 60)
     t = lease()
-    wait_for('a sanlock renewal of host2', lambda: lease() > t, 15)
+    wait_until('a sanlock renewal of host2', lambda: lease() > t, 15)
     r = ha.cli('fault', 'host2', 'freeze')
     assert re.match(r'host2: frozen \(\d+ processes stopped', r.stdout), r.stdout
     pids = host_pids(ha, 'host2')
@@ -179,7 +168,7 @@ def test_freeze_then_thaw(ha):
     r = ha.cli('fault', 'host2', 'thaw')
     assert re.match(r'host2: thawed \(\d+ stopped processes continued', r.stdout), r.stdout
     assert not any(faults.stopped(p) for p in host_pids(ha, 'host2'))
-    wait_for('host2 renewing again', lambda: lease() > frozen_at, 15)
+    wait_until('host2 renewing again', lambda: lease() > frozen_at, 15)
     assert status_row(ha, 'host2')['sanlock'] == 'up'
 
 
@@ -226,7 +215,7 @@ def test_kill_ha_unit(ha, daemon, unit, restart_sec):
     assert 'Main PID: %d (code=killed, signal=KILL)' % before[unit] in st.stdout, st.stdout
     assert status_row(ha, 'host3')[daemon] == 'DEAD'
     assert ha.cli('status', check=False).returncode == 1
-    rec = wait_for('%s started again' % unit, restarted(lo, 'host3', unit, before[unit]),
+    rec = wait_until('%s started again' % unit, restarted(lo, 'host3', unit, before[unit]),
                    restart_sec + 30, 0.2)
     assert rec['since'] - died >= restart_sec - 0.5, (rec['since'], died)
     assert rec['restarts'] == 1 and rec['last']['pid'] == before[unit]
@@ -234,12 +223,12 @@ def test_kill_ha_unit(ha, daemon, unit, restart_sec):
     assert st.returncode == 0 and 'Restarts: 1 (' in st.stdout, st.stdout
     assert 'Scheduled restart job, restart counter is at 1.' in st.stdout, st.stdout
     if daemon == 'ha-broker':
-        wait_for('the broker answering', lambda: broker_answers(lo, 'host3'), 30)
+        wait_until('the broker answering', lambda: broker_answers(lo, 'host3'), 30)
         # the agent requires the broker: restarted with it
-        wait_for('the agent restarted with the broker',
+        wait_until('the agent restarted with the broker',
                  restarted(lo, 'host3', 'ovirt-ha-agent', before['ovirt-ha-agent']), 30, 0.2)
     size = os.path.getsize(agent_log)
-    wait_for('the new agent writing its log', lambda: os.path.getsize(agent_log) > size, 60)
+    wait_until('the new agent writing its log', lambda: os.path.getsize(agent_log) > size, 60)
     for u in HA_UNITS:
         assert systemctl_status(ha, 'host3', u).returncode == 0
     assert status_row(ha, 'host3')[daemon] == 'up'
@@ -330,7 +319,7 @@ def test_crash_then_restart(ha):
     assert lo.service('host3', 'ovirt-ha-agent')['pid'] != old_agent
     assert all(systemctl_status(ha, 'host3', u).returncode == 0 for u in HA_UNITS)
     assert ha.cli('status').returncode == 0
-    wait_for('the agent of host3 rejoining', agent_rejoined(ha, 'host3', 3), 120, 3)
+    wait_until('the agent of host3 rejoining', agent_rejoined(ha, 'host3', 3), 120, 3)
 
 
 @root_only
@@ -341,14 +330,14 @@ def test_restart_frozen_host(ha):
     assert len(r.stdout.splitlines()) == 1, r.stdout
     assert not any(faults.stopped(p) for p in host_pids(ha, 'host2'))
     assert ha.cli('status').returncode == 0
-    wait_for('the agent of host2 rejoining', agent_rejoined(ha, 'host2', 2), 120, 3)
+    wait_until('the agent of host2 rejoining', agent_rejoined(ha, 'host2', 2), 120, 3)
 
 
 @root_only
 def test_vm_kill(ha):
     lo = labobj(ha)
     hosts = ['host1', 'host2', 'host3']
-    where = wait_for('the engine VM running', lambda: [
+    where = wait_until('the engine VM running', lambda: [
         h for h, n in invariants.engine_vm_hosts(lo, hosts).items() if n], 300, 3)
     assert len(where) == 1, where
     other = next(h for h in hosts if h != where[0])

@@ -29,7 +29,7 @@ import pytest
 from ovirt_hosted_engine_setup.lab import faults, gluster
 from ovirt_hosted_engine_setup.lab.lab import Lab, LabError, ns_id, proc_start
 
-from .conftest import LAB_CLI, LabRunner, module_lab
+from .conftest import LAB_CLI, LabRunner, module_lab, wait_until
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -68,17 +68,6 @@ def write(lab, host, name, timeout=20, data='x'):
         return p.wait(timeout)
     except subprocess.TimeoutExpired:
         return None
-
-
-def wait_for(what, predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out after %d s waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 @pytest.fixture(scope='module')
@@ -173,7 +162,7 @@ def test_storage_loss_then_back(mounted):
         back = lab.cli('fault', 'host2', 'storage-back', check=False)
     assert back.returncode == 0 and 'storage-loss undone' in back.stdout, back
     assert not [ln for ln in status_rows(lab)[2] if ln.startswith('storage faults')]
-    wait_for('host2 writing again', lambda: write(lab, 'host2', 'back', timeout=10) == 0, 60,
+    wait_until('host2 writing again', lambda: write(lab, 'host2', 'back', timeout=10) == 0, 60,
              interval=2)
     assert 'storage-loss' in fail_line(lab.cli('fault', 'host2', 'storage-back', check=False))
 
@@ -298,7 +287,7 @@ def test_partition_cuts_the_volume_too(mounted):
         assert write(lab, 'host1', 'host3-partitioned', timeout=60) == 0
     finally:
         lab.cli('fault', 'host3', 'heal')
-    wait_for('host3 writing again', lambda: write(lab, 'host3', 'healed', timeout=10) == 0,
+    wait_until('host3 writing again', lambda: write(lab, 'host3', 'healed', timeout=10) == 0,
              60, interval=2)
 
 
