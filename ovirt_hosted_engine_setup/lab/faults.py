@@ -76,8 +76,8 @@ BOOT_UNITS_TIMEOUT = 60
 def host_processes(h):
     """Pids of every process of lab host h (its mount namespace), its holder left out."""
     mnt = (h.get('ns') or {}).get('mnt')
-    holder = (h.get('holder') or {}).get('pid')
-    return [p for p in pids_in_ns('mnt', mnt) if p != holder]
+    holder = h.get('holder') or {}
+    return [p for p in pids_in_ns('mnt', mnt, holder) if p != holder.get('pid')]
 
 
 def proc_state(pid):

@@ -252,7 +252,7 @@ def brick_pid(lab, name):
     want = g['bricks'].get(name)
     if want is None:
         return None
-    for pid in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt')):
+    for pid in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt'), h.get('holder')):
         argv = _cmdline(pid)
         if argv and os.path.basename(argv[0]) == 'glusterfsd' and \
                 _arg(argv, '--brick-name') == want and proc_start(pid) is not None:
@@ -263,7 +263,7 @@ def brick_pid(lab, name):
 def gluster_pids(lab, name):
     """Every gluster process of host `name` (glusterd, bricks, self-heal daemon, clients)."""
     h = lab.state['hosts'][name]
-    return [p for p in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt'))
+    return [p for p in pids_in_ns('mnt', (h.get('ns') or {}).get('mnt'), h.get('holder'))
             if _cmdline(p) and os.path.basename(_cmdline(p)[0]).startswith('gluster')]
 
 

@@ -114,7 +114,7 @@ LIBVIRTD_CONF = """\
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 unix_sock_rw_perms = "0770"
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log 3:stderr"
 """
 
 
@@ -146,9 +146,17 @@ def ns_id(pid, kind):
         return None
 
 
-def pids_in_ns(kind, nsid):
-    """Pids of the processes in namespace nsid (never our own namespace)."""
+def pids_in_ns(kind, nsid, holder):
+    """Pids of the processes in namespace nsid (never our own namespace), `holder` (the
+    record of the process that keeps the namespace) included.
+
+    Known only while the holder lives in it: once a namespace is gone the kernel gives its
+    number to the next new namespace, another lab's maybe, whose processes must never be
+    taken for this lab's. Without its holder a namespace of the lab has no process left
+    (the holder is the last process `down` stops), so the answer is then empty."""
     if not nsid or nsid == ns_id(os.getpid(), kind):
+        return []
+    if not alive(holder) or ns_id(holder['pid'], kind) != nsid:
         return []
     out = []
     for name in os.listdir('/proc'):
@@ -243,7 +251,7 @@ class Lab:
         for h in st.get('hosts', {}).values():
             if alive(h.get('holder')) or any(alive(d) for d in h.get('daemons', {}).values()):
                 return True
-            if pids_in_ns('mnt', h.get('ns', {}).get('mnt')):
+            if pids_in_ns('mnt', h.get('ns', {}).get('mnt'), h.get('holder')):
                 return True
         return False
 
@@ -826,7 +834,7 @@ class Lab:
             sanlock = daemons.get('sanlock') or {}
             # First everything but sanlock and the holder: VMs (their leases go with
             # them), commands run with exec, hostd, libvirtd, virtlogd.
-            pids = set(pids_in_ns('mnt', mnt))
+            pids = set(pids_in_ns('mnt', mnt, holder))
             pids.update(d['pid'] for d in daemons.values() if alive(d))
             pids.discard(holder.get('pid'))
             pids.discard(sanlock.get('pid'))
@@ -838,7 +846,7 @@ class Lab:
                 with contextlib.suppress(subprocess.SubprocessError, OSError):
                     subprocess.run(self.nsenter(holder['pid']) + ['sanlock', 'shutdown', '-f', '1'],
                                    capture_output=True, timeout=10, env=self.env())
-            left = [p for p in pids_in_ns('mnt', mnt) if p != holder.get('pid')]
+            left = [p for p in pids_in_ns('mnt', mnt, holder) if p != holder.get('pid')]
             if alive(sanlock):
                 left.append(sanlock['pid'])
             if left:
@@ -854,7 +862,7 @@ class Lab:
         for t in threads:
             t.join()
         net = st.get('net') or {}
-        pids = set(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        pids = set(pids_in_ns('net', (net.get('ns') or {}).get('net'), net))
         if alive(st.get('dns')):
             pids.add(st['dns']['pid'])
         if alive(net):
@@ -874,12 +882,12 @@ class Lab:
     def _leftovers(st):
         left = set()
         for h in st.get('hosts', {}).values():
-            left.update(pids_in_ns('mnt', (h.get('ns') or {}).get('mnt')))
+            left.update(pids_in_ns('mnt', (h.get('ns') or {}).get('mnt'), h.get('holder')))
             left.update(d['pid'] for d in h.get('daemons', {}).values() if alive(d))
             if alive(h.get('holder')):
                 left.add(h['holder']['pid'])
         net = st.get('net') or {}
-        left.update(pids_in_ns('net', (net.get('ns') or {}).get('net')))
+        left.update(pids_in_ns('net', (net.get('ns') or {}).get('net'), net))
         if alive(st.get('dns')):
             left.add(st['dns']['pid'])
         if alive(net):

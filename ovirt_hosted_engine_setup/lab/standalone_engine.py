@@ -440,6 +440,11 @@ class StandaloneEngine:
             rec['backup'] = None
             self._stop(rec, quiet=quiet)
 
+    @staticmethod
+    def _ns_pids(ns, holder):
+        return set(pids_in_ns('mnt', ns.get('mnt'), holder)) | \
+            set(pids_in_ns('net', ns.get('net'), holder))
+
     def _stop(self, rec, quiet=False):
         """Stop the engine by pid, then every process of its namespaces and the holder."""
         eng = rec.get('engine')
@@ -449,14 +454,14 @@ class StandaloneEngine:
                 say('standalone engine: engine stopped (pid %d)' % eng['pid'])
         holder = rec.get('holder')
         ns = rec.get('ns') or {}
-        left = set(pids_in_ns('mnt', ns.get('mnt'))) | set(pids_in_ns('net', ns.get('net')))
+        left = self._ns_pids(ns, holder)
         if holder:
             left.discard(holder['pid'])
         if left:
             kill_pids(sorted(left))
         if alive(holder):
             kill_pids([holder['pid']])
-        left = sorted(set(pids_in_ns('mnt', ns.get('mnt'))) | set(pids_in_ns('net', ns.get('net'))))
+        left = sorted(self._ns_pids(ns, holder))
         if alive(eng) or alive(holder) or left:
             raise LabError('processes of the standalone engine are still running (%s): run '
                            'hosted-engine-lab standalone-engine down again'

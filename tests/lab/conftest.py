@@ -51,6 +51,27 @@ def wait_until(what, predicate, timeout, interval=1.0):
         time.sleep(interval)
 
 
+def lab_processes(st):
+    """Records ({pid, start}) of every process in the namespaces of the lab whose state is
+    `st`: its hosts' and its network's. Taken before `down`, they show afterwards whether
+    anything outlived it (the namespaces' numbers cannot: the kernel gives them to new
+    namespaces once they are gone)."""
+    from ovirt_hosted_engine_setup.lab.lab import pids_in_ns, record
+    pids = set()
+    for h in st['hosts'].values():
+        for kind in ('mnt', 'net'):
+            pids.update(pids_in_ns(kind, h['ns'][kind], h['holder']))
+    net = st.get('net') or {}
+    pids.update(pids_in_ns('net', (net.get('ns') or {}).get('net'), net))
+    return [r for r in map(record, sorted(pids)) if r['start'] is not None]
+
+
+def outlived(records):
+    """The pids of `records` still running as the same process."""
+    from ovirt_hosted_engine_setup.lab.lab import alive
+    return [r['pid'] for r in records if alive(r)]
+
+
 def module_lab(hosts, prefix='he-lab-test-', sanlock_io_timeout=None, storage=None):
     """A `lab` fixture for the tests of a module: `hosts` lab hosts in a directory of its
     own, started with the real command (`--sanlock-io-timeout`, `--storage` when given) and

@@ -6,10 +6,10 @@ import uuid
 
 from ovirt_hosted_engine_setup.he_storage import delta_leases
 from ovirt_hosted_engine_setup.lab import faults, images
-from ovirt_hosted_engine_setup.lab.lab import DAEMONS, HA_DAEMONS, Lab, pids_in_ns, proc_start
+from ovirt_hosted_engine_setup.lab.lab import DAEMONS, HA_DAEMONS, Lab, proc_start
 
 from .api_helpers import BLANK, LOCALFS, HostClient, wait_acquired
-from .conftest import LabRunner, netns_list
+from .conftest import LabRunner, lab_processes, netns_list, outlived
 
 
 def state(lab):
@@ -259,13 +259,13 @@ def test_down_leaves_nothing(lab):
         recorded.append(h['holder']['pid'])
         recorded.extend(d['pid'] for d in h['daemons'].values())
     recorded.append(st['net']['pid'])
+    before = lab_processes(st)
+    assert any(open('/proc/%d/comm' % r['pid']).read().strip().startswith('qemu')
+               for r in before), 'the leftover VM runs in a lab host'
     lab.cli('down')
     for pid in recorded:
         assert proc_start(pid) is None, 'pid %d still running' % pid
-    for h in st['hosts'].values():
-        assert pids_in_ns('mnt', h['ns']['mnt']) == []
-        assert pids_in_ns('net', h['ns']['net']) == []
-    assert pids_in_ns('net', st['net']['ns']['net']) == []
+    assert outlived(before) == []
     with open('/proc/self/mountinfo') as f:
         assert lab.dir not in f.read()
     # no named network namespace refers to the lab's namespaces

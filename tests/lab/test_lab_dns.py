@@ -13,9 +13,9 @@ import pytest
 
 from ovirt_hosted_engine_setup.lab import cli, dns
 from ovirt_hosted_engine_setup.lab import lab as labmod
-from ovirt_hosted_engine_setup.lab.lab import pids_in_ns, proc_start
+from ovirt_hosted_engine_setup.lab.lab import proc_start
 
-from .conftest import LabRunner
+from .conftest import LabRunner, lab_processes, outlived
 
 # Run inside a lab host: one A query per name in argv to the first nameserver of the host's
 # /etc/resolv.conf; print {name: {rcode, addresses, seconds}} as JSON.
@@ -196,10 +196,12 @@ def test_down_leaves_no_dnsmasq(dns_lab):
     st = state(dns_lab.dir)
     rec = st['dns']
     assert dnsmasq_of(dns_lab.dir) == [rec['pid']]
+    before = lab_processes(st)
+    assert rec['pid'] in [r['pid'] for r in before]
     dns_lab.cli('down')
     assert proc_start(rec['pid']) is None
     assert dnsmasq_of(dns_lab.dir) == []
-    assert pids_in_ns('net', st['net']['ns']['net']) == []
+    assert outlived(before) == []
     assert read_bytes('/etc/resolv.conf') == dns_lab.resolv_before
 
 

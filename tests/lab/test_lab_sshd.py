@@ -12,7 +12,7 @@ from ovirt_hosted_engine_setup.lab import lab as labmod
 from ovirt_hosted_engine_setup.lab import sshd
 from ovirt_hosted_engine_setup.lab.lab import pids_in_ns, proc_start
 
-from .conftest import LabRunner
+from .conftest import LabRunner, lab_processes, outlived
 
 # Run inside a lab host: log in to argv[1] as root with the password read from stdin (never
 # on a command line), run `hostname`; print what happened as JSON.
@@ -62,7 +62,7 @@ def lab_sshd_pids(lab_dir):
         rec = h['daemons'].get('sshd')
         if rec and proc_start(rec['pid']) == rec['start']:
             pids.add(rec['pid'])
-        for pid in pids_in_ns('mnt', h['ns']['mnt']):
+        for pid in pids_in_ns('mnt', h['ns']['mnt'], h['holder']):
             try:
                 with open('/proc/%d/comm' % pid) as f:
                     if f.read().strip() == 'sshd':
@@ -166,12 +166,12 @@ def test_password_file_stable_keys_and_the_machine_untouched(own_lab_dir, tmp_pa
     pids = lab_sshd_pids(own_lab_dir)
     assert pids
     st = state(own_lab_dir)
+    before = lab_processes(st)
     runner.cli('down')
     assert sha256('/etc/shadow') == shadow_before
     for pid in pids:
         assert proc_start(pid) is None, 'sshd %d outlived down' % pid
-    for h in st['hosts'].values():
-        assert pids_in_ns('mnt', h['ns']['mnt']) == []
+    assert outlived(before) == []
     # the same key after down and up; the default password again without the file
     runner.cli('up', '--hosts', '1', '--no-hostd', timeout=600)
     assert runner.cli('ssh-fingerprint', 'host1').stdout.strip() == fp

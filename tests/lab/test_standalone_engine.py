@@ -21,6 +21,7 @@ import pytest
 from daemon_proc import python, wait_for
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
 from ovirt_hosted_engine_setup.lab.lab import Lab, alive, pids_in_ns
+from ovirt_hosted_engine_setup.lab.lab import record as proc_record
 
 from .conftest import LabRunner, module_lab
 
@@ -233,9 +234,20 @@ def test_backup_to_an_unwritable_path(lab, tmp_path):
     assert alive(record(lab)['engine'])
 
 
+def engine_processes(rec):
+    """Records of every process in the standalone engine's namespaces (taken before it is
+    stopped: afterwards the namespaces' numbers may belong to new namespaces)."""
+    pids = set()
+    for kind in ('mnt', 'net'):
+        pids.update(pids_in_ns(kind, rec['ns'][kind], rec['holder']))
+    return [r for r in map(proc_record, sorted(pids)) if r['start'] is not None]
+
+
 def test_backup(lab, tmp_path):
     rec = record(lab)
     eng = rec['engine']
+    before = engine_processes(rec)
+    assert eng['pid'] in [r['pid'] for r in before]
     dest = tmp_path / 'engine.backup'
     r = lab.cli('standalone-engine', 'backup', str(dest), timeout=300)
     assert 'Packing into file' in r.stdout and 'Done.' in r.stdout
@@ -245,7 +257,7 @@ def test_backup(lab, tmp_path):
     # the engine stays stopped: the old engine and the restored one never both run; its
     # namespace is gone, the engine address free for the engine VM
     assert not alive(eng) and record(lab)['engine'] is None
-    assert not alive(rec['holder']) and pids_in_ns('net', rec['ns']['net']) == []
+    assert not alive(rec['holder']) and not any(alive(r) for r in before)
     net = Lab(lab.dir).load()['net']['pid']
     ping = subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ping', '-n', '-c', '1',
                            '-W', '1', '192.168.222.200'], capture_output=True, text=True)
@@ -337,10 +349,11 @@ def test_a_dead_engine_is_shown_and_up_starts_it_again(lab):
 
 def test_down(lab):
     rec = record(lab)
+    before = engine_processes(rec)
     netns = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
     lab.cli('standalone-engine', 'down')
     assert not alive(rec['engine']) and not alive(rec['holder'])
-    assert pids_in_ns('mnt', rec['ns']['mnt']) == [] and pids_in_ns('net', rec['ns']['net']) == []
+    assert before and not any(alive(r) for r in before)
     assert 'standalone engine' not in lab.cli('status').stdout
     assert subprocess.run(['ip', 'netns', 'list'], capture_output=True,
                           text=True).stdout == netns
@@ -358,6 +371,7 @@ def test_lab_down_stops_the_standalone_engine(lab):
     lab.cli('standalone-engine', 'up', timeout=120)
     rec = record(lab)
     assert alive(rec['engine'])
+    before = engine_processes(rec)
     lab.cli('down', timeout=300)
     assert not alive(rec['engine']) and not alive(rec['holder'])
-    assert pids_in_ns('net', rec['ns']['net']) == []
+    assert before and not any(alive(r) for r in before)
