@@ -319,16 +319,25 @@ def require(lab, what):
 
 # ---------------------------------------------------------------- storage-loss / back
 
-def nft_loss_script(ports):
-    """The nft table that drops what the host sends to glusterd and to the bricks."""
+def _nft_output_table(table, hook, rule, ports):
+    """An nft script that (re)makes `table` with one output chain (`hook`: its type, hook
+    and priority) whose one rule applies `rule` (its text before and after the port set,
+    '{ports}' in it) to TCP traffic to `ports`."""
     ports = sorted(set(int(p) for p in ports))
     return ('table inet {t}\ndelete table inet {t}\n'
             'table inet {t} {{\n'
             '  chain output {{\n'
-            '    type filter hook output priority 0; policy accept;\n'
-            '    tcp dport {{ {ports} }} drop\n'
+            '    type {hook}; policy accept;\n'
+            '    {rule}\n'
             '  }}\n'
-            '}}\n').format(t=NFT_TABLE, ports=', '.join(map(str, ports)))
+            '}}\n').format(t=table, hook=hook,
+                          rule=rule.replace('{ports}', '{ %s }' % ', '.join(map(str, ports))))
+
+
+def nft_loss_script(ports):
+    """The nft table that drops what the host sends to glusterd and to the bricks."""
+    return _nft_output_table(NFT_TABLE, 'filter hook output priority 0',
+                             'tcp dport {ports} drop', ports)
 
 
 def storage_ports(lab, name):
@@ -404,14 +413,11 @@ TUN_MTU = 65535                  # what a loopback connection sends fits in one 
 
 
 def nft_slow_script(ports):
-    ports = sorted(set(int(p) for p in ports))
-    return ('table inet {t}\ndelete table inet {t}\n'
-            'table inet {t} {{\n'
-            '  chain output {{\n'
-            '    type route hook output priority mangle; policy accept;\n'
-            '    ip daddr != 127.0.0.0/8 tcp dport {{ {ports} }} meta mark set {mark:#x}\n'
-            '  }}\n'
-            '}}\n').format(t=SLOW_TABLE, ports=', '.join(map(str, ports)), mark=SLOW_MARK)
+    """The nft table that marks what the host sends to glusterd and to the bricks, for the
+    route into the delayer's tun device."""
+    return _nft_output_table(SLOW_TABLE, 'route hook output priority mangle',
+                             'ip daddr != 127.0.0.0/8 tcp dport {ports} meta mark set %#x'
+                             % SLOW_MARK, ports)
 
 
 def slow_setup_script():
