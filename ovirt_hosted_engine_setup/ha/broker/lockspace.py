@@ -9,6 +9,12 @@ sanlock's own view of which host ids still renew their delta lease.
 A host id counts as live unless sanlock reports it free or dead: a host that
 sanlock does not know yet (just joined) or that fails to renew (not yet dead)
 is not proven gone, and its leases cannot be taken yet either.
+
+Right after joining, sanlock cannot tell for one renewal interval (2 x io_timeout)
+which hosts are live. Then the delta leases on the storage answer what they can: when
+every other host id's lease is free (timestamp 0: never held, or left cleanly), no other
+host is in the lockspace and this host is alone, as on the first host just deployed;
+otherwise the answer waits for sanlock.
 """
 import errno
 import logging
@@ -27,6 +33,14 @@ _FLAG_MASK = 0x0F
 
 def _b(value):
     return value if isinstance(value, bytes) else str(value).encode('utf-8')
+
+
+def alone(leases, host_id):
+    """[host_id] when every delta lease of `leases` ({host id: DeltaLease}) but host_id's
+    is free, else None."""
+    if any(lease.held for i, lease in leases.items() if i != host_id):
+        return None
+    return [host_id]
 
 
 class Lockspace:
@@ -130,7 +144,7 @@ class Lockspace:
         except sanlock.SanlockException as e:
             if e.errno == errno.EAGAIN:
                 # just joined: sanlock has not yet seen the other hosts renew
-                return None
+                return self._alone_by_leases()
             self.query_error = 'cannot read the hosts of the %s lockspace: %s' % (self.name, e)
             return None
         self.query_error = None
@@ -142,6 +156,16 @@ class Lockspace:
             out.add(int(h['host_id']))
         out.add(self.host_id)
         return sorted(out)
+
+    def _alone_by_leases(self):
+        """[this host id] when the delta leases show every other host id free; None when
+        another one is held (live or not: only sanlock can tell) or they cannot be read."""
+        try:
+            leases = delta_leases.read_delta_leases(self.path, name=self.name)
+        except delta_leases.LockspaceError as e:
+            log.debug('cannot read the delta leases of %s: %s', self.path, e)
+            return None
+        return alone(leases, self.host_id)
 
     # -- leaving ---------------------------------------------------------
     def stop(self, leave=True):

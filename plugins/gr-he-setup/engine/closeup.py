@@ -19,8 +19,8 @@ from ovirt_hosted_engine_setup.runner.transaction import write_file
 
 from .vm_start import down_detail
 
-HEALTH_INTERVAL = 5
-HOST_UP_INTERVAL = 5
+HEALTH_INTERVAL = 1
+HOST_UP_INTERVAL = 1
 _LEVEL = re.compile(r'^\[\s*(INFO|WARNING|ERROR|DEBUG)\s*\]\s?(.*)$')
 
 class Plugin(PluginBase):

@@ -7,7 +7,7 @@ from ovirt_hosted_engine_setup import progress
 from ovirt_hosted_engine_setup.runner import PluginBase, Priority, Stages, event
 
 HANDOVER_TIMEOUT = 600
-INTERVAL = 5
+INTERVAL = 1
 
 
 class Plugin(PluginBase):

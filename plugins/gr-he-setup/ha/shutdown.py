@@ -31,7 +31,7 @@ class Plugin(PluginBase):
                 status = host_agent.vm_status(client, vm_id)
                 return status in (None, 'Down'), 'status %s' % status
             try:
-                progress.wait_until(down, 'the engine VM to shut down', SHUTDOWN_TIMEOUT, 2.0,
+                progress.wait_until(down, 'the engine VM to shut down', SHUTDOWN_TIMEOUT, 1.0,
                                     progress.Reporter(self.logger))
             except progress.WaitTimeout as e:
                 self.logger.warning('%s: powering the engine VM off', e)

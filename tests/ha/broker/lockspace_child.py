@@ -27,7 +27,7 @@ def main(argv):
     while time.monotonic() < deadline and not ls.held():
         time.sleep(0.2)
     out['held'] = ls.held()
-    out['live_ids'] = ls.live_ids()
+    out['live_ids'] = out['live_ids_at_join'] = ls.live_ids()
     while out['held'] and out['live_ids'] is None and time.monotonic() < deadline + 10:
         time.sleep(0.2)     # sanlock answers get_hosts once it has seen the hosts renew
         out['live_ids'] = ls.live_ids()

@@ -54,6 +54,32 @@ def test_join_live_ids_and_leave(sanlock_dir):
     assert 'hosted-engine' not in out['lockspaces']
 
 
+def test_alone_at_join_when_every_other_lease_is_free(sanlock_dir):
+    """Right after joining sanlock cannot tell the live hosts for one renewal interval
+    (get_hosts: EAGAIN); the delta leases show every other host id free, so the host is
+    alone at once instead of one renewal interval later."""
+    base, run_dir = sanlock_dir
+    path = os.path.join(base, 'lockspace-alone')
+    with open(path, 'wb') as f:
+        f.truncate(1 << 20)
+    out = run_child(run_dir, path, 3, 3, '--write')
+    assert out['held'] is True and out['error'] is None
+    assert out['live_ids_at_join'] == [3]
+    assert out['left'] is True
+
+
+def test_alone_only_when_every_other_delta_lease_is_free():
+    from ovirt_hosted_engine_setup.ha.broker.lockspace import alone
+    from ovirt_hosted_engine_setup.he_storage.delta_leases import DeltaLease
+
+    def lease(i, ts, gen=1):
+        return DeltaLease(i, ts, gen, 'host%d' % i if gen else '', 10)
+    assert alone({1: lease(1, 500), 2: lease(2, 0, 0), 3: lease(3, 0, 4)}, 1) == [1]
+    # host 2 holds its id (live, or dead without leaving: only sanlock can tell)
+    assert alone({1: lease(1, 500), 2: lease(2, 77)}, 1) is None
+    assert alone({}, 1) == [1]
+
+
 def test_not_a_lockspace_keeps_retrying(sanlock_dir):
     base, run_dir = sanlock_dir
     path = os.path.join(base, 'zeros')
