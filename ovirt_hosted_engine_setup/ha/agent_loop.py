@@ -440,6 +440,8 @@ class Agent:
             return DEGRADED_INTERVAL
         if (old, new) in core.FOLLOW_AT_ONCE:
             return min(core.FOLLOW_INTERVAL, self.interval)
+        if decision.watch:
+            return min(core.WATCH_INTERVAL, self.interval)
         return self.interval
 
     def step(self):

@@ -74,6 +74,11 @@ STATES = (START, REINIT, GLOBAL_MAINT, LOCAL_MAINT, UNKNOWN_VM, DOWN, START_VM, 
 # reaches EngineDown (and may start the VM) in seconds rather than two loop intervals.
 FOLLOW_AT_ONCE = frozenset({(START, REINIT), (REINIT, DOWN), (REINIT, STARTING)})
 FOLLOW_INTERVAL = 1.0
+# While the engine is believed up only on hosts that stopped writing their metadata
+# (STALE: crashed, hung or cut off, and sanlock has not yet declared them dead), the next
+# loops follow every WATCH_INTERVAL seconds: sanlock's verdict, which frees the engine
+# VM's lease, is then acted upon within seconds rather than a whole loop interval later.
+WATCH_INTERVAL = 2.0
 
 # why a VM is down when libvirt/sanlock refused it because another host holds the VM lease
 REASON_LEASE = 'lease held elsewhere'
@@ -226,6 +231,7 @@ class Decision:
     actions: tuple
     published: Published
     reason: str = ''
+    watch: bool = False      # the next loop should follow in WATCH_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,13 @@ def _visible(peers):
 
 def _engine_up_elsewhere(peers):
     return any(p.engine_status.get('vm') == 'up' for p in _visible(peers))
+
+
+def awaiting_dead_host(peers):
+    """The engine is believed up only on hosts that stopped writing their metadata (STALE):
+    once sanlock declares them dead, their VM lease is free."""
+    up = [p for p in _visible(peers) if p.engine_status.get('vm') == 'up']
+    return bool(up) and all(p.liveness == liveness.STALE for p in up)
 
 
 def _eligible(peers):
@@ -416,7 +429,11 @@ def decide(state, obs, cfg=CoreConfig()):
         if m is not None and m.complete() and nxt not in ZERO_SCORE_STATES:
             new_state = replace(new_state, own_scores=_push(
                 new_state.own_scores, now, score, now - cfg.move_dwell))
-    return Decision(new_state, tuple(actions), published, reason)
+    # (not in the agent's first minute: a host seen for the first time counts as stale
+    # until its metadata changes once)
+    watch = (nxt == DOWN and now - new_state.started >= cfg.history
+             and awaiting_dead_host(obs.peers))
+    return Decision(new_state, tuple(actions), published, reason, watch=watch)
 
 
 def agent_stopped(state, local_vm):

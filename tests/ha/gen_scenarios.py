@@ -204,7 +204,7 @@ def main():
     scenario('crash-two-hosts-8', 'two hosts crash, including the active one', 8, 240, 900,
              extra='100 crash 1\n110 crash 2')
     scenario('crash-new-active-8', 'the active host crashes, then the new active host crashes',
-             8, 480, 1200, extra='100 crash 1\n500 crash 4')
+             8, 480, 1200, extra='100 crash 1\n500 crash 2')
     scenario('network-partition-active-4', 'the active host loses network tests and storage',
              4, 300, 900, extra='100 net 1 0.0\n100 storage 1 lost')
     for n, new_host in ((3, 2), (4, 2), (8, 8)):

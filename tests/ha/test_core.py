@@ -518,3 +518,21 @@ def test_local_maintenance_keeps_the_guest_notice():
         name, d = step(st(c.UP_BAD, entered=700), o)
         shutdown, = [a for a in d.actions if isinstance(a, c.ShutdownVM)]
         assert name == c.STOP and shutdown.delay == 0
+
+
+def test_watch_while_the_engine_is_claimed_only_by_a_stale_host():
+    """EngineDown while the engine is believed up only on a host that stopped writing its
+    metadata: the next loop follows in WATCH_INTERVAL, to start the VM within seconds of
+    sanlock declaring that host dead."""
+    stale_up = {2: peer(2, status=UP_GOOD, live=lv.STALE)}
+    name, d = step(st(c.DOWN), obs(peers=stale_up))
+    assert name == c.DOWN and d.watch
+    # the engine runs on a live host, or nowhere: nothing to watch
+    for peers in ({2: peer(2, status=UP_GOOD)},
+                  {2: peer(2, status=UP_GOOD, live=lv.STALE), 3: peer(3, status=UP_GOOD)},
+                  {2: peer(2, live=lv.STALE)}):
+        assert not step(st(c.DOWN), obs(peers=peers))[1].watch, peers
+    # in the agent's first minute every host not yet seen writing counts as stale
+    assert not step(st(c.DOWN, started=990), obs(peers=stale_up))[1].watch
+    # the engine runs here
+    assert not step(st(c.UP), obs(vm=UP_GOOD, peers=stale_up))[1].watch
