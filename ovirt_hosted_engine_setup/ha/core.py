@@ -481,13 +481,14 @@ def _down_decision(state, obs, cfg, vm):
     if early and not _alone_in_lockspace(obs):
         return DOWN, {}, _history_wait(obs, cfg)
     if not obs.lockspace_held:
-        return DOWN, {}, ''
+        return DOWN, {}, 'this host id is not held in the hosted-engine lockspace'
     owner = obs.vm_lease_owner
     if owner is not None and owner != obs.host_id and (obs.sanlock_live is None
                                                        or owner in obs.sanlock_live):
-        return DOWN, {}, ''
+        return DOWN, {}, 'the engine VM lease is held by host id %d, which is live' % owner
     if state.retries > cfg.score.engine_retry_max_attempts:
-        return DOWN, {}, ''
+        return DOWN, {}, ('the VM failed to start %d times: no start before %d s after the '
+                          'last failure' % (state.retries, cfg.retry_expiration))
     own = _score(DOWN, state, obs, cfg, state.retries)
     first = _outranked_by(state, obs, cfg, own)
     if first is not None and first.score <= own:

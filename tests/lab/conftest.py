@@ -75,7 +75,8 @@ def outlived(records):
 def module_lab(hosts, prefix='he-lab-test-', sanlock_io_timeout=None, storage=None):
     """A `lab` fixture for the tests of a module: `hosts` lab hosts in a directory of its
     own, started with the real command (`--sanlock-io-timeout`, `--storage` when given) and
-    stopped at the end."""
+    stopped at the end (kept, with its logs, when OVIRT_HE_LAB_TEST_KEEP=1: stop it then
+    with `OVIRT_HE_LAB_DIR=DIR hosted-engine-lab down`)."""
     @pytest.fixture(scope='module')
     def lab():
         lab_dir = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
@@ -88,8 +89,11 @@ def module_lab(hosts, prefix='he-lab-test-', sanlock_io_timeout=None, storage=No
             runner.cli('up', '--hosts', str(hosts), *extra, timeout=600)
             yield runner
         finally:
-            runner.cli('down', check=False, timeout=300)
-            shutil.rmtree(lab_dir, ignore_errors=True)
+            if os.environ.get('OVIRT_HE_LAB_TEST_KEEP') == '1':
+                print('lab kept in %s' % lab_dir)
+            else:
+                runner.cli('down', check=False, timeout=300)
+                shutil.rmtree(lab_dir, ignore_errors=True)
     return lab
 
 

@@ -18,6 +18,7 @@ otherwise the answer waits for sanlock.
 """
 import errno
 import logging
+import os
 import threading
 
 import sanlock
@@ -203,13 +204,22 @@ def read_lease_owner(lockspace, resource, path, offset=0):
     owners = [o for o in owners or () if o.get('host_id')]
     if not owners:
         return None
+    ids = lease_lockspace_path(path)
     try:
-        delta = delta_leases.read_delta_leases(domain_ids_path(path), name=lockspace)
+        delta = delta_leases.read_delta_leases(ids, name=lockspace)
     except delta_leases.LockspaceError as e:
-        log.debug('cannot read the lockspace of %s to check the owner\'s generation: %s',
-                  path, e)
+        log.warning('cannot read the lockspace %s to check the generation of host id %s, '
+                    'which owns the lease %s: the owner is believed (%s)',
+                    ids, owners[0]['host_id'], path, e)
         delta = None
     return lease_owner(owners, delta)
+
+
+def lease_lockspace_path(lease_path):
+    """The domain's lockspace (dom_md/ids) of a volume lease: found from the lease's real
+    path, since the path the host agent gives (under its run directory, as VDSM's
+    /run/vdsm/storage/SD/IMAGE) goes through a link to the image directory."""
+    return domain_ids_path(os.path.realpath(lease_path))
 
 
 def lease_owner(owners, delta):

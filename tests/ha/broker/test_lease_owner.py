@@ -29,3 +29,20 @@ def test_unknown_lockspace_or_generation_believes_the_owner():
 def test_the_domain_lockspace_of_a_volume_lease():
     lease = '/rhev/data-center/mnt/srv:_he/SD/images/IMG/VOL.lease'
     assert domain_ids_path(lease) == '/rhev/data-center/mnt/srv:_he/SD/dom_md/ids'
+
+
+def test_the_lockspace_of_a_lease_reached_through_the_image_link(tmp_path):
+    """The host agent gives the lease under its run directory (RUN/SD/IMAGE is a link to
+    the image directory of the domain): the lockspace is the domain's dom_md/ids, not a
+    path computed from the link."""
+    from ovirt_hosted_engine_setup.ha.broker.lockspace import lease_lockspace_path
+    dom = tmp_path / 'mnt' / 'server:_export' / 'SD'
+    (dom / 'dom_md').mkdir(parents=True)
+    (dom / 'images' / 'IMG').mkdir(parents=True)
+    (dom / 'images' / 'IMG' / 'VOL.lease').write_bytes(b'')
+    run = tmp_path / 'run' / 'storage' / 'SD'
+    run.mkdir(parents=True)
+    (run / 'IMG').symlink_to(dom / 'images' / 'IMG')
+    assert lease_lockspace_path(str(run / 'IMG' / 'VOL.lease')) == str(dom / 'dom_md' / 'ids')
+    assert lease_lockspace_path(str(dom / 'images' / 'IMG' / 'VOL.lease')) == \
+        str(dom / 'dom_md' / 'ids')
