@@ -208,11 +208,17 @@ def read_lease_owner(lockspace, resource, path, offset=0):
     try:
         delta = delta_leases.read_delta_leases(ids, name=lockspace)
     except delta_leases.LockspaceError as e:
-        log.warning('cannot read the lockspace %s to check the generation of host id %s, '
-                    'which owns the lease %s: the owner is believed (%s)',
-                    ids, owners[0]['host_id'], path, e)
+        text = ('cannot read the lockspace %s to check the generation of host id %s, which '
+                'owns the lease %s: the owner is believed (%s)'
+                % (ids, owners[0]['host_id'], path, e))
+        # warned once per problem (the agent asks every loop), then at debug level
+        log.log(logging.DEBUG if text in _WARNED else logging.WARNING, '%s', text)
+        _WARNED.add(text)
         delta = None
     return lease_owner(owners, delta)
+
+
+_WARNED = set()
 
 
 def lease_lockspace_path(lease_path):
