@@ -56,13 +56,20 @@ def lab_processes(st):
     `st`: its hosts' and its network's. Taken before `down`, they show afterwards whether
     anything outlived it (the namespaces' numbers cannot: the kernel gives them to new
     namespaces once they are gone)."""
+    spaces = [(kind, h['ns'][kind], h['holder']) for h in st['hosts'].values()
+              for kind in ('mnt', 'net')]
+    net = st.get('net') or {}
+    spaces.append(('net', (net.get('ns') or {}).get('net'), net))
+    return namespace_processes(spaces)
+
+
+def namespace_processes(spaces):
+    """Records ({pid, start}) of every process in the namespaces `spaces`, (kind, namespace
+    id, holder record) each."""
     from ovirt_hosted_engine_setup.lab.lab import pids_in_ns, record
     pids = set()
-    for h in st['hosts'].values():
-        for kind in ('mnt', 'net'):
-            pids.update(pids_in_ns(kind, h['ns'][kind], h['holder']))
-    net = st.get('net') or {}
-    pids.update(pids_in_ns('net', (net.get('ns') or {}).get('net'), net))
+    for kind, nsid, holder in spaces:
+        pids.update(pids_in_ns(kind, nsid, holder))
     return [r for r in map(record, sorted(pids)) if r['start'] is not None]
 
 

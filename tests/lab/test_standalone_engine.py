@@ -20,10 +20,9 @@ import pytest
 
 from daemon_proc import python, wait_for
 from ovirt_hosted_engine_setup.lab import standalone_engine as standalone
-from ovirt_hosted_engine_setup.lab.lab import Lab, alive, pids_in_ns
-from ovirt_hosted_engine_setup.lab.lab import record as proc_record
+from ovirt_hosted_engine_setup.lab.lab import Lab, alive
 
-from .conftest import LabRunner, module_lab
+from .conftest import LabRunner, module_lab, namespace_processes, outlived
 
 lab = module_lab(3, prefix='he-lab-standalone-')
 
@@ -237,10 +236,8 @@ def test_backup_to_an_unwritable_path(lab, tmp_path):
 def engine_processes(rec):
     """Records of every process in the standalone engine's namespaces (taken before it is
     stopped: afterwards the namespaces' numbers may belong to new namespaces)."""
-    pids = set()
-    for kind in ('mnt', 'net'):
-        pids.update(pids_in_ns(kind, rec['ns'][kind], rec['holder']))
-    return [r for r in map(proc_record, sorted(pids)) if r['start'] is not None]
+    return namespace_processes([(kind, rec['ns'][kind], rec['holder'])
+                                for kind in ('mnt', 'net')])
 
 
 def test_backup(lab, tmp_path):
@@ -257,7 +254,7 @@ def test_backup(lab, tmp_path):
     # the engine stays stopped: the old engine and the restored one never both run; its
     # namespace is gone, the engine address free for the engine VM
     assert not alive(eng) and record(lab)['engine'] is None
-    assert not alive(rec['holder']) and not any(alive(r) for r in before)
+    assert not alive(rec['holder']) and outlived(before) == []
     net = Lab(lab.dir).load()['net']['pid']
     ping = subprocess.run(['nsenter', '-t', str(net), '-n', '--', 'ping', '-n', '-c', '1',
                            '-W', '1', '192.168.222.200'], capture_output=True, text=True)
@@ -353,7 +350,7 @@ def test_down(lab):
     netns = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
     lab.cli('standalone-engine', 'down')
     assert not alive(rec['engine']) and not alive(rec['holder'])
-    assert before and not any(alive(r) for r in before)
+    assert before and outlived(before) == []
     assert 'standalone engine' not in lab.cli('status').stdout
     assert subprocess.run(['ip', 'netns', 'list'], capture_output=True,
                           text=True).stdout == netns
@@ -374,4 +371,4 @@ def test_lab_down_stops_the_standalone_engine(lab):
     before = engine_processes(rec)
     lab.cli('down', timeout=300)
     assert not alive(rec['engine']) and not alive(rec['holder'])
-    assert before and not any(alive(r) for r in before)
+    assert before and outlived(before) == []

@@ -32,6 +32,14 @@ def sanlock_dir():
     shutil.rmtree(base, ignore_errors=True)
 
 
+def blank_file(base, name):
+    """A 1 MiB file of zeros in `base` (a lockspace once written, else none at all)."""
+    path = os.path.join(base, name)
+    with open(path, 'wb') as f:
+        f.truncate(1 << 20)
+    return path
+
+
 def run_child(run_dir, *args):
     r = subprocess.run([python(), CHILD] + [str(a) for a in args], cwd=TOP,
                        env=dict(os.environ, SANLOCK_RUN_DIR=run_dir), capture_output=True,
@@ -42,9 +50,7 @@ def run_child(run_dir, *args):
 
 def test_join_live_ids_and_leave(sanlock_dir):
     base, run_dir = sanlock_dir
-    path = os.path.join(base, 'lockspace')
-    with open(path, 'wb') as f:
-        f.truncate(1 << 20)
+    path = blank_file(base, 'lockspace')
     out = run_child(run_dir, path, 2, 1, '--write', '--drop')
     assert out['held_at_once'] is False        # joining takes ~2 x io timeout
     assert out['held'] is True and out['error'] is None
@@ -59,9 +65,7 @@ def test_alone_at_join_when_every_other_lease_is_free(sanlock_dir):
     (get_hosts: EAGAIN); the delta leases show every other host id free, so the host is
     alone at once instead of one renewal interval later."""
     base, run_dir = sanlock_dir
-    path = os.path.join(base, 'lockspace-alone')
-    with open(path, 'wb') as f:
-        f.truncate(1 << 20)
+    path = blank_file(base, 'lockspace-alone')
     out = run_child(run_dir, path, 3, 3, '--write')
     assert out['held'] is True and out['error'] is None
     assert out['live_ids_at_join'] == [3]
@@ -82,9 +86,7 @@ def test_alone_only_when_every_other_delta_lease_is_free():
 
 def test_not_a_lockspace_keeps_retrying(sanlock_dir):
     base, run_dir = sanlock_dir
-    path = os.path.join(base, 'zeros')
-    with open(path, 'wb') as f:
-        f.truncate(1 << 20)
+    path = blank_file(base, 'zeros')
     out = run_child(run_dir, path, 1, 1, '--no-wait')
     assert out['held'] is False and out['live_ids'] is None
     assert 'cannot acquire host id 1 in the hosted-engine lockspace' in out['error']
