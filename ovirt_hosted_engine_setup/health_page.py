@@ -6,7 +6,8 @@ monitor and `hosted-engine --check-liveliness` make.
     reply.url, reply.status, reply.body, reply.error
 
 GET http://<fqdn>/ovirt-engine/services/health, never through a proxy (the engine is
-reached directly, as the hosts see it). The engine answers
+reached directly, as the hosts see it); connecting waits at most CONNECT_TIMEOUT seconds
+of the timeout. The engine answers
 ``DB Up!Welcome to Health Status!`` when it and its database are up.
 """
 import http.client
@@ -18,7 +19,46 @@ HEALTH_PATH = '/ovirt-engine/services/health'
 GOOD_MARK = 'DB Up'
 MAX_BODY = 65536
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Connecting gets at most CONNECT_TIMEOUT of the caller's timeout: an engine VM still
+# booting, without its address yet, is known not to answer within seconds, not after the
+# whole read timeout (which stays for an engine that accepts and is slow to answer).
+CONNECT_TIMEOUT = 3.0
+
+
+class _ConnectTimeout:
+    """An http.client connection whose connect() waits at most CONNECT_TIMEOUT."""
+
+    def connect(self):
+        whole = self.timeout
+        if isinstance(whole, (int, float)):
+            self.timeout = min(whole, CONNECT_TIMEOUT)
+        try:
+            super().connect()
+        finally:
+            self.timeout = whole
+        self.sock.settimeout(whole)
+
+
+class _HTTPConnection(_ConnectTimeout, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ConnectTimeout, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_HTTPSConnection, req, context=self._context)
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _HTTPHandler,
+                                      _HTTPSHandler)
 
 
 class Reply:

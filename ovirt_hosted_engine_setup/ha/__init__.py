@@ -13,7 +13,8 @@ Modules (no I/O in any of them):
   sanlock's view of the lockspace, merge_last_good() for corrupted slots.
 - core: AgentState, Observations, CoreConfig, decide(state, obs, cfg) ->
   Decision(next_state, actions, published, reason, watch: follow in WATCH_INTERVAL s
-  while waiting for a stale engine host to be declared dead); actions StartVM,
+  while waiting for a stale engine host to be declared dead, and while the VM started
+  here boots); actions StartVM,
   ShutdownVM(delay, message), PowerOffVM, Notify(old_state, new_state),
   PublishMetadata(published); ActionResult to report an action's outcome in
   the next loop; observe_area(memory, view, own_id, now, sanlock_live) ->

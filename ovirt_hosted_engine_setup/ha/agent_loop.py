@@ -275,7 +275,11 @@ class Agent:
         held = bool(lock.get('held'))
         live = lock.get('live_ids')
         sanlock_live = frozenset(int(i) for i in live) if isinstance(live, list) else None
-        sanlock_down = status is not None and live is None and bool(lock.get('error'))
+        # sanlock cannot be asked or refuses the host id; not while the broker has yet to
+        # connect the storage (a starting broker: that is no reason to back off)
+        storage_connected = ((status or {}).get('storage') or {}).get('connected', True)
+        sanlock_down = (status is not None and live is None and bool(lock.get('error'))
+                        and bool(storage_connected))
         if status is not None and not held:
             self._once('lockspace', logging.WARNING,
                        'host id %d is not held in the hosted-engine lockspace: %s',

@@ -78,6 +78,9 @@ FOLLOW_INTERVAL = 1.0
 # (STALE: crashed, hung or cut off, and sanlock has not yet declared them dead), the next
 # loops follow every WATCH_INTERVAL seconds: sanlock's verdict, which frees the engine
 # VM's lease, is then acted upon within seconds rather than a whole loop interval later.
+# So do the loops of an agent whose VM is starting (EngineStart, EngineStarting): the
+# engine turning healthy is seen and published within seconds; and those of an agent in its
+# first minute whose broker is still joining the lockspace.
 WATCH_INTERVAL = 2.0
 
 # why a VM is down when libvirt/sanlock refused it because another host holds the VM lease
@@ -430,9 +433,14 @@ def decide(state, obs, cfg=CoreConfig()):
             new_state = replace(new_state, own_scores=_push(
                 new_state.own_scores, now, score, now - cfg.move_dwell))
     # (not in the agent's first minute: a host seen for the first time counts as stale
-    # until its metadata changes once)
-    watch = (nxt == DOWN and now - new_state.started >= cfg.history
-             and awaiting_dead_host(obs.peers))
+    # until its metadata changes once); while the VM started here boots, so that the
+    # engine turning healthy is acted upon and published within seconds; and in the agent's
+    # first minute while the broker joins the lockspace, so that a host alone in it starts
+    # the VM within seconds of joining
+    early = now - new_state.started < cfg.history
+    watch = ((nxt == DOWN and not early and awaiting_dead_host(obs.peers))
+             or nxt in (START_VM, STARTING)
+             or (nxt in (REINIT, DOWN) and early and not obs.lockspace_held))
     return Decision(new_state, tuple(actions), published, reason, watch=watch)
 
 

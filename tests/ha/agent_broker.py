@@ -28,6 +28,7 @@ class ScriptedBroker:
         self.area[0:metadata.SLOT_SIZE] = metadata.serialize_global(False)
         self.held = True
         self.live_ids = [host_id]
+        self.storage_connected = True
         self.lease_owner = None
         self.engine_health = None      # callable -> engine status dict, or a dict
         self.monitor_values = {'network': 1.0, 'bridge_up': True, 'mem_free_mb': 16384,
@@ -106,6 +107,11 @@ class ScriptedBroker:
         if method == 'ping':
             return True
         if method == 'status':
+            if not self.storage_connected:      # a starting broker, as broker.status()
+                return {'host_id': self.host_id, 'hostname': self.hostname, 'max_hosts': None,
+                        'storage': {'connected': False, 'error': 'not connected yet'},
+                        'lockspace': {'held': False, 'live_ids': None,
+                                      'error': 'storage not connected'}}
             return {'host_id': self.host_id, 'hostname': self.hostname,
                     'max_hosts': self.max_hosts,
                     'storage': {'connected': True, 'error': None},

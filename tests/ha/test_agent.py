@@ -154,6 +154,31 @@ def test_broker_without_engine_health_means_no_action(base, hostd):
         broker.stop()
 
 
+def test_a_starting_broker_does_not_slow_the_loop(base, hostd):
+    """While the broker has yet to connect the storage and join the lockspace, the agent
+    keeps looping (every 2 s in its first minute), not backing off as from a dead sanlock:
+    it starts the VM within seconds of the broker joining."""
+    sock = os.path.join(base, 'broker.socket')
+    broker = ScriptedBroker(sock).start()
+    broker.engine_health = NOT_RUNNING
+    broker.storage_connected = False
+    agent = AgentProc(base, sock, host_agent='127.0.0.1:%d' % hostd.port,
+                      host_agent_root=hostd.root, conf={'host_id': '1', 'vmid': VMID})
+    try:
+        agent.start()
+        agent.wait_log('host id 1 is not held in the hosted-engine lockspace: storage not '
+                       'connected', timeout=20)
+        n = broker.methods().count('status')
+        time.sleep(6)
+        assert broker.methods().count('status') >= n + 2
+        broker.storage_connected = True
+        # (no vm.conf here: the start fails, which is not what this test is about)
+        agent.wait_log('state EngineDown -> EngineStart', timeout=20)
+    finally:
+        assert agent.stop() == 0
+        broker.stop()
+
+
 def test_host_agent_down_slows_the_loop(base, hostd):
     """The host agent stops answering: the local VM is unknown and the loop runs every 30 s."""
     sock = os.path.join(base, 'broker.socket')

@@ -529,10 +529,37 @@ def test_watch_while_the_engine_is_claimed_only_by_a_stale_host():
     assert name == c.DOWN and d.watch
     # the engine runs on a live host, or nowhere: nothing to watch
     for peers in ({2: peer(2, status=UP_GOOD)},
-                  {2: peer(2, status=UP_GOOD, live=lv.STALE), 3: peer(3, status=UP_GOOD)},
-                  {2: peer(2, live=lv.STALE)}):
-        assert not step(st(c.DOWN), obs(peers=peers))[1].watch, peers
+                  {2: peer(2, status=UP_GOOD, live=lv.STALE), 3: peer(3, status=UP_GOOD)}):
+        name, d = step(st(c.DOWN), obs(peers=peers))
+        assert name == c.DOWN and not d.watch, peers
+    # (with the engine nowhere, this host starts it: the boot is watched)
+    assert step(st(c.DOWN), obs(peers={2: peer(2, live=lv.STALE)}))[0] == c.START_VM
     # in the agent's first minute every host not yet seen writing counts as stale
     assert not step(st(c.DOWN, started=990), obs(peers=stale_up))[1].watch
     # the engine runs here
     assert not step(st(c.UP), obs(vm=UP_GOOD, peers=stale_up))[1].watch
+
+
+def test_watch_while_the_vm_started_here_boots():
+    """EngineStart and EngineStarting follow in WATCH_INTERVAL: the engine turning healthy
+    is acted upon and published within seconds; once healthy, the loop interval again."""
+    name, d = step(st(c.DOWN), obs())
+    assert name == c.START_VM and d.watch
+    name, d = step(st(c.START_VM), obs(vm=UP_BAD, result=c.ActionResult('start', True)))
+    assert name == c.STARTING and d.watch
+    name, d = step(st(c.STARTING), obs(vm=UP_BAD))
+    assert name == c.STARTING and d.watch
+    name, d = step(st(c.STARTING), obs(vm=UP_GOOD))
+    assert name == c.UP and not d.watch
+
+
+def test_watch_while_the_broker_joins_in_the_first_minute():
+    """In the agent's first minute, while its host id is not held yet, the loops follow in
+    WATCH_INTERVAL: a host alone in the lockspace starts the VM within seconds of joining."""
+    name, d = step(st(c.REINIT, started=990), obs(lockspace_held=False, peers=None))
+    assert name == c.DOWN and d.watch
+    name, d = step(st(c.DOWN, started=990), obs(lockspace_held=False, peers=None))
+    assert name == c.DOWN and d.watch
+    # later on, a lost host id is no reason to loop faster
+    name, d = step(st(c.DOWN), obs(lockspace_held=False, peers=None))
+    assert name == c.DOWN and not d.watch

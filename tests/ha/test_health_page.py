@@ -4,6 +4,7 @@ reaching it."""
 import inspect
 import socket
 import threading
+import time
 
 from ovirt_hosted_engine_setup import health_page
 from ovirt_hosted_engine_setup.deploy import engine_api
@@ -69,6 +70,40 @@ def test_no_answer_is_a_reply_not_an_exception():
     with GarbageServer() as srv:
         r = health_page.fetch(srv.fqdn, 2)
         assert not r.ok and r.status is None and r.error
+
+
+def test_connecting_waits_less_than_the_whole_timeout(monkeypatch):
+    """A server whose accept queue is full drops the SYN (as an engine VM without its address
+    yet never answers it): the fetch gives up after CONNECT_TIMEOUT, not the read timeout."""
+    monkeypatch.setattr(health_page, 'CONNECT_TIMEOUT', 0.5)
+    srv = socket.socket()
+    srv.bind(('127.0.0.1', 0))
+    srv.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):      # fill the accept queue (never accepted)
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(srv.getsockname())
+            fillers.append(c)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        r = health_page.fetch('127.0.0.1:%d' % srv.getsockname()[1], 30)
+        took = time.monotonic() - t0
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
+    assert not r.ok and r.status is None and 'timed out' in r.error
+    assert took < 10, took
+
+
+def test_a_slow_answer_gets_the_whole_timeout(monkeypatch):
+    """Once connected, the page has the caller's whole timeout to answer."""
+    monkeypatch.setattr(health_page, 'CONNECT_TIMEOUT', 0.2)
+    with HealthServer(delay=1.0) as srv:
+        r = health_page.fetch(srv.fqdn, 5)
+    assert r.ok, r
 
 
 def test_the_deploy_survives_a_reply_that_is_not_http():

@@ -15,7 +15,10 @@ its last values and logs once per distinct error. The values (names of the
   does (cpuUser + cpuSys, percent of one CPU), as oVirt's broker computes it;
 - storage_valid, storage_delay: Host.getStorageRepoStats of the domain;
 - engine_health: the engine status (engine_health.py), polled and refreshed
-  right away on the host agent's ``|virt|VM_status|<vmid>`` events.
+  right away on the host agent's ``|virt|VM_status|<vmid>`` events; while the VM is
+  up and its health page does not say good (a booting engine, or a bad one), every
+  ENGINE_FOLLOW_INTERVAL seconds, so that an engine coming up is known within
+  seconds rather than a whole interval later.
 """
 import collections
 import logging
@@ -169,10 +172,17 @@ class Monitor:
         self.store.update(values)
         return True
 
+    def next_wait(self):
+        """Seconds to the next run: the interval, or less when the function asks to be
+        followed sooner (its follow_interval(): None for the interval)."""
+        follow = getattr(self.func, 'follow_interval', None)
+        sooner = follow() if follow is not None else None
+        return self.interval if sooner is None else min(self.interval, sooner)
+
     def _loop(self):
         while not self._stop.is_set():
             self.run_once()
-            self._wake.wait(self.interval)
+            self._wake.wait(self.next_wait())
             self._wake.clear()
 
     def wake(self):
@@ -409,6 +419,10 @@ def storage_check(agent, sd_uuid):
     return check
 
 
+# how often the engine health is polled while the VM is up and its health is not good
+ENGINE_FOLLOW_INTERVAL = 2.0
+
+
 class EngineHealth:
     """VM.getStats of the engine VM plus, for an Up VM, the health page."""
 
@@ -418,8 +432,17 @@ class EngineHealth:
         self.fqdn = fqdn
         self.timeout = timeout
         self.last_page_problem = None
+        self.last_status = None
+
+    def follow_interval(self):
+        """ENGINE_FOLLOW_INTERVAL while the VM is up without good health, else None."""
+        st = self.last_status
+        if st is not None and st.get('vm') == 'up' and st.get('health') != 'good':
+            return ENGINE_FOLLOW_INTERVAL
+        return None
 
     def __call__(self):
+        self.last_status = None
         try:
             stats = self.agent.call('VM.getStats', vmID=self.vmid)
         except ServerError as e:
@@ -437,4 +460,5 @@ class EngineHealth:
                 if problem:
                     log.warning('engine health page: %s', problem)
                 self.last_page_problem = problem
-        return {'engine_health': engine_health.engine_status(entry, page_ok)}
+        self.last_status = engine_health.engine_status(entry, page_ok)
+        return {'engine_health': self.last_status}

@@ -625,7 +625,12 @@ def apply(files):
 
 
 def main():
-    dev = find_seed()
+    # After a boot with a seed, the configuration it gave is kept: a later boot looks once
+    # for a seed (the cdrom's device is there by now when the VM has one) and otherwise
+    # restores that configuration at once. The first boot waits for the seed to show up:
+    # without it the VM would come up on DHCP, with neither its address nor its keys.
+    kept = os.path.exists(os.path.join(CI_DIR, 'network-config.json'))
+    dev = find_seed(wait=0.0 if kept else 5.0)
     if dev is None:
         if restore():
             log('no seed (cdrom with volume id cidata); the configuration of an earlier '

@@ -91,6 +91,15 @@ def test_engine_health_follows_vm_events(host):
             page.body = b'DB Down'
             assert health() == {'engine_health': {'vm': 'up', 'health': 'bad', 'detail': 'Up',
                                                   'reason': 'failed liveliness check'}}
+            assert monitor.next_wait() == mon.ENGINE_FOLLOW_INTERVAL
+            # an up VM without good health is followed closely: the page saying good again
+            # is known within seconds, not after the monitor's 300 s interval
+            monitor.wake()
+            wait_value(store, 'engine_health', lambda v: v['health'] == 'bad', 10)
+            page.body = b'DB Up'
+            wait_value(store, 'engine_health', lambda v: v['health'] == 'good',
+                       3 * mon.ENGINE_FOLLOW_INTERVAL)
+            assert monitor.next_wait() == 300
 
             agent.call('VM.destroy', vmID=vmid)      # as in VDSM, the VM is gone after it
             down = wait_value(store, 'engine_health', lambda v: v['vm'] != 'up', 30)
