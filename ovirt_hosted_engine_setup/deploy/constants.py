@@ -289,6 +289,7 @@ class Events:
     VM_CONF_AVAILABLE = 'ohosted.vm.conf.available'
     # closeup, in this order
     VM_STARTED = 'ohosted.vm.started'
+    BROKER_STARTED = 'ohosted.ha.broker.started'
     ENGINE_RESTORED = 'ohosted.engine.restored'
     ENGINE_SETUP_DONE = 'ohosted.engine.setup.done'
     ENGINE_ALIVE = 'ohosted.engine.alive'

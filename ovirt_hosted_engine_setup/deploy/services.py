@@ -1,12 +1,15 @@
 """Enable and start, or stop, the hosted-engine HA services (ovirt-ha-broker, ovirt-ha-agent).
 
     start_ha_services()     # systemctl enable --now ovirt-ha-broker ovirt-ha-agent
+    start_broker()          # systemctl enable --now ovirt-ha-broker
+    restart_broker()        # systemctl restart ovirt-ha-broker
     stop_ha_services()      # systemctl stop ovirt-ha-agent ovirt-ha-broker
     active_ha_services()    # systemctl is-active of each: the ones running
     disable_ha_services()   # systemctl disable ovirt-ha-agent ovirt-ha-broker
 
-The deploy starts the services with start_ha_services(); ovirt-hosted-engine-cleanup stops
-them with the other three.
+The deploy starts the broker early with start_broker() (it joins the hosted-engine lockspace
+while engine-setup runs) and both services at the hand-over with start_ha_services();
+ovirt-hosted-engine-cleanup stops them with stop_ha_services().
 
 With systemd (/run/systemd/system exists): ``systemctl`` from PATH; otherwise a
 ServiceError telling the user to start the two services by hand. (A lab host answers
@@ -31,19 +34,22 @@ class ServiceError(RuntimeError):
     """One line for the user."""
 
 
-def command(action, environ=None, systemd_dir=SYSTEMD_RUN_DIR):
-    """The argv that starts (action 'start') or stops ('stop') the HA services here."""
-    if action not in ('start', 'stop'):
-        raise ValueError('action must be start or stop, not %r' % (action,))
+def command(action, environ=None, systemd_dir=SYSTEMD_RUN_DIR, units=HA_SERVICES):
+    """The argv that starts (action 'start': enables and starts), stops ('stop') or restarts
+    ('restart') the HA services here (units: some of HA_SERVICES, in their start order)."""
+    if action not in ('start', 'stop', 'restart'):
+        raise ValueError('action must be start, stop or restart, not %r' % (action,))
     environ = os.environ if environ is None else environ
     if os.path.isdir(systemd_dir):
         systemctl = shutil.which('systemctl', path=environ.get('PATH', os.defpath)) or 'systemctl'
         if action == 'start':
-            return [systemctl, 'enable', '--now'] + list(HA_SERVICES)
-        return [systemctl, 'stop'] + list(reversed(HA_SERVICES))
+            return [systemctl, 'enable', '--now'] + list(units)
+        if action == 'restart':
+            return [systemctl, 'restart'] + list(units)
+        return [systemctl, 'stop'] + list(reversed(units))
     raise ServiceError('This host does not run systemd (no %s): %s %s by hand '
                        '(ovirt-ha-broker first, then ovirt-ha-agent)'
-                       % (systemd_dir, action, ' and '.join(HA_SERVICES)))
+                       % (systemd_dir, action, ' and '.join(units)))
 
 
 def _run(argv, environ, what, ok=(0,)):
@@ -76,6 +82,23 @@ def start_ha_services(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
     environ = os.environ if environ is None else environ
     argv = command('start', environ, systemd_dir)
     _run(argv, environ, 'start')
+    return argv
+
+
+def start_broker(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
+    """Enable and start ovirt-ha-broker alone; return the argv used."""
+    environ = os.environ if environ is None else environ
+    argv = command('start', environ, systemd_dir, units=HA_SERVICES[:1])
+    _run(argv, environ, 'start')
+    return argv
+
+
+def restart_broker(environ=None, systemd_dir=SYSTEMD_RUN_DIR):
+    """Restart ovirt-ha-broker (it reads hosted-engine.conf when it starts); return the
+    argv used."""
+    environ = os.environ if environ is None else environ
+    argv = command('restart', environ, systemd_dir, units=HA_SERVICES[:1])
+    _run(argv, environ, 'restart')
     return argv
 
 

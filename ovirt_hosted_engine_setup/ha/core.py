@@ -217,6 +217,7 @@ class AgentState:
     # host's own and, by host id, the other hosts'
     own_scores: tuple = ()
     peer_scores: tuple = ()      # ((host id, samples), ...) sorted by host id
+    engine_seen_on: int = None   # the host id the engine VM was last seen up on
 
 
 @dataclass(frozen=True)
@@ -366,19 +367,39 @@ def _move_targets(state, obs, cfg, own):
             if p.score >= own + cfg.migration_margin and _peer_low(history, p, horizon) > own]
 
 
+def _rank_low(state, obs, cfg, peer):
+    """The peer's lowest score within move_dwell, as this agent watched it."""
+    return _peer_low(dict(state.peer_scores), peer, obs.now - cfg.move_dwell)
+
+
 def _outranked_by(state, obs, cfg, own):
     """The best-ranked peer that starts the engine before this host, if any. Hosts rank by
     (lowest score within move_dwell, score): a host whose score fell lately ranks after the
-    hosts that stayed higher all along; equal ranks all try (the VM lease picks one)."""
+    hosts that stayed higher all along. Among equal ranks the lowest host id goes first:
+    hosts that start the VM at the same moment can refuse each other (each qemu finds the
+    other's lock on the disk before either reaches the VM lease), so none would run it. The
+    host the engine was last seen up on is not waited for on that count (it may just have
+    given the engine up, for bad health): it and the others all try, the VM lease picks."""
     horizon = obs.now - cfg.move_dwell
     history = dict(state.peer_scores)
-    mine = (_own_low(state, own, horizon), own)
+    mine = (_own_low(state, own, horizon), own, -(obs.host_id or 0))
     best = None
     for p in _eligible(obs.peers):
-        rank = (_peer_low(history, p, horizon), p.score)
+        tie = float('-inf') if p.host_id == state.engine_seen_on else -p.host_id
+        rank = (_peer_low(history, p, horizon), p.score, tie)
         if rank > mine and (best is None or rank > best[0]):
             best = (rank, p)
     return best and best[1]
+
+
+def _engine_seen_on(state, obs):
+    """The host id the engine VM is up on in this loop's view, else the last one seen."""
+    if obs.local_vm.get('vm') == 'up':
+        return obs.host_id
+    for p in _visible(obs.peers):
+        if p.engine_status.get('vm') == 'up':
+            return p.host_id
+    return state.engine_seen_on
 
 
 def decide(state, obs, cfg=CoreConfig()):
@@ -392,7 +413,8 @@ def decide(state, obs, cfg=CoreConfig()):
     if retries and last_failure is not None and now - last_failure >= cfg.retry_expiration:
         retries, last_failure = 0, None
     state = replace(state, retries=retries, last_failure=last_failure,
-                    peer_scores=_watch_peers(state, obs, cfg))
+                    peer_scores=_watch_peers(state, obs, cfg),
+                    engine_seen_on=_engine_seen_on(state, obs))
 
     nxt, updates, reason = _transition(state, obs, cfg)
     actions = []
@@ -505,9 +527,12 @@ def _down_decision(state, obs, cfg, vm):
         # alone rank, as in oVirt
         since = state.deferred_since if state.deferred_since is not None else obs.now
         if obs.now - since < cfg.start_defer:
+            why = ('it ranks the same and has the lower host id' if
+                   _rank_low(state, obs, cfg, first) == _own_low(
+                       state, own, obs.now - cfg.move_dwell) and first.score == own
+                   else 'its score stayed higher within the last %d s' % cfg.move_dwell)
             return DOWN, {'deferred_since': since}, (
-                'host id %d starts the VM first: its score stayed higher within the last %d s'
-                % (first.host_id, cfg.move_dwell))
+                'host id %d starts the VM first: %s' % (first.host_id, why))
         first = next((p for p in _eligible(obs.peers) if p.score > own), None)
         if first is not None:
             return DOWN, {'deferred_since': since}, ''

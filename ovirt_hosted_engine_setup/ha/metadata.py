@@ -130,6 +130,16 @@ def serialize_host(host_id, timestamp, score, engine_status, hostname, *, local_
               str(int(score)), _json_field(engine_status), _clean(hostname),
               '1' if local_maintenance else '0', '1' if stopped else '0', CRC_PLACEHOLDER,
               '1' if conf_on_shared_storage else '0', str(int(local_conf_timestamp))]
+    over = len('|'.join(fields).encode('utf-8')) - HEADER_SIZE
+    reason = engine_status.get('reason') if isinstance(engine_status, dict) else None
+    if over > 0 and isinstance(reason, str) and reason:
+        # a long reason (a VM's exit message) is cut to fit the header, not refused: the
+        # other hosts must keep seeing this host's state
+        short = reason
+        while short and len(_json_field(dict(engine_status, reason=short + '...'))) > \
+                len(fields[5]) - over:
+            short = short[:-max(1, (len(short) - 1) // 8)]
+        fields[5] = _json_field(dict(engine_status, reason=short + '...'))
     crc = token_crc(fields)
     fields[CRC_FIELD] = crc
     header = '|'.join(fields).encode('utf-8')

@@ -35,6 +35,9 @@ HE_KEYS = (
     'vdsm_use_ssl', 'gateway', 'bridge', 'metadata_volume_UUID', 'metadata_image_UUID',
     'lockspace_volume_UUID', 'lockspace_image_UUID', 'conf_volume_UUID', 'conf_image_UUID',
     'network_test', 'tcp_t_address', 'tcp_t_port', 'sanlock_io_timeout')
+# The engine CA's keys: known only once engine-setup ran in the engine VM, and read by no HA
+# service (the broker runs from a hosted-engine.conf without them until the deploy ends).
+ENGINE_CA_KEYS = ('ca_cert', 'ca_subject')
 DOMAIN_TYPES = tuple(layout.DOMAIN_TYPES)     # the storage layout's names, in its order
 NETWORK_TESTS = ('dns', 'ping', 'tcp', 'none')
 DEFAULT_SANLOCK_IO_TIMEOUT = layout.DEFAULT_IO_TIMEOUT

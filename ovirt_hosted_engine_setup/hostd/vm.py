@@ -38,6 +38,11 @@ EXIT_ADMIN_SHUTDOWN = 6
 EXIT_USER_SHUTDOWN = 7
 
 LEASE_ERROR_MARKERS = ('Failed to acquire lock', 'error -243', 'resource busy')
+# qemu's own image lock: another qemu has the disk open (where the hosts share the lock, as
+# on Gluster or one kernel), which on a hosted-engine disk means another host is starting or
+# running the VM; qemu opens the disks before libvirt acquires the leases
+IMAGE_LOCK_MARKERS = ('Failed to get "write" lock', 'Failed to get shared "write" lock',
+                      'Is another process using the image')
 
 # VDSM samples the VMs' CPU times every vm_sample_interval (15 s); cpuUser and cpuSys
 # are the percentages of one CPU over the last interval, cpuUsage the CPU time in ns.
@@ -288,6 +293,10 @@ class VMBackend(Backend):
             elif held:
                 text = ('the VM lease is held by another host, the VM may be running there: %s'
                         % message)
+            elif any(m in (message or '') for m in IMAGE_LOCK_MARKERS):
+                held = True
+                text = ('the VM disk is in use by another qemu: another host is starting or '
+                        'running the VM (qemu: %s)' % message)
             else:
                 text = 'the VM failed to start: %s' % message
             log.warning('VM %s: %s', vm_id, text)

@@ -41,6 +41,18 @@ def test_systemd_enables_and_starts_both_services(tmp_path):
     assert recorded(tmp_path) == ['systemctl', 'stop', 'ovirt-ha-agent', 'ovirt-ha-broker']
 
 
+def test_the_broker_alone_starts_and_restarts(tmp_path):
+    fake = make_bin(tmp_path, 'systemctl')
+    systemd = tmp_path / 'run-systemd'
+    systemd.mkdir()
+    services.start_broker(env_for(tmp_path, fake), systemd_dir=str(systemd))
+    assert recorded(tmp_path) == ['systemctl', 'enable', '--now', 'ovirt-ha-broker']
+    services.restart_broker(env_for(tmp_path, fake), systemd_dir=str(systemd))
+    assert recorded(tmp_path) == ['systemctl', 'restart', 'ovirt-ha-broker']
+    with pytest.raises(services.ServiceError, match='does not run systemd'):
+        services.restart_broker(env_for(tmp_path, fake), systemd_dir=str(tmp_path / 'none'))
+
+
 def test_the_same_systemctl_calls_whatever_the_environment_names(tmp_path):
     # no lab branch: an environment naming a lab host is served by systemctl as any host
     # (a lab host's systemctl is its own service manager, docs/lab.md)

@@ -498,7 +498,19 @@ class TestStartRanking:
         name, d = step(st(c.DOWN), obs(peers={2: peer(score=3401)}))
         assert name == c.DOWN and d.next_state.deferred_since is None
 
-    def test_equal_ranks_all_try(self):
+    def test_equal_ranks_lowest_host_id_first(self):
+        """Equal ranks: the lowest host id starts; the others wait for it (start_defer at
+        most), so that two starts at the same moment cannot refuse each other."""
+        assert step(st(c.DOWN), obs(host_id=1, peers={2: peer(score=3400)}))[0] == c.START_VM
+        name, d = step(st(c.DOWN), obs(host_id=3, peers={2: peer(score=3400)}))
+        assert name == c.DOWN and d.reason == ('host id 2 starts the VM first: it ranks the '
+                                               'same and has the lower host id')
+        name, d = step(st(c.DOWN, deferred_since=1000 - CFG.start_defer),
+                       obs(host_id=3, peers={2: peer(score=3400)}))
+        assert name == c.START_VM and 'did not start the VM within' in d.reason
+        # a stale or maintained peer is no reason to wait
+        assert step(st(c.DOWN), obs(host_id=3, peers={2: peer(score=3400, live=lv.STALE)})
+                    )[0] == c.START_VM
         assert step(st(c.DOWN), obs(peers={2: peer(score=3400)}))[0] == c.START_VM
         both = st(c.DOWN, own_scores=((500, 1800),), peer_scores=hist(h2=((600, 1800),)))
         assert step(both, obs(peers={2: peer(score=3400)}))[0] == c.START_VM

@@ -143,3 +143,18 @@ def test_vm_conf_errors(tmp_path):
     with pytest.raises(ConfError) as e:
         heconf.vm_xml({'vmId': VM_ID})
     assert 'no xmlBase64' in str(e.value)
+
+
+def test_no_ha_service_reads_the_engine_ca_keys():
+    """The deploy starts ovirt-ha-broker from a hosted-engine.conf without the engine CA
+    (known only after engine-setup) and does not restart it when the CA keys are added."""
+    import ovirt_hosted_engine_setup.ha as ha
+    top = os.path.dirname(ha.__file__)
+    found = []
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            if name.endswith('.py'):
+                with open(os.path.join(dirpath, name), encoding='utf-8') as f:
+                    text = f.read()
+                found += ['%s: %s' % (name, k) for k in heconf.ENGINE_CA_KEYS if k in text]
+    assert found == []

@@ -291,3 +291,19 @@ def test_mixed_area_of_ovirt_and_our_slots():
     # and every slot we accept from either writer is accepted by oVirt's rules
     for hid in (1, 2, 3):
         ovirt_parses(hid, slots[hid])
+
+
+def test_a_long_reason_is_cut_to_fit_the_header():
+    """A VM's exit message as the reason would overflow the 512-byte header: it is cut
+    (ending in ...), so that the host keeps publishing its state, and the slot parses."""
+    status = {'vm': 'down_unexpected', 'health': 'bad', 'detail': 'Down',
+              'reason': 'the VM failed to start: ' + 'qemu|\u00e9 ' * 200}
+    data = md.serialize_host(2, 100, 3400, status, 'host2.lab.test', state='EngineStarting')
+    rec = md.parse_host_slot(2, data)
+    assert rec.engine_status['vm'] == 'down_unexpected'
+    reason = rec.engine_status['reason']
+    assert reason.startswith('the VM failed to start: qemu|\u00e9') and reason.endswith('...')
+    assert len(data[:md.HEADER_SIZE].rstrip(b'\0')) <= md.HEADER_SIZE
+    # a status that fits is kept as it is
+    short = dict(status, reason='Admin shut down from the engine')
+    assert md.parse_host_slot(2, md.serialize_host(2, 1, 0, short, 'h')).engine_status == short

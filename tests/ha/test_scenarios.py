@@ -106,18 +106,17 @@ def test_back_and_forth(moves, pingpong):
 
 
 def test_only_one_vm_ever_starts_in_lease_only_races():
-    """Hosts that decide to start before they see the first start published: the VM lease
-    refuses every start but one."""
-    refused = {}
+    """A cold start of n equal hosts: the lowest host id starts, the others wait for it
+    (equal ranks no longer all try at once); any start attempted besides is refused by the
+    VM lease."""
     for n in (2, 8, 64):
         res = scenario.run(scenario.parse_cmdlist(
             'race', 'hosts %d\nduration 200\nbound 150\nvm-on none\nlease-read off\n' % n))
         attempts = sum('EngineDown -> EngineStart ' in line for line in res.log)
-        assert sum(line.endswith(': VM started') for line in res.log) == 1
-        refused[n] = sum('(-243)' in line for line in res.log)
-        assert refused[n] == attempts - 1
+        started = [line for line in res.log if line.endswith(': VM started')]
+        assert len(started) == 1 and 'host1: VM started' in started[0], started
+        assert sum('(-243)' in line for line in res.log) == attempts - 1
         assert not res.violations
-    assert refused[64] > 0, refused
 
 
 # -- hand-written expectations ------------------------------------------------------------
@@ -297,7 +296,7 @@ def test_hand_the_wait_for_a_host_ranked_first_is_bounded():
     assert r.owner() == 'host2'
 
 
-@pytest.mark.parametrize('n,new_host', [(3, 'host2'), (4, 'host2'), (8, 'host8')])
+@pytest.mark.parametrize('n,new_host', [(3, 'host2'), (4, 'host2'), (8, 'host2')])
 def test_hand_partition_right_after_a_restart_moves_within_3_minutes(n, new_host):
     """The engine VM killed at 100 and restarted on new_host; new_host loses its gateway at
     200 (92 s after that start): the engine is healthy on another host by 200 + 180, and
@@ -322,7 +321,7 @@ def test_hand_cold_start_races_start_exactly_one_vm():
     r = Run('cold-start-race-lease-only-8')
     attempts = r.at(prefix='EngineDown -> EngineStart ')
     refused = r.at(prefix='VM start failed: lease held')
-    assert len(r.starts()) == 1 and len(refused) == len(attempts) - 1 > 0
+    assert len(r.starts()) == 1 and len(refused) == len(attempts) - 1
     assert r.owner() == r.starts()[0][1]
 
 

@@ -4,6 +4,7 @@ backends of each host in a process of its own (tests/hostd/hostproc.py)."""
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -180,9 +181,9 @@ def test_vm_lease_two_hosts_and_restart(hosts):
 
     paths = {}
     for name, host in (('a', a), ('b', b)):
-        p = host.call('Image.prepare', storagepoolID=BLANK, storagedomainID=sd, imageID=img,
-                      volumeID=vol)['path']
-        paths[name] = domain_xml('he-test', vm_id, p, sd, vol, p + '.lease')
+        disk_path = host.call('Image.prepare', storagepoolID=BLANK, storagedomainID=sd,
+                              imageID=img, volumeID=vol)['path']
+        paths[name] = domain_xml('he-test', vm_id, disk_path, sd, vol, disk_path + '.lease')
 
     # Started on host 1.
     res = a.call('VM.create', vmID=vm_id, vmParams={'vmId': vm_id, 'xml': paths['a']})
@@ -269,5 +270,22 @@ def test_vm_lease_two_hosts_and_restart(hosts):
     with pytest.raises(VdsmError) as e:
         b.call('VM.destroy', vmID=vm_id)
     assert e.value.code == 1
+
+    # Another qemu has the disk open while nobody holds the lease (a host starting the VM
+    # at the same moment, before it reached the lease): the start is refused as the lease
+    # refusal is, so that the agent does not take it for a VM that died here.
+    holder = subprocess.Popen(['qemu-io', '-f', 'raw', disk_path], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        assert holder.poll() is None
+        a.call('VM.create', vmID=vm_id, vmParams={'xml': paths['a']})
+        st = wait_status(a, vm_id, 'Down')
+        assert st['exitCode'] == 1 and st['exitLeaseHeld'] is True, st
+        assert 'in use by another qemu' in st['exitMessage'], st
+        a.call('VM.destroy', vmID=vm_id)
+    finally:
+        holder.kill()
+        holder.wait()
     b.call('Host.stopMonitoringDomain', sdUUID=sd)
     a.call('Host.stopMonitoringDomain', sdUUID=sd)

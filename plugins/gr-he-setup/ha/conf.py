@@ -1,5 +1,8 @@
 """closeup, HE_CONF_WRITTEN: the files the HA services run from.
 
+(The hand-over plugin writes hosted-engine.conf and broker.conf once before, without the
+engine CA, to start ovirt-ha-broker early: write_local_files().)
+
 - /etc/ovirt-hosted-engine/hosted-engine.conf: the storage keys prepare_domain returned,
   the engine FQDN, the VM id, this host's id, the engine CA, the network checks;
 - /etc/ovirt-hosted-engine/vm.conf: the engine VM definition the HA agent starts, without
@@ -85,6 +88,14 @@ def broker_conf(env):
                value(c.NotifEnv.DEST_EMAIL, 'root@localhost'), NOTIFY_STATES))
 
 
+def write_local_files(files):
+    """Write {path: text} in one transaction. No backup: the deploy runs only on a host
+    without hosted-engine.conf, so what it replaces is what this deploy wrote earlier."""
+    with Transaction() as t:
+        for path, text in files.items():
+            t.append(FileTransaction(path, text, mode=0o644, backup=False))
+
+
 def xml_without_cdrom(xml):
     """The domain XML without its cdrom devices (the cloud-init seed)."""
     root = ET.fromstring(xml)
@@ -119,10 +130,8 @@ class Plugin(PluginBase):
         broker_text = broker_conf(env)
         self.logger.info('Writing %s, %s and %s', paths.HOSTED_ENGINE_CONF, paths.VM_CONF,
                          paths.BROKER_CONF)
-        with Transaction() as t:
-            t.append(FileTransaction(paths.HOSTED_ENGINE_CONF, he_text, mode=0o644))
-            t.append(FileTransaction(paths.VM_CONF, vm_text, mode=0o644))
-            t.append(FileTransaction(paths.BROKER_CONF, broker_text, mode=0o644))
+        write_local_files({paths.HOSTED_ENGINE_CONF: he_text, paths.VM_CONF: vm_text,
+                           paths.BROKER_CONF: broker_text})
         volume = layout.volume_paths(conf, paths.DATA_CENTER_DIR)['conf']
         fhanswers = answerfile.render(env, self.context.keys.values(), 'hosted-engine --deploy')
         cv = config_volume.ConfigVolume(volume)
