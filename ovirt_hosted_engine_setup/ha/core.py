@@ -367,6 +367,12 @@ def _move_targets(state, obs, cfg, own):
             if p.score >= own + cfg.migration_margin and _peer_low(history, p, horizon) > own]
 
 
+def _tie(state, host_id):
+    """The order among equal ranks: the lowest host id first, the host the engine was last
+    seen up on last."""
+    return float('-inf') if host_id == state.engine_seen_on else -host_id
+
+
 def _rank_low(state, obs, cfg, peer):
     """The peer's lowest score within move_dwell, as this agent watched it."""
     return _peer_low(dict(state.peer_scores), peer, obs.now - cfg.move_dwell)
@@ -378,15 +384,14 @@ def _outranked_by(state, obs, cfg, own):
     hosts that stayed higher all along. Among equal ranks the lowest host id goes first:
     hosts that start the VM at the same moment can refuse each other (each qemu finds the
     other's lock on the disk before either reaches the VM lease), so none would run it. The
-    host the engine was last seen up on is not waited for on that count (it may just have
-    given the engine up, for bad health): it and the others all try, the VM lease picks."""
+    host the engine was last seen up on goes last among equal ranks (it may just have given
+    the engine up, for bad health)."""
     horizon = obs.now - cfg.move_dwell
     history = dict(state.peer_scores)
-    mine = (_own_low(state, own, horizon), own, -(obs.host_id or 0))
+    mine = (_own_low(state, own, horizon), own, _tie(state, obs.host_id or 0))
     best = None
     for p in _eligible(obs.peers):
-        tie = float('-inf') if p.host_id == state.engine_seen_on else -p.host_id
-        rank = (_peer_low(history, p, horizon), p.score, tie)
+        rank = (_peer_low(history, p, horizon), p.score, _tie(state, p.host_id))
         if rank > mine and (best is None or rank > best[0]):
             best = (rank, p)
     return best and best[1]
@@ -527,10 +532,13 @@ def _down_decision(state, obs, cfg, vm):
         # alone rank, as in oVirt
         since = state.deferred_since if state.deferred_since is not None else obs.now
         if obs.now - since < cfg.start_defer:
-            why = ('it ranks the same and has the lower host id' if
-                   _rank_low(state, obs, cfg, first) == _own_low(
-                       state, own, obs.now - cfg.move_dwell) and first.score == own
-                   else 'its score stayed higher within the last %d s' % cfg.move_dwell)
+            if _rank_low(state, obs, cfg, first) != _own_low(
+                    state, own, obs.now - cfg.move_dwell) or first.score != own:
+                why = 'its score stayed higher within the last %d s' % cfg.move_dwell
+            elif state.engine_seen_on == obs.host_id:
+                why = 'it ranks the same, and the engine was last up here'
+            else:
+                why = 'it ranks the same and has the lower host id'
             return DOWN, {'deferred_since': since}, (
                 'host id %d starts the VM first: %s' % (first.host_id, why))
         first = next((p for p in _eligible(obs.peers) if p.score > own), None)

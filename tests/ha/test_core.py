@@ -512,6 +512,13 @@ class TestStartRanking:
         assert step(st(c.DOWN), obs(host_id=3, peers={2: peer(score=3400, live=lv.STALE)})
                     )[0] == c.START_VM
         assert step(st(c.DOWN), obs(peers={2: peer(score=3400)}))[0] == c.START_VM
+        # the host the engine was last up on goes last among equals; it is not waited for
+        name, d = step(st(c.DOWN, engine_seen_on=1),
+                       obs(host_id=1, peers={2: peer(score=3400)}))
+        assert name == c.DOWN and d.reason == ('host id 2 starts the VM first: it ranks the '
+                                               'same, and the engine was last up here')
+        assert step(st(c.DOWN, engine_seen_on=1),
+                    obs(host_id=2, peers={1: peer(1, score=3400)}))[0] == c.START_VM
         both = st(c.DOWN, own_scores=((500, 1800),), peer_scores=hist(h2=((600, 1800),)))
         assert step(both, obs(peers={2: peer(score=3400)}))[0] == c.START_VM
         name, d = step(both, obs(peers={2: peer(score=3401)}))
